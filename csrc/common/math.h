@@ -1,0 +1,83 @@
+// Building blocks of every elementwise formula, for host and device. Each formula is written once, as a template
+// over a value type V: float or double (host and device), or at::vec::Vectorized<float|double> on the CPU.
+// Primitive operations go through Ops<V>, a traits struct that vec_math.h specialises for Vectorized (a class
+// specialisation is found at instantiation, where overloaded free functions declared later would not be).
+// Every helper propagates NaN: a NaN input never turns into a finite output.
+#pragma once
+
+#include <cmath>
+
+#include "macros.h"
+
+namespace fastgan::math {
+
+template <class V>
+struct Ops;
+
+template <class T>
+struct ScalarOps {
+  using Mask = bool;
+  static FASTGAN_HD T select(bool mask, T if_true, T if_false) { return mask ? if_true : if_false; }
+};
+
+template <>
+struct Ops<float> : ScalarOps<float> {
+  static FASTGAN_HD float exp(float x) { return ::expf(x); }
+  static FASTGAN_HD float log(float x) { return ::logf(x); }
+  static FASTGAN_HD float log1p(float x) { return ::log1pf(x); }
+  static FASTGAN_HD float abs(float x) { return ::fabsf(x); }
+};
+
+template <>
+struct Ops<double> : ScalarOps<double> {
+  static FASTGAN_HD double exp(double x) { return ::exp(x); }
+  static FASTGAN_HD double log(double x) { return ::log(x); }
+  static FASTGAN_HD double log1p(double x) { return ::log1p(x); }
+  static FASTGAN_HD double abs(double x) { return ::fabs(x); }
+};
+
+template <class V>
+using Mask = typename Ops<V>::Mask;
+
+template <class V>
+FASTGAN_HD V exp(V x) { return Ops<V>::exp(x); }
+template <class V>
+FASTGAN_HD V log(V x) { return Ops<V>::log(x); }
+template <class V>
+FASTGAN_HD V log1p(V x) { return Ops<V>::log1p(x); }
+template <class V>
+FASTGAN_HD V abs(V x) { return Ops<V>::abs(x); }
+// select(mask, a, b): a where the mask holds, else b.
+template <class V>
+FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }
+
+// max(x, 0) that keeps NaN (x < 0 is false for NaN).
+template <class V>
+FASTGAN_HD V relu(V x) { return select<V>(x < V(0), V(0), x); }
+
+// max(x, lo) that keeps NaN.
+template <class V>
+FASTGAN_HD V clamp_min(V x, V lo) { return select<V>(x < lo, lo, x); }
+
+// The shared pieces of softplus and sigmoid. e = exp(-|x|) lies in (0, 1], so nothing overflows for any x.
+template <class V>
+struct Logistic {
+  V e;              // exp(-|x|)
+  V inv;            // 1 / (1 + e)
+  Mask<V> positive; // x >= 0
+
+  FASTGAN_HD explicit Logistic(V x)
+      : e(math::exp(V(0) - math::abs(x))), inv(V(1) / (V(1) + e)), positive(x >= V(0)) {}
+
+  // sigmoid(x) and sigmoid(-x) = 1 - sigmoid(x), each without cancellation.
+  FASTGAN_HD V sigmoid() const { return select<V>(positive, inv, e * inv); }
+  FASTGAN_HD V sigmoid_neg() const { return select<V>(positive, e * inv, inv); }
+
+  // softplus(x) - t * x = max(x, 0) - t * x + log1p(exp(-|x|)). The linear part is (1 - t) * x or -t * x, so
+  // t = 1 gives exactly softplus(-x) (no 1e4 - 1e4 rounding) and t = 0 gives softplus(x).
+  FASTGAN_HD V softplus_minus(V x, V t) const {
+    return select<V>(positive, (V(1) - t) * x, V(0) - t * x) + math::log1p(e);
+  }
+};
+
+}  // namespace fastgan::math

@@ -1,0 +1,52 @@
+// fastgan._C: the library's table of contents. Every op's schema is declared here, in one TORCH_LIBRARY block;
+// kernels register per dispatch key next to their code (loss_ops.cpp, ...). pybind11 carries build metadata only:
+// tensors cross into Python through torch.ops.fastgan.*, never through pybind11.
+#include <pybind11/pybind11.h>
+#include <torch/library.h>
+
+#include "common/cpu_isa.h"
+
+#ifndef FASTGAN_VERSION
+#error "CMake defines FASTGAN_VERSION"
+#endif
+
+TORCH_LIBRARY(fastgan, m) {
+  // ---- losses (csrc/losses): fused forward with the logged statistics, and the fused backward ----
+  // Discriminator: loss(real) + loss(fake), each half reduced over its own elements. Returns (loss, stats):
+  // loss is 0-d, or the flat per-element losses [real..., fake...] for reduction='none';
+  // stats = [mean loss of the real half, of the fake half, mean D(real), mean D(fake)] (NaN where undefined).
+  m.def("gan_loss(Tensor real, Tensor fake, str loss=\"bce\", float label_smoothing=0.0, "
+        "str inputs=\"logits\", str reduction=\"mean\") -> (Tensor, Tensor)");
+  m.def("gan_loss_backward(Tensor grad, Tensor real, Tensor fake, str loss, float label_smoothing, "
+        "str inputs, str reduction) -> (Tensor, Tensor)");
+  // Generator: loss(fake), or the rpgan pairing with real. Returns (loss, stats) as above.
+  m.def("generator_loss(Tensor fake, Tensor? real=None, str loss=\"bce\", bool saturating=False, "
+        "str inputs=\"logits\", str reduction=\"mean\") -> (Tensor, Tensor)");
+  // Returns (grad_fake, grad_real); grad_real has shape [0] when real is None.
+  m.def("generator_loss_backward(Tensor grad, Tensor fake, Tensor? real, str loss, bool saturating, "
+        "str inputs, str reduction) -> (Tensor, Tensor)");
+}
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, module) {
+  module.doc() = "fastgan's compiled kernels; the ops live under torch.ops.fastgan";
+  module.def("build_info", [] {
+    py::dict info;
+    info["version"] = FASTGAN_VERSION;
+    info["torch_version"] = FASTGAN_TORCH_VERSION;
+#ifdef FASTGAN_WITH_CUDA
+    info["cuda"] = true;
+    info["cuda_archs"] = FASTGAN_CUDA_ARCHS;
+    info["cuda_compiler"] = FASTGAN_CUDA_COMPILER;
+#else
+    info["cuda"] = false;
+    info["cuda_archs"] = "";
+    info["cuda_compiler"] = "";
+#endif
+    info["compiler"] = FASTGAN_CXX_COMPILER;
+    info["cpu_isas"] = fastgan::compiled_cpu_isas();
+    info["cpu_isa"] = fastgan::cpu_isa_name(fastgan::cpu_isa());
+    return info;
+  });
+}

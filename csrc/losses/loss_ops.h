@@ -1,0 +1,25 @@
+// The device-independent half of the loss ops: parsing and checking the user's arguments, allocating outputs,
+// and handing a LossSpec to the device's engine (losses_cpu.cpp, losses_cuda.cu), which only fills outputs.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "losses.h"
+
+namespace fastgan::losses {
+
+struct LossEngine {
+  // a may be undefined (absent half). a, b contiguous, on the engine's device, same dtype.
+  // loss: 0-d (Mean, Sum) or flat [numel(a) + numel(b)] (None; [numel] for Paired), dtype of the inputs.
+  // stats: [4] in the accumulate dtype: mean loss of a's term, of b's term, mean score of a, of b.
+  void (*forward)(const LossSpec&, const at::Tensor& a, const at::Tensor& b, at::Tensor& loss, at::Tensor& stats);
+  // grad: 0-d (Mean, Sum) or shaped like the forward's flat loss (None). grad_a is undefined when a is.
+  void (*backward)(const LossSpec&, const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b,
+                   at::Tensor& grad_a, at::Tensor& grad_b);
+};
+
+// Engines register themselves at load time; a device whose engine was not built gets a clear error.
+void register_cpu_engine(const LossEngine& engine);
+void register_cuda_engine(const LossEngine& engine);
+
+}  // namespace fastgan::losses

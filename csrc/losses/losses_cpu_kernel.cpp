@@ -1,0 +1,304 @@
+// CPU loss kernels, compiled once per ISA. Determinism: the input is cut into fixed chunks of kChunk elements
+// whatever the thread count, each chunk is summed in a fixed lane order, and the chunk sums are added in index
+// order in double. So the same input gives the same bits with 1 thread or 64.
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <array>
+#include <type_traits>
+#include <vector>
+
+#include "../common/vec_math.h"
+#include "losses_cpu_kernel.h"
+
+namespace fastgan::losses::cpu::FASTGAN_ISA {
+namespace {
+
+constexpr int64_t kChunk = 16384;  // unit of parallel work and of the deterministic partition
+constexpr int64_t kBlock = 512;    // unit of dtype conversion (stack buffers)
+
+// Half and bfloat16 are computed in float, as on CUDA.
+template <class S>
+using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+template <class S>
+constexpr bool kComputesInPlace = std::is_same_v<S, Acc<S>>;
+
+// A block of n <= kBlock elements as Acc: the input itself, or a converted copy in buf.
+template <class S>
+const Acc<S>* load_block(const S* src, int64_t n, Acc<S>* buf) {
+  if constexpr (kComputesInPlace<S>) {
+    return src;
+  } else {
+    at::vec::convert(src, buf, n);
+    return buf;
+  }
+}
+
+template <class T>
+double lane_sum(const at::vec::Vectorized<T>& v) {
+  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
+  v.store(lanes);
+  double total = 0;
+  for (T lane : lanes) total += lane;
+  return total;
+}
+
+// Runs chunk_fn(begin, end) -> std::array<double, N> over fixed chunks in parallel; adds the results in order.
+template <size_t N, class ChunkFn>
+std::array<double, N> reduce_chunks(int64_t n, const ChunkFn& chunk_fn) {
+  std::array<double, N> total{};
+  if (n <= 0) return total;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (chunks == 1) return chunk_fn(int64_t{0}, n);
+  std::vector<std::array<double, N>> partial(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+  });
+  for (const auto& p : partial)
+    for (size_t k = 0; k < N; ++k) total[k] += p[k];
+  return total;
+}
+
+// Sum of the term's loss and score over x[0, n); writes scale * loss per element when out is not null.
+template <TermKind K, class S>
+std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* out) {
+  using T = Acc<S>;
+  using Vec = at::vec::Vectorized<T>;
+  const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale));
+  Vec loss_acc(T(0)), score_acc(T(0));
+  double tail_loss = 0, tail_score = 0;
+  alignas(64) T xbuf[kBlock];
+  alignas(64) T obuf[kBlock];
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t m = std::min(kBlock, n - start);
+    const T* xs = load_block(x + start, m, xbuf);
+    T* os = nullptr;
+    if (out != nullptr) {
+      if constexpr (kComputesInPlace<S>) os = out + start; else os = obuf;
+    }
+    int64_t i = 0;
+    for (; i + Vec::size() <= m; i += Vec::size()) {
+      const auto r = TermFn<K>::value(Vec::loadu(xs + i), param);
+      loss_acc = loss_acc + r.loss;
+      score_acc = score_acc + r.score;
+      if (os != nullptr) (r.loss * scale).store(os + i);
+    }
+    for (; i < m; ++i) {
+      const auto r = TermFn<K>::value(xs[i], static_cast<T>(term.param));
+      tail_loss += r.loss;
+      tail_score += r.score;
+      if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
+    }
+    if constexpr (!kComputesInPlace<S>) {
+      if (out != nullptr) at::vec::convert(obuf, out + start, m);
+    }
+  }
+  return {lane_sum(loss_acc) + tail_loss, lane_sum(score_acc) + tail_score};
+}
+
+// Paired: the term of sign * (a - b); sums of loss, score(a), score(b).
+template <TermKind K, class S>
+std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term term, float sign, S* out) {
+  using T = Acc<S>;
+  using Vec = at::vec::Vectorized<T>;
+  const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale)), sgn(static_cast<T>(sign));
+  Vec loss_acc(T(0)), score_a_acc(T(0)), score_b_acc(T(0));
+  double tail[3] = {0, 0, 0};
+  alignas(64) T abuf[kBlock];
+  alignas(64) T bbuf[kBlock];
+  alignas(64) T obuf[kBlock];
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t m = std::min(kBlock, n - start);
+    const T* as = load_block(a + start, m, abuf);
+    const T* bs = load_block(b + start, m, bbuf);
+    T* os = nullptr;
+    if (out != nullptr) {
+      if constexpr (kComputesInPlace<S>) os = out + start; else os = obuf;
+    }
+    int64_t i = 0;
+    for (; i + Vec::size() <= m; i += Vec::size()) {
+      const Vec va = Vec::loadu(as + i), vb = Vec::loadu(bs + i);
+      const auto r = TermFn<K>::value(sgn * (va - vb), param);
+      loss_acc = loss_acc + r.loss;
+      score_a_acc = score_a_acc + TermFn<K>::score(va);
+      score_b_acc = score_b_acc + TermFn<K>::score(vb);
+      if (os != nullptr) (r.loss * scale).store(os + i);
+    }
+    for (; i < m; ++i) {
+      const auto r = TermFn<K>::value(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.param));
+      tail[0] += r.loss;
+      tail[1] += TermFn<K>::score(as[i]);
+      tail[2] += TermFn<K>::score(bs[i]);
+      if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
+    }
+    if constexpr (!kComputesInPlace<S>) {
+      if (out != nullptr) at::vec::convert(obuf, out + start, m);
+    }
+  }
+  return {lane_sum(loss_acc) + tail[0], lane_sum(score_a_acc) + tail[1], lane_sum(score_b_acc) + tail[2]};
+}
+
+// grad[i] = coef * g[i] * f'(x[i]) over one chunk; g is null for a reduced loss (its value is folded into coef).
+template <TermKind K, class S>
+void backward_half_chunk(const S* x, const S* g, int64_t n, Term term, double coef, S* grad) {
+  using T = Acc<S>;
+  using Vec = at::vec::Vectorized<T>;
+  const Vec param(static_cast<T>(term.param)), c(static_cast<T>(coef));
+  alignas(64) T xbuf[kBlock];
+  alignas(64) T gbuf[kBlock];
+  alignas(64) T obuf[kBlock];
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t m = std::min(kBlock, n - start);
+    const T* xs = load_block(x + start, m, xbuf);
+    const T* gs = g != nullptr ? load_block(g + start, m, gbuf) : nullptr;
+    T* os;
+    if constexpr (kComputesInPlace<S>) os = grad + start; else os = obuf;
+    int64_t i = 0;
+    for (; i + Vec::size() <= m; i += Vec::size()) {
+      Vec d = c * TermFn<K>::deriv(Vec::loadu(xs + i), param);
+      if (gs != nullptr) d = d * Vec::loadu(gs + i);
+      d.store(os + i);
+    }
+    for (; i < m; ++i) {
+      T d = static_cast<T>(coef) * TermFn<K>::deriv(xs[i], static_cast<T>(term.param));
+      os[i] = gs != nullptr ? d * gs[i] : d;
+    }
+    if constexpr (!kComputesInPlace<S>) at::vec::convert(obuf, grad + start, m);
+  }
+}
+
+template <TermKind K, class S>
+void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term term, float sign, double coef,
+                         S* grad_a, S* grad_b) {
+  using T = Acc<S>;
+  using Vec = at::vec::Vectorized<T>;
+  const Vec param(static_cast<T>(term.param)), sgn(static_cast<T>(sign));
+  const Vec ca(static_cast<T>(coef * sign)), cb(static_cast<T>(-coef * sign));
+  alignas(64) T abuf[kBlock];
+  alignas(64) T bbuf[kBlock];
+  alignas(64) T gbuf[kBlock];
+  alignas(64) T oabuf[kBlock];
+  alignas(64) T obbuf[kBlock];
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t m = std::min(kBlock, n - start);
+    const T* as = load_block(a + start, m, abuf);
+    const T* bs = load_block(b + start, m, bbuf);
+    const T* gs = g != nullptr ? load_block(g + start, m, gbuf) : nullptr;
+    T *oa, *ob;
+    if constexpr (kComputesInPlace<S>) {
+      oa = grad_a + start;
+      ob = grad_b + start;
+    } else {
+      oa = oabuf;
+      ob = obbuf;
+    }
+    int64_t i = 0;
+    for (; i + Vec::size() <= m; i += Vec::size()) {
+      Vec d = TermFn<K>::deriv(sgn * (Vec::loadu(as + i) - Vec::loadu(bs + i)), param);
+      if (gs != nullptr) d = d * Vec::loadu(gs + i);
+      (ca * d).store(oa + i);
+      (cb * d).store(ob + i);
+    }
+    for (; i < m; ++i) {
+      T d = TermFn<K>::deriv(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.param));
+      if (gs != nullptr) d = d * gs[i];
+      oa[i] = static_cast<T>(coef * sign) * d;
+      ob[i] = static_cast<T>(-coef * sign) * d;
+    }
+    if constexpr (!kComputesInPlace<S>) {
+      at::vec::convert(oabuf, grad_a + start, m);
+      at::vec::convert(obbuf, grad_b + start, m);
+    }
+  }
+}
+
+template <class Fn>
+decltype(auto) dispatch_dtype(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float: return fn(float{});
+    case DType::Double: return fn(double{});
+    case DType::Half: return fn(c10::Half{});
+    case DType::BFloat16: return fn(c10::BFloat16{});
+  }
+  __builtin_unreachable();
+}
+
+template <class F>
+void parallel_chunks(int64_t n, const F& chunk_fn) {
+  if (n <= kChunk) {
+    if (n > 0) chunk_fn(int64_t{0}, n);
+    return;
+  }
+  at::parallel_for(0, n, kChunk, [&](int64_t begin, int64_t end) { chunk_fn(begin, end); });
+}
+
+}  // namespace
+
+ForwardSums loss_forward(const ForwardArgs& args) {
+  return dispatch_dtype(args.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    return dispatch_kind(args.spec.kind, [&](auto kind) {
+      constexpr TermKind K = decltype(kind)::value;
+      const auto* a = static_cast<const S*>(args.a);
+      const auto* b = static_cast<const S*>(args.b);
+      auto* out = static_cast<S*>(args.per_element);
+      ForwardSums sums;
+      if (args.spec.layout == Layout::Paired) {
+        const auto r = reduce_chunks<3>(args.nb, [&](int64_t begin, int64_t end) {
+          return forward_pair_chunk<K>(a + begin, b + begin, end - begin, args.spec.a, args.spec.pair_sign,
+                                       out != nullptr ? out + begin : nullptr);
+        });
+        sums.loss_a = r[0];
+        sums.score_a = r[1];
+        sums.score_b = r[2];
+        return sums;
+      }
+      const auto ra = reduce_chunks<2>(args.na, [&](int64_t begin, int64_t end) {
+        return forward_half_chunk<K>(a + begin, end - begin, args.spec.a, out != nullptr ? out + begin : nullptr);
+      });
+      S* out_b = out != nullptr ? out + args.na : nullptr;
+      const auto rb = reduce_chunks<2>(args.nb, [&](int64_t begin, int64_t end) {
+        return forward_half_chunk<K>(b + begin, end - begin, args.spec.b, out_b != nullptr ? out_b + begin : nullptr);
+      });
+      sums.loss_a = ra[0];
+      sums.score_a = ra[1];
+      sums.loss_b = rb[0];
+      sums.score_b = rb[1];
+      return sums;
+    });
+  });
+}
+
+void loss_backward(const BackwardArgs& args) {
+  dispatch_dtype(args.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    dispatch_kind(args.spec.kind, [&](auto kind) {
+      constexpr TermKind K = decltype(kind)::value;
+      const auto* a = static_cast<const S*>(args.a);
+      const auto* b = static_cast<const S*>(args.b);
+      const auto* g = static_cast<const S*>(args.grad);
+      auto* grad_a = static_cast<S*>(args.grad_a);
+      auto* grad_b = static_cast<S*>(args.grad_b);
+      if (args.spec.layout == Layout::Paired) {
+        parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
+          backward_pair_chunk<K>(a + begin, b + begin, g != nullptr ? g + begin : nullptr, end - begin,
+                                 args.spec.a, args.spec.pair_sign, args.coef_a, grad_a + begin, grad_b + begin);
+        });
+        return;
+      }
+      parallel_chunks(args.na, [&](int64_t begin, int64_t end) {
+        backward_half_chunk<K>(a + begin, g != nullptr ? g + begin : nullptr, end - begin, args.spec.a,
+                               args.coef_a, grad_a + begin);
+      });
+      const S* g_b = g != nullptr ? g + args.na : nullptr;
+      parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
+        backward_half_chunk<K>(b + begin, g_b != nullptr ? g_b + begin : nullptr, end - begin, args.spec.b,
+                               args.coef_b, grad_b + begin);
+      });
+    });
+  });
+}
+
+}  // namespace fastgan::losses::cpu::FASTGAN_ISA

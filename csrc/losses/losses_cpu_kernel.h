@@ -1,0 +1,50 @@
+// The CPU loss kernels, compiled once per ISA (see csrc/common/cpu_isa.h). They work on raw pointers so that the
+// per-ISA objects need no Tensor headers and compile fast.
+#pragma once
+
+#include <cstdint>
+
+#include "losses.h"
+
+namespace fastgan::losses::cpu {
+
+enum class DType : int8_t { Float, Double, Half, BFloat16 };
+
+struct ForwardArgs {
+  LossSpec spec;
+  DType dtype;
+  const void* a;   // may be null when na == 0
+  int64_t na;
+  const void* b;
+  int64_t nb;
+  void* per_element;  // scaled per-element losses for Reduction::None, else null
+};
+
+// Unscaled sums over each term (Paired: loss_a holds the pair sum, score_a / score_b the real / fake scores).
+struct ForwardSums {
+  double loss_a = 0, loss_b = 0, score_a = 0, score_b = 0;
+};
+
+struct BackwardArgs {
+  LossSpec spec;
+  DType dtype;
+  const void* grad;  // per-element upstream gradient (Reduction::None), else null
+  const void* a;
+  int64_t na;
+  const void* b;
+  int64_t nb;
+  void* grad_a;
+  void* grad_b;
+  double coef_a;  // grad_a = coef_a * g * f'(a) (Paired: coef_a * g * f'(sign * (a - b)), grad_b = coef_b * ...)
+  double coef_b;
+};
+
+#define FASTGAN_LOSS_CPU_KERNELS                \
+  ForwardSums loss_forward(const ForwardArgs&); \
+  void loss_backward(const BackwardArgs&);
+
+namespace generic { FASTGAN_LOSS_CPU_KERNELS }
+namespace avx2 { FASTGAN_LOSS_CPU_KERNELS }
+namespace avx512 { FASTGAN_LOSS_CPU_KERNELS }
+
+}  // namespace fastgan::losses::cpu

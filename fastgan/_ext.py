@@ -1,0 +1,33 @@
+"""Loads the compiled extension ``fastgan._C``. There is no pure-Python fallback: a missing or stale build is an
+error that says how to fix it, never a silent switch to slow code."""
+
+import torch  # must come first: fastgan._C links against the libraries that importing torch loads
+
+_REBUILD = (
+    "Rebuild fastgan against the torch you have: `make build` in a fastgan checkout, or "
+    "`pip install --no-build-isolation -e .` from it (the --no-build-isolation matters: it builds against "
+    "the installed torch instead of downloading another one)."
+)
+
+try:
+    from . import _C
+except ImportError as error:  # pragma: no cover - exercised only on broken installs
+    raise ImportError(
+        f"fastgan's compiled extension fastgan._C could not be loaded: {error}. An 'undefined symbol' here "
+        f"usually means it was built against a different torch than the one installed (torch {torch.__version__}). "
+        + _REBUILD
+    ) from error
+
+_BUILD_INFO = dict(_C.build_info())
+
+if _BUILD_INFO["torch_version"] != torch.__version__:  # pragma: no cover - needs two torch installs
+    raise ImportError(
+        f"fastgan._C was built against torch {_BUILD_INFO['torch_version']} but torch {torch.__version__} is "
+        "installed; C++ extensions only load into the torch they were compiled with. " + _REBUILD
+    )
+
+
+def build_info() -> dict:
+    """What this build of fastgan contains: its version, the torch it was built against, whether the CUDA kernels
+    are in (and for which archs), the compilers, and the CPU ISAs it has kernels for (and the one in use)."""
+    return dict(_BUILD_INFO)

@@ -1,0 +1,258 @@
+"""Fused GAN losses: thin typed wrappers over torch.ops.fastgan.*, with their autograd and fake-tensor rules.
+
+Every argument check happens once, in C++ (csrc/losses/loss_ops.cpp), so the raw ops and these wrappers reject
+the same inputs with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+from . import _ext  # noqa: F401  (loads the ops)
+from . import reference
+
+_ops = torch.ops.fastgan
+# Bound overloads (.default) skip the overload resolution a packet call does on every step.
+_gan_loss_op = _ops.gan_loss.default
+_gan_loss_backward_op = _ops.gan_loss_backward.default
+_generator_loss_op = _ops.generator_loss.default
+_generator_loss_backward_op = _ops.generator_loss_backward.default
+
+LOSSES = reference.LOSSES
+
+LossOutput = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+Stats = Dict[str, torch.Tensor]
+
+
+def fused_gan_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    *,
+    loss: str = "bce",
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    inputs: str = "logits",
+    return_stats: bool = False,
+) -> Union[LossOutput, Tuple[LossOutput, Stats]]:
+    """The discriminator's loss on a real and a fake batch, in one fused kernel (forward) and one (backward).
+
+    With r = real_logits, f = fake_logits, each half reduced over its own elements (so the halves may have
+    different sizes and shapes), and s = label_smoothing:
+
+    - ``bce``: ``mean(softplus(-r) + s * r) + mean(softplus(f))``, i.e. exactly
+      ``F.binary_cross_entropy_with_logits(r, full_like(r, 1 - s)) + F.binary_cross_entropy_with_logits(f, zeros)``.
+      One-sided label smoothing (Salimans et al. 2016): the real target is 1 - s.
+    - ``hinge``: ``mean(relu(1 - r)) + mean(relu(1 + f))``.
+    - ``least_squares`` (LSGAN, a = 0, b = 1): ``mean((r - b)^2) / 2 + mean((f - a)^2) / 2``; smoothing sets b = 1 - s.
+    - ``wasserstein``: ``mean(f) - mean(r)``.
+    - ``rpgan`` (relativistic pairing, R3GAN): ``mean(softplus(-(r - f)))``, r and f paired elementwise (same shape).
+
+    ``inputs="probs"`` (``bce`` only) takes probabilities, as from a discriminator ending in Sigmoid, with
+    ``nn.BCELoss``'s semantics (each log clamped at -100). Probabilities outside [0, 1] give a NaN loss (and NaN
+    gradients) rather than an error, because checking them would cost a device synchronisation every step.
+
+    ``reduction``: ``"mean"`` (default), ``"sum"``, or ``"none"``: then the per-element losses, as the tuple
+    ``(real_losses, fake_losses)`` shaped like the inputs (one tensor of pair losses for ``rpgan``).
+
+    ``return_stats=True`` also returns a dict of 0-d tensors from the same pass (no extra kernel, no sync): the
+    mean D(x) ``d_real`` and mean D(G(z)) ``d_fake`` (sigmoid of the logits for bce and rpgan, the probabilities
+    for ``inputs="probs"``, the raw critic score otherwise) and, except for rpgan, each half's mean loss
+    ``loss_real`` and ``loss_fake``. Stats are means whatever the reduction and carry no gradient.
+
+    NaN in any logit gives a NaN loss (never a silent zero). Infinite logits give the mathematical limit where
+    there is one (softplus(-inf) = 0). ``reduction="mean"`` over an empty tensor raises (the mean is undefined);
+    ``"sum"`` gives 0. Under autocast the loss is computed in float32, like aten's BCE; accumulation is in float32
+    for float16/bfloat16/float32 inputs and in float64 for float64.
+    """
+    out, stats = _gan_loss_op(real_logits, fake_logits, loss, label_smoothing, inputs, reduction)
+    if reduction == "none":
+        if loss == "rpgan":
+            out = out.view(real_logits.shape)
+        else:
+            n_real = real_logits.numel()
+            out = (out[:n_real].view(real_logits.shape), out[n_real:].view(fake_logits.shape))
+    if not return_stats:
+        return out
+    named = {"d_real": stats[2], "d_fake": stats[3]}
+    if loss != "rpgan":
+        named["loss_real"] = stats[0]
+        named["loss_fake"] = stats[1]
+    return out, named
+
+
+def fused_generator_loss(
+    fake_logits: torch.Tensor,
+    *,
+    loss: str = "bce",
+    saturating: bool = False,
+    real_logits: Optional[torch.Tensor] = None,
+    reduction: str = "mean",
+    inputs: str = "logits",
+    return_stats: bool = False,
+) -> Union[torch.Tensor, Tuple[torch.Tensor, Stats]]:
+    """The generator's loss on D's logits for a fake batch, in one fused kernel (forward) and one (backward).
+
+    With f = fake_logits and r = real_logits:
+
+    - ``bce``, non-saturating (default, Goodfellow et al. 2014): ``mean(softplus(-f)) = -mean(log D(G(z)))``;
+      ``saturating=True``, the minimax form: ``mean(log(1 - D(G(z)))) = -mean(softplus(f))``, computed stably.
+    - ``hinge`` and ``wasserstein``: ``-mean(f)``.
+    - ``least_squares`` (LSGAN, c = 1): ``mean((f - c)^2) / 2``.
+    - ``rpgan``: ``mean(softplus(-(f - r)))``, needs ``real_logits`` of the same shape (and gives it a gradient).
+
+    ``inputs``, ``reduction`` (``"none"`` returns a tensor shaped like ``fake_logits``) and the NaN and empty
+    policies are as in :func:`fused_gan_loss`. ``return_stats=True`` adds ``{"d_fake": mean D(G(z))}`` (and
+    ``d_real`` for rpgan).
+    """
+    out, stats = _generator_loss_op(fake_logits, real_logits, loss, saturating, inputs, reduction)
+    if reduction == "none":
+        out = out.view(fake_logits.shape)
+    if not return_stats:
+        return out
+    named = {"d_fake": stats[3]}
+    if loss == "rpgan":
+        named["d_real"] = stats[2]
+    return out, named
+
+
+# ---- autograd: the fused backward op; its own derivative (double backward) is the reference's ----
+
+
+def _per_element_flat(losses) -> torch.Tensor:
+    if isinstance(losses, tuple):
+        return torch.cat([losses[0].reshape(-1), losses[1].reshape(-1)])
+    return losses.reshape(-1)
+
+
+def _differentiate_reference(loss_fn, grad, tensors, upstream):
+    """Derivative of the backward op (grad, *tensors) -> d loss / d tensors, contracted with `upstream`,
+    computed by autograd through the float64-tested pure-PyTorch reference. Used only for double backward."""
+    with torch.enable_grad():
+        grad = grad.detach().requires_grad_()
+        tensors = [t.detach().requires_grad_() for t in tensors]
+        losses = loss_fn(*tensors)
+        if grad.dim() > 0:
+            losses = _per_element_flat(losses)
+        first = torch.autograd.grad(losses, tensors, grad_outputs=grad, create_graph=True)
+        pairs = [(g, u) for g, u in zip(first, upstream) if u is not None]
+        return torch.autograd.grad(
+            [g for g, _ in pairs], [grad, *tensors], [u for _, u in pairs],
+            create_graph=torch.is_grad_enabled(), allow_unused=True,
+        )
+
+
+def _gan_loss_setup(ctx, inputs, output):
+    real, fake, loss, label_smoothing, kind, reduction = inputs
+    ctx.save_for_backward(real, fake)
+    ctx.args = (loss, label_smoothing, kind, reduction)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _gan_loss_backward(ctx, grad_loss, _grad_stats):
+    real, fake = ctx.saved_tensors
+    grad_real, grad_fake = _gan_loss_backward_op(grad_loss, real, fake, *ctx.args)
+    return grad_real, grad_fake, None, None, None, None
+
+
+def _gan_loss_backward_setup(ctx, inputs, output):
+    grad, real, fake, loss, label_smoothing, kind, reduction = inputs
+    ctx.save_for_backward(grad, real, fake)
+    ctx.args = (loss, label_smoothing, kind, reduction)
+
+
+def _gan_loss_double_backward(ctx, up_real, up_fake):
+    grad, real, fake = ctx.saved_tensors
+    loss, label_smoothing, kind, reduction = ctx.args
+
+    def loss_fn(r, f):
+        return reference.gan_loss(r, f, loss=loss, label_smoothing=label_smoothing, reduction=reduction, inputs=kind)
+
+    d_grad, d_real, d_fake = _differentiate_reference(loss_fn, grad, (real, fake), (up_real, up_fake))
+    return d_grad, d_real, d_fake, None, None, None, None
+
+
+def _generator_loss_setup(ctx, inputs, output):
+    fake, real, loss, saturating, kind, reduction = inputs
+    ctx.save_for_backward(fake, real)
+    ctx.args = (loss, saturating, kind, reduction)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _generator_loss_backward(ctx, grad_loss, _grad_stats):
+    fake, real = ctx.saved_tensors
+    grad_fake, grad_real = _generator_loss_backward_op(grad_loss, fake, real, *ctx.args)
+    return grad_fake, (grad_real if real is not None else None), None, None, None, None
+
+
+def _generator_loss_backward_setup(ctx, inputs, output):
+    grad, fake, real, loss, saturating, kind, reduction = inputs
+    ctx.save_for_backward(grad, fake, real)
+    ctx.args = (loss, saturating, kind, reduction)
+
+
+def _generator_loss_double_backward(ctx, up_fake, up_real):
+    grad, fake, real = ctx.saved_tensors
+    loss, saturating, kind, reduction = ctx.args
+    if real is None:
+
+        def loss_fn(f):
+            return reference.generator_loss(f, loss=loss, saturating=saturating, reduction=reduction, inputs=kind)
+
+        d_grad, d_fake = _differentiate_reference(loss_fn, grad, (fake,), (up_fake,))
+        d_real = None
+    else:
+
+        def loss_fn(f, r):
+            return reference.generator_loss(
+                f, loss=loss, saturating=saturating, real_logits=r, reduction=reduction, inputs=kind
+            )
+
+        d_grad, d_fake, d_real = _differentiate_reference(loss_fn, grad, (fake, real), (up_fake, up_real))
+    return d_grad, d_fake, d_real, None, None, None, None
+
+
+torch.library.register_autograd("fastgan::gan_loss", _gan_loss_backward, setup_context=_gan_loss_setup)
+torch.library.register_autograd(
+    "fastgan::gan_loss_backward", _gan_loss_double_backward, setup_context=_gan_loss_backward_setup
+)
+torch.library.register_autograd(
+    "fastgan::generator_loss", _generator_loss_backward, setup_context=_generator_loss_setup
+)
+torch.library.register_autograd(
+    "fastgan::generator_loss_backward", _generator_loss_double_backward, setup_context=_generator_loss_backward_setup
+)
+
+
+# ---- fake (meta) kernels: shapes and dtypes only, for torch.compile and FakeTensor ----
+
+
+def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _fake_forward(first, second_numel, reduction):
+    shape = () if reduction != "none" else (first.numel() + second_numel,)
+    return first.new_empty(shape), first.new_empty((4,), dtype=_accumulate_dtype(first.dtype))
+
+
+@torch.library.register_fake("fastgan::gan_loss")
+def _(real, fake, loss="bce", label_smoothing=0.0, inputs="logits", reduction="mean"):
+    return _fake_forward(fake, 0 if loss == "rpgan" else real.numel(), reduction)
+
+
+@torch.library.register_fake("fastgan::gan_loss_backward")
+def _(grad, real, fake, loss, label_smoothing, inputs, reduction):
+    return real.new_empty(real.shape), fake.new_empty(fake.shape)  # the op returns contiguous gradients
+
+
+@torch.library.register_fake("fastgan::generator_loss")
+def _(fake, real=None, loss="bce", saturating=False, inputs="logits", reduction="mean"):
+    return _fake_forward(fake, 0, reduction)
+
+
+@torch.library.register_fake("fastgan::generator_loss_backward")
+def _(grad, fake, real, loss, saturating, inputs, reduction):
+    grad_real = real.new_empty(real.shape) if real is not None else fake.new_empty((0,))
+    return fake.new_empty(fake.shape), grad_real

@@ -1,0 +1,43 @@
+"""torch.nn modules with the same arguments as the functional API (fastgan.fused_gan_loss, ...)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .losses import fused_gan_loss, fused_generator_loss
+
+
+class GANLoss(torch.nn.Module):
+    """Discriminator loss module: ``GANLoss(loss="hinge")(real_logits, fake_logits)``; see fused_gan_loss."""
+
+    def __init__(self, loss: str = "bce", *, label_smoothing: float = 0.0, reduction: str = "mean",
+                 inputs: str = "logits", return_stats: bool = False):
+        super().__init__()
+        self.loss, self.label_smoothing, self.reduction = loss, label_smoothing, reduction
+        self.inputs, self.return_stats = inputs, return_stats
+
+    def forward(self, real_logits: torch.Tensor, fake_logits: torch.Tensor):
+        return fused_gan_loss(real_logits, fake_logits, loss=self.loss, label_smoothing=self.label_smoothing,
+                              reduction=self.reduction, inputs=self.inputs, return_stats=self.return_stats)
+
+    def extra_repr(self) -> str:
+        return f"loss={self.loss!r}, label_smoothing={self.label_smoothing}, reduction={self.reduction!r}, inputs={self.inputs!r}"
+
+
+class GeneratorLoss(torch.nn.Module):
+    """Generator loss module: ``GeneratorLoss()(fake_logits)``; see fused_generator_loss."""
+
+    def __init__(self, loss: str = "bce", *, saturating: bool = False, reduction: str = "mean",
+                 inputs: str = "logits", return_stats: bool = False):
+        super().__init__()
+        self.loss, self.saturating, self.reduction = loss, saturating, reduction
+        self.inputs, self.return_stats = inputs, return_stats
+
+    def forward(self, fake_logits: torch.Tensor, real_logits: Optional[torch.Tensor] = None):
+        return fused_generator_loss(fake_logits, loss=self.loss, saturating=self.saturating, real_logits=real_logits,
+                                    reduction=self.reduction, inputs=self.inputs, return_stats=self.return_stats)
+
+    def extra_repr(self) -> str:
+        return f"loss={self.loss!r}, saturating={self.saturating}, reduction={self.reduction!r}, inputs={self.inputs!r}"

@@ -1,0 +1,75 @@
+"""Pure-PyTorch references for every fastgan op, written the way people write them today. They are the spec:
+the tests compare fastgan against them (in float64), and the benchmarks time them, eager and under torch.compile.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("bce", "hinge", "least_squares", "wasserstein", "rpgan")
+
+
+def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    return x
+
+
+def gan_loss(real, fake, *, loss="bce", label_smoothing=0.0, reduction="mean", inputs="logits"):
+    """Discriminator loss; see fastgan.fused_gan_loss for the formulas. For reduction='none' returns
+    (real_losses, fake_losses), or the pair losses for rpgan."""
+    if loss == "rpgan":
+        return _reduce(F.softplus(fake - real), reduction)
+    if loss == "bce":
+        bce = F.binary_cross_entropy_with_logits if inputs == "logits" else F.binary_cross_entropy
+        real_loss = bce(real, torch.full_like(real, 1.0 - label_smoothing), reduction=reduction)
+        fake_loss = bce(fake, torch.zeros_like(fake), reduction=reduction)
+    elif loss == "hinge":
+        real_loss = _reduce(F.relu(1.0 - real), reduction)
+        fake_loss = _reduce(F.relu(1.0 + fake), reduction)
+    elif loss == "least_squares":
+        real_loss = _reduce(0.5 * (real - (1.0 - label_smoothing)) ** 2, reduction)
+        fake_loss = _reduce(0.5 * fake**2, reduction)
+    elif loss == "wasserstein":
+        real_loss = _reduce(-real, reduction)
+        fake_loss = _reduce(fake, reduction)
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    if reduction == "none":
+        return real_loss, fake_loss
+    return real_loss + fake_loss
+
+
+def generator_loss(fake, *, loss="bce", saturating=False, real_logits=None, reduction="mean", inputs="logits"):
+    """Generator loss; see fastgan.fused_generator_loss for the formulas."""
+    if loss == "bce":
+        if inputs == "logits":
+            if saturating:  # log(1 - sigmoid(x)) = -softplus(x)
+                return _reduce(-F.softplus(fake), reduction)
+            return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake), reduction=reduction)
+        if saturating:  # log(1 - p), with nn.BCELoss's clamp of the log at -100
+            return -F.binary_cross_entropy(fake, torch.zeros_like(fake), reduction=reduction)
+        return F.binary_cross_entropy(fake, torch.ones_like(fake), reduction=reduction)
+    if loss in ("hinge", "wasserstein"):
+        return _reduce(-fake, reduction)
+    if loss == "least_squares":
+        return _reduce(0.5 * (fake - 1.0) ** 2, reduction)
+    if loss == "rpgan":
+        return _reduce(F.softplus(real_logits - fake), reduction)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def gan_loss_stats(real, fake, *, loss="bce", label_smoothing=0.0, inputs="logits") -> dict:
+    """The statistics fused_gan_loss(..., return_stats=True) returns, computed the eager way."""
+    score = torch.sigmoid if inputs == "logits" and loss in ("bce", "rpgan") else (lambda x: x)
+    stats = {"d_real": score(real).mean(), "d_fake": score(fake).mean()}
+    if loss != "rpgan":
+        real_loss, fake_loss = gan_loss(
+            real, fake, loss=loss, label_smoothing=label_smoothing, reduction="none", inputs=inputs
+        )
+        stats["loss_real"] = real_loss.mean()
+        stats["loss_fake"] = fake_loss.mean()
+    return stats
