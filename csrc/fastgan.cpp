@@ -14,7 +14,8 @@ TORCH_LIBRARY(fastgan, m) {
   // ---- losses (csrc/losses): fused forward with the logged statistics, and the fused backward ----
   // Discriminator: loss(real) + loss(fake), each half reduced over its own elements. Returns (loss, stats):
   // loss is 0-d, or the flat per-element losses [real..., fake...] for reduction='none';
-  // stats = [mean loss of the real half, of the fake half, mean D(real), mean D(fake)] (NaN where undefined).
+  // stats = [mean loss of the real half, of the fake half, mean D(real), mean D(fake)]: NaN for an empty half,
+  // 0 where a statistic does not apply (no real half in a generator step, no halves in the rpgan pair loss).
   m.def("gan_loss(Tensor real, Tensor fake, str loss=\"bce\", float label_smoothing=0.0, "
         "str inputs=\"logits\", str reduction=\"mean\") -> (Tensor, Tensor)");
   m.def("gan_loss_backward(Tensor grad, Tensor real, Tensor fake, str loss, float label_smoothing, "

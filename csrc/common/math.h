@@ -74,9 +74,13 @@ struct Logistic {
   FASTGAN_HD V sigmoid_neg() const { return select<V>(positive, e * inv, inv); }
 
   // softplus(x) - t * x = max(x, 0) - t * x + log1p(exp(-|x|)). The linear part is (1 - t) * x or -t * x, so
-  // t = 1 gives exactly softplus(-x) (no 1e4 - 1e4 rounding) and t = 0 gives softplus(x).
+  // t = 1 gives exactly softplus(-x) (no 1e4 - 1e4 rounding) and t = 0 gives softplus(x). A zero coefficient
+  // gives 0 even for an infinite x (the limit; 0 * inf would be NaN, which is what aten's BCE returns there).
   FASTGAN_HD V softplus_minus(V x, V t) const {
-    return select<V>(positive, (V(1) - t) * x, V(0) - t * x) + math::log1p(e);
+    const V pos_coef = V(1) - t, neg_coef = V(0) - t;
+    const V pos = select<V>(pos_coef == V(0), V(0), pos_coef * x);
+    const V neg = select<V>(neg_coef == V(0), V(0), neg_coef * x);
+    return select<V>(positive, pos, neg) + math::log1p(e);
   }
 };
 

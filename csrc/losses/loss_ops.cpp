@@ -70,7 +70,7 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
                     ": label_smoothing applies to loss='bce' and 'least_squares' only, got loss='", loss, "'");
   TORCH_CHECK_VALUE(!probs || family == Family::Bce, op,
                     ": inputs='probs' applies to loss='bce' only, got loss='", loss, "'");
-  const float real_target = static_cast<float>(1.0 - label_smoothing);
+  const double real_target = 1.0 - label_smoothing;
   switch (family) {
     case Family::Bce:
       spec.kind = probs ? TermKind::BceProbs : TermKind::BceLogits;
@@ -122,7 +122,7 @@ LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c
     case Family::Bce:
       // non-saturating: softplus(-x) = BCE(x, 1); saturating: log(1 - D(x)) = -softplus(x) = -BCE(x, 0)
       spec.kind = probs ? TermKind::BceProbs : TermKind::BceLogits;
-      spec.b = saturating ? Term{-1.f, 0.f} : Term{1.f, 1.f};
+      spec.b = saturating ? Term{-1.0, 0.0} : Term{1.0, 1.0};
       break;
     case Family::Hinge:
     case Family::Wasserstein:  // -fake

@@ -29,8 +29,8 @@ enum class Reduction : int8_t { Mean, Sum, None };
 
 // f(x) = scale * kind(x; param)
 struct Term {
-  float scale = 1.f;
-  float param = 0.f;
+  double scale = 1.0;
+  double param = 0.0;
 };
 
 // Everything the kernels need to know about the loss, decided once on the host (loss_ops.cpp) from the user's

@@ -49,6 +49,9 @@ double reduction_weight(Reduction reduction, int64_t count) {
   return reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
 }
 
+// The weight of a sum in a logged mean: NaN for no elements (the mean of nothing is undefined).
+double mean_weight(int64_t count) { return count > 0 ? 1.0 / static_cast<double>(count) : std::nan(""); }
+
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
   const bool paired = spec.layout == Layout::Paired;
   cpu::ForwardArgs args{spec,
@@ -59,15 +62,13 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
                         b.numel(),
                         spec.reduction == Reduction::None ? loss.mutable_data_ptr() : nullptr};
   const cpu::ForwardSums s = FASTGAN_CPU_DISPATCH(cpu, loss_forward, args);
-  const double nan = std::nan("");
   if (paired) {
-    const double n = static_cast<double>(b.numel());
     if (spec.reduction != Reduction::None)
       write_scalar(loss, 0, spec.a.scale * s.loss_a * reduction_weight(spec.reduction, b.numel()));
-    write_scalar(stats, 0, nan);
-    write_scalar(stats, 1, nan);
-    write_scalar(stats, 2, s.score_a / n);
-    write_scalar(stats, 3, s.score_b / n);
+    write_scalar(stats, 0, 0.0);  // the pair loss has no real and fake halves
+    write_scalar(stats, 1, 0.0);
+    write_scalar(stats, 2, s.score_a * mean_weight(b.numel()));
+    write_scalar(stats, 3, s.score_b * mean_weight(b.numel()));
     return;
   }
   if (spec.reduction != Reduction::None) {
@@ -75,12 +76,13 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
                  spec.a.scale * s.loss_a * reduction_weight(spec.reduction, args.na) +
                      spec.b.scale * s.loss_b * reduction_weight(spec.reduction, args.nb));
   }
-  // Stats are means whatever the reduction (what a training loop logs); an absent or empty half gives NaN.
-  const double na = static_cast<double>(args.na), nb = static_cast<double>(args.nb);
-  write_scalar(stats, 0, args.na > 0 ? spec.a.scale * s.loss_a / na : nan);
-  write_scalar(stats, 1, args.nb > 0 ? spec.b.scale * s.loss_b / nb : nan);
-  write_scalar(stats, 2, args.na > 0 ? s.score_a / na : nan);
-  write_scalar(stats, 3, args.nb > 0 ? s.score_b / nb : nan);
+  // Stats are means whatever the reduction (what a training loop logs): NaN for an empty half, 0 for an absent one
+  // (the generator step has no real half; Python never shows that slot).
+  const double wa = a.defined() ? mean_weight(args.na) : 0.0, wb = mean_weight(args.nb);
+  write_scalar(stats, 0, spec.a.scale * s.loss_a * wa);
+  write_scalar(stats, 1, spec.b.scale * s.loss_b * wb);
+  write_scalar(stats, 2, s.score_a * wa);
+  write_scalar(stats, 3, s.score_b * wb);
 }
 
 void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const Tensor& b, Tensor& grad_a,

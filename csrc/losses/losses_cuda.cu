@@ -41,7 +41,7 @@ struct ForwardParams {
   S* loss;                   // reduced loss (0-d), or null for Reduction::None
   Acc<S>* stats;             // [4]
   Acc<S> loss_weight[2];     // loss = sum_a * w[0] + sum_b * w[1]  (scale and 1/n folded in)
-  Acc<S> stat_weight[4];     // stats[k] = sums[k] * w[k]           (NaN where a stat is undefined)
+  Acc<S> stat_weight[4];     // stats[k] = sums[k] * w[k]
   Acc<S>* partials;          // [gridDim.x][4] when gridDim.x > 1
   unsigned int* blocks_done; // zeroed before the launch when gridDim.x > 1
 };
@@ -221,19 +221,20 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     p.per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
     p.loss = spec.reduction == Reduction::None ? nullptr : loss.mutable_data_ptr<S>();
     p.stats = stats.mutable_data_ptr<T>();
-    const double nan = std::numeric_limits<double>::quiet_NaN();
     if (paired) {
       p.loss_weight[0] = static_cast<T>(spec.a.scale * weight(spec.reduction, nb));
       p.loss_weight[1] = T(0);
-      p.stat_weight[0] = p.stat_weight[1] = static_cast<T>(nan);
+      p.stat_weight[0] = p.stat_weight[1] = T(0);  // the pair loss has no real and fake halves
       p.stat_weight[2] = p.stat_weight[3] = static_cast<T>(mean_weight(nb));
     } else {
       p.loss_weight[0] = static_cast<T>(spec.a.scale * weight(spec.reduction, na));
       p.loss_weight[1] = static_cast<T>(spec.b.scale * weight(spec.reduction, nb));
-      p.stat_weight[0] = static_cast<T>(spec.a.scale * mean_weight(na));
-      p.stat_weight[1] = static_cast<T>(spec.b.scale * mean_weight(nb));
-      p.stat_weight[2] = static_cast<T>(mean_weight(na));
-      p.stat_weight[3] = static_cast<T>(mean_weight(nb));
+      // NaN for an empty half, 0 for an absent one (the generator step has no real half; Python never shows it)
+      const double wa = a.defined() ? mean_weight(na) : 0.0, wb = mean_weight(nb);
+      p.stat_weight[0] = static_cast<T>(spec.a.scale * wa);
+      p.stat_weight[1] = static_cast<T>(spec.b.scale * wb);
+      p.stat_weight[2] = static_cast<T>(wa);
+      p.stat_weight[3] = static_cast<T>(wb);
     }
     Tensor workspace;
     if (blocks > 1) {

@@ -1,0 +1,49 @@
+# The two commands of the README, each self-contained on a fresh clone and quick when nothing changed:
+#   make bench   set up (venv, torch, build tools, the extension) and run the benchmarks
+#   make test    set up and run the tests
+# Setup steps are file stamps, so a second run only redoes what its inputs changed.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch to install into the venv. 2.13.0 is a CPU wheel on this project's build machines; elsewhere pip gets it
+# from PyPI. To build against a torch you already have, see the README ("Into your own environment").
+TORCH ?= torch==2.13.0
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+DEPS_STAMP := $(VENV)/.fastgan-deps
+BUILD_STAMP := $(VENV)/.fastgan-build
+SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
+
+.PHONY: setup build test bench cuda-check gpu-check clean
+
+setup: $(BUILD_STAMP)
+build: $(BUILD_STAMP)
+
+$(DEPS_STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)" numpy "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.26" \
+		"pytest>=7" "scipy>=1.10" "matplotlib>=3.7" "tqdm>=4.60" "scikit-learn>=1.2"
+	touch $@
+
+# --no-build-isolation: build against the venv's torch; --no-deps: never let pip swap that torch for another.
+$(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	$(PY) -c "import fastgan; print('fastgan', fastgan.build_info())"
+	touch $@
+
+test: $(BUILD_STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(BUILD_STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# Compiles every .cu file with nvcc for sm_80 and sm_90 against the installed torch's headers, without linking:
+# catches CUDA breakage on a machine with no GPU (and no CUDA torch).
+cuda-check: $(DEPS_STAMP)
+	$(PY) -m cmake -S . -B build/cuda-check -G Ninja -DFASTGAN_CUDA_COMPILE_ONLY=ON -DPython_EXECUTABLE=$(abspath $(PY))
+	$(PY) -m cmake --build build/cuda-check
+
+clean:
+	rm -rf build $(BUILD_STAMP)

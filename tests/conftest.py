@@ -1,0 +1,49 @@
+import os
+import random
+import zlib
+
+import pytest
+import torch
+
+# Fresh random inputs every run, reproducible on failure: FASTGAN_TEST_SEED=<the seed in the header> replays it.
+SESSION_SEED = int(os.environ.get("FASTGAN_TEST_SEED", random.SystemRandom().randrange(2**31)))
+
+
+def pytest_report_header(config):
+    return f"fastgan test seed: FASTGAN_TEST_SEED={SESSION_SEED}"
+
+HAS_CUDA = torch.cuda.is_available()
+
+# Devices every op is tested on: CPU always; CUDA marked (pytest -m cuda) and skipped on machines without a GPU.
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]),
+]
+
+# Tolerances for fastgan in a dtype against the float64 reference evaluated on the same (already rounded) inputs.
+# float64: a few ulp of the result (1e-16) times the condition of a long sum.
+# float32: per-element transcendentals are within ~2 ulp (1.2e-7); lane sums run over <= 1024 terms before they
+#          are combined in float64, so the relative error of a mean stays below ~1e-5.
+# float16: the result is rounded to 11 bits (rtol 2^-10 ~ 1e-3); gradients of a mean over many elements are
+#          ~1/N and land in float16's subnormals, whose spacing is 2^-24 ~ 6e-8 (atol).
+# bfloat16: 8 bits of mantissa (rtol 2^-7 ~ 8e-3); its exponent range is float32's, so atol only covers the
+#          float32 accumulation error of results near zero.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-12, atol=1e-14),
+    torch.float32: dict(rtol=2e-5, atol=2e-6),
+    torch.float16: dict(rtol=2e-3, atol=1e-7),
+    torch.bfloat16: dict(rtol=1e-2, atol=2e-6),
+}
+DTYPES = list(TOLERANCES)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+@pytest.fixture
+def generator(request):
+    """A CPU generator seeded from the session seed and the test's name: fresh inputs per run and per test."""
+    seed = (SESSION_SEED + zlib.crc32(request.node.nodeid.encode())) % (2**31)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,448 @@
+"""fused_gan_loss / fused_generator_loss against the float64 pure-PyTorch reference (fastgan.reference, which is
+built on torch.nn.functional), in every dtype, size and reduction; plus gradients, numerics, bad input, opcheck,
+gradcheck, compile and autocast."""
+
+import pytest
+import torch
+
+import fastgan
+from fastgan import reference
+from conftest import DEVICES, DTYPES, TOLERANCES
+
+# (loss, keyword arguments) of the discriminator and generator losses under test.
+D_CASES = [
+    ("bce", {}),
+    ("bce", {"label_smoothing": 0.1}),
+    ("bce", {"inputs": "probs"}),
+    ("bce", {"inputs": "probs", "label_smoothing": 0.2}),
+    ("hinge", {}),
+    ("least_squares", {}),
+    ("least_squares", {"label_smoothing": 0.1}),
+    ("wasserstein", {}),
+    ("rpgan", {}),
+]
+G_CASES = [
+    ("bce", {}),
+    ("bce", {"saturating": True}),
+    ("bce", {"inputs": "probs"}),
+    ("bce", {"inputs": "probs", "saturating": True}),
+    ("hinge", {}),
+    ("least_squares", {}),
+    ("wasserstein", {}),
+    ("rpgan", {}),
+]
+
+
+def case_id(case):
+    loss, kwargs = case
+    return "-".join([loss] + [f"{k}={v}" for k, v in kwargs.items()])
+
+
+def draw(shape, dtype, device, generator, probs=False):
+    """Logits ~ 3 N(0, 1) (both signs, tails past |x| = 10), or probabilities strictly inside (0, 1)."""
+    if probs:
+        x = torch.rand(shape, generator=generator, dtype=torch.float64).clamp(1e-3, 1 - 1e-3)
+    else:
+        x = 3 * torch.randn(shape, generator=generator, dtype=torch.float64)
+    return x.to(dtype).to(device)
+
+
+def as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def check_close(actual, expected, dtype):
+    """actual (in dtype) against the float64 reference."""
+    for a, e in zip(as_tuple(actual), as_tuple(expected)):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.double().cpu(), e.detach().cpu(), **TOLERANCES[dtype])
+
+
+def run_discriminator(case, dtype, device, n_real, n_fake, reduction, generator):
+    """Forward and backward of fastgan and of the reference (float64, on the same rounded inputs)."""
+    loss, kwargs = case
+    probs = kwargs.get("inputs") == "probs"
+    real = draw((n_real,), dtype, device, generator, probs).requires_grad_()
+    fake = draw((n_real if loss == "rpgan" else n_fake,), dtype, device, generator, probs).requires_grad_()
+    real64 = real.detach().double().requires_grad_()
+    fake64 = fake.detach().double().requires_grad_()
+    out = fastgan.fused_gan_loss(real, fake, loss=loss, reduction=reduction, **kwargs)
+    ref = reference.gan_loss(real64, fake64, loss=loss, reduction=reduction, **kwargs)
+    upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64) for o in as_tuple(ref)]
+    torch.autograd.backward(as_tuple(ref), upstream)
+    torch.autograd.backward(as_tuple(out), [u.to(dtype).to(device) for u in upstream])
+    return out, ref, (real.grad, fake.grad), (real64.grad, fake64.grad)
+
+
+SIZES = [1, 7, 256, 4097]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", D_CASES, ids=case_id)
+def test_discriminator_loss_and_gradient(case, dtype, n, reduction, device, generator):
+    out, ref, grads, ref_grads = run_discriminator(case, dtype, device, n, n + 3, reduction, generator)
+    check_close(out, ref, dtype)
+    check_close(grads, ref_grads, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", D_CASES, ids=case_id)
+def test_discriminator_one_million(case, dtype, device, generator):
+    out, ref, grads, ref_grads = run_discriminator(case, dtype, device, 1_000_000, 999_983, "mean", generator)
+    check_close(out, ref, dtype)
+    check_close(grads, ref_grads, dtype)
+
+
+def run_generator(case, dtype, device, n, reduction, generator):
+    loss, kwargs = case
+    probs = kwargs.get("inputs") == "probs"
+    fake = draw((n,), dtype, device, generator, probs).requires_grad_()
+    real = draw((n,), dtype, device, generator).requires_grad_() if loss == "rpgan" else None
+    fake64 = fake.detach().double().requires_grad_()
+    real64 = real.detach().double().requires_grad_() if real is not None else None
+    out = fastgan.fused_generator_loss(fake, loss=loss, real_logits=real, reduction=reduction, **kwargs)
+    ref = reference.generator_loss(fake64, loss=loss, real_logits=real64, reduction=reduction, **kwargs)
+    upstream = torch.randn(ref.shape, generator=generator, dtype=torch.float64)
+    ref.backward(upstream)
+    out.backward(upstream.to(dtype).to(device))
+    grads = (fake.grad,) + ((real.grad,) if real is not None else ())
+    ref_grads = (fake64.grad,) + ((real64.grad,) if real is not None else ())
+    return out, ref, grads, ref_grads
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("n", SIZES + [1_000_000])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", G_CASES, ids=case_id)
+def test_generator_loss_and_gradient(case, dtype, n, reduction, device, generator):
+    if n == 1_000_000 and reduction != "mean":
+        pytest.skip("the large size runs with reduction='mean' only")
+    out, ref, grads, ref_grads = run_generator(case, dtype, device, n, reduction, generator)
+    check_close(out, ref, dtype)
+    check_close(grads, ref_grads, dtype)
+
+
+def test_bce_is_exactly_the_torch_functional_loss(generator):
+    """The docstring's promise, against torch.nn.functional directly (not through fastgan.reference)."""
+    real, fake = draw((64, 1), torch.float64, "cpu", generator), draw((32, 1), torch.float64, "cpu", generator)
+    F = torch.nn.functional
+    expected = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )
+    torch.testing.assert_close(fastgan.fused_gan_loss(real, fake), expected, rtol=1e-14, atol=0)
+    p_real, p_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    expected = F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(
+        p_fake, torch.zeros_like(p_fake)
+    )
+    torch.testing.assert_close(fastgan.fused_gan_loss(p_real, p_fake, inputs="probs"), expected, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_non_contiguous_and_multidimensional_inputs(dtype, device, generator):
+    # PatchGAN-like maps [B, 1, H, W], sliced so that neither input is contiguous
+    real_full = draw((8, 1, 30, 30), dtype, device, generator)
+    fake_full = draw((8, 1, 30, 30), dtype, device, generator)
+    real, fake = real_full[:, :, ::2, 1::3], fake_full.transpose(2, 3)
+    assert not real.is_contiguous() and not fake.is_contiguous()
+    for loss in fastgan.LOSSES:
+        f = fake if loss != "rpgan" else fake[:, :, ::2, 1::3]
+        real_g, fake_g = real.detach().requires_grad_(), f.detach().requires_grad_()
+        out = fastgan.fused_gan_loss(real_g, fake_g, loss=loss, reduction="none")
+        ref = reference.gan_loss(real.double(), f.double(), loss=loss, reduction="none")
+        check_close(out, ref, dtype)
+        for o, r in zip(as_tuple(out), as_tuple(ref)):
+            assert o.shape == r.shape
+        total = fastgan.fused_gan_loss(real_g, fake_g, loss=loss)
+        total.backward()
+        r64, f64 = real.detach().double().requires_grad_(), f.detach().double().requires_grad_()
+        reference.gan_loss(r64, f64, loss=loss).backward()
+        check_close((real_g.grad, fake_g.grad), (r64.grad, f64.grad), dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("magnitude", [100.0, 1e4])
+def test_extreme_logits_are_finite_and_correct(magnitude, dtype, device):
+    values = torch.tensor([magnitude, -magnitude, magnitude / 2, -magnitude / 3], dtype=torch.float64)
+    x = values.to(dtype).to(device)
+    for loss in ["bce", "rpgan", "hinge", "wasserstein"]:
+        d = fastgan.fused_gan_loss(x, x.flip(0), loss=loss, reduction="none")
+        d_ref = reference.gan_loss(x.double(), x.flip(0).double(), loss=loss, reduction="none")
+        g = fastgan.fused_generator_loss(x, loss=loss, real_logits=x.flip(0) if loss == "rpgan" else None,
+                                         reduction="none")
+        g_ref = reference.generator_loss(x.double(), loss=loss,
+                                         real_logits=x.flip(0).double() if loss == "rpgan" else None, reduction="none")
+        for out, ref in [(d, d_ref), (g, g_ref)]:
+            for o, r in zip(as_tuple(out), as_tuple(ref)):
+                assert torch.isfinite(o).all(), (loss, o)
+                torch.testing.assert_close(o.double().cpu(), r.to(dtype).double().cpu(), **TOLERANCES[dtype])
+        x_g = x.detach().requires_grad_()
+        fastgan.fused_generator_loss(x_g, loss="bce", saturating=True).backward()
+        assert torch.isfinite(x_g.grad).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_in_nan_out_and_infinite_limits(device):
+    nan, inf = float("nan"), float("inf")
+    for loss in fastgan.LOSSES:
+        real = torch.tensor([0.5, nan, -1.0], device=device)
+        fake = torch.tensor([0.1, 0.2, 0.3], device=device)
+        out, stats = fastgan.fused_gan_loss(real, fake, loss=loss, return_stats=True)
+        assert torch.isnan(out), loss
+        assert torch.isnan(stats["d_real"]), loss
+        assert torch.isnan(fastgan.fused_generator_loss(real, loss=loss, real_logits=fake if loss == "rpgan" else None))
+    # Infinite logits give the limit: BCE(+inf, 1) = 0, BCE(-inf, 0) = 0 (aten returns NaN for both).
+    real = torch.tensor([inf, 2.0], device=device)
+    fake = torch.tensor([-inf, -2.0], device=device)
+    expected = torch.nn.functional.softplus(torch.tensor([-2.0, -2.0])).sum().item()
+    torch.testing.assert_close(fastgan.fused_gan_loss(real, fake, reduction="sum").item(), expected)
+    torch.testing.assert_close(fastgan.fused_generator_loss(real, reduction="sum").item(),
+                               torch.nn.functional.softplus(torch.tensor(-2.0)).item())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_probabilities_outside_unit_interval_give_nan(device):
+    real = torch.tensor([0.5, 1.5], device=device, requires_grad=True)
+    fake = torch.tensor([0.1, -0.2], device=device, requires_grad=True)
+    out = fastgan.fused_gan_loss(real, fake, inputs="probs", reduction="none")
+    assert torch.isnan(out[0][1]) and torch.isnan(out[1][1])
+    assert torch.isfinite(out[0][0]) and torch.isfinite(out[1][0])
+    fastgan.fused_gan_loss(real, fake, inputs="probs").backward()
+    assert torch.isnan(real.grad[1]) and torch.isnan(fake.grad[1])
+    assert torch.isfinite(real.grad[0]) and torch.isfinite(fake.grad[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_inputs(device):
+    empty, x = torch.empty(0, device=device), torch.randn(5, device=device)
+    with pytest.raises(ValueError, match="real_logits is empty"):
+        fastgan.fused_gan_loss(empty, x)
+    with pytest.raises(ValueError, match="fake_logits is empty"):
+        fastgan.fused_generator_loss(empty)
+    torch.testing.assert_close(fastgan.fused_gan_loss(empty, x, reduction="sum"),
+                               reference.gan_loss(empty, x, reduction="sum"))
+    real_losses, fake_losses = fastgan.fused_gan_loss(empty, x, reduction="none")
+    assert real_losses.shape == (0,) and fake_losses.shape == (5,)
+    assert fastgan.fused_generator_loss(empty, reduction="none").shape == (0,)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", D_CASES, ids=case_id)
+def test_stats_match_the_eager_statistics(case, dtype, device, generator):
+    loss, kwargs = case
+    probs = kwargs.get("inputs") == "probs"
+    real = draw((300,), dtype, device, generator, probs)
+    fake = draw((300 if loss == "rpgan" else 200,), dtype, device, generator, probs)
+    _, stats = fastgan.fused_gan_loss(real, fake, loss=loss, return_stats=True, **kwargs)
+    expected = reference.gan_loss_stats(real.double(), fake.double(), loss=loss, **kwargs)
+    assert stats.keys() == expected.keys()
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    for key, value in stats.items():
+        assert value.dtype == acc and not value.requires_grad
+        torch.testing.assert_close(value.double().cpu(), expected[key].cpu(), **TOLERANCES[acc])
+
+
+def test_reductions_are_deterministic_and_thread_count_independent(generator):
+    real = draw((1_000_003,), torch.float32, "cpu", generator)
+    fake = draw((777_777,), torch.float32, "cpu", generator)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n_threads in (1, 2, 3):
+            torch.set_num_threads(n_threads)
+            results.append(fastgan.fused_gan_loss(real, fake, return_stats=True))
+    finally:
+        torch.set_num_threads(threads)
+    for loss, stats in results[1:]:
+        assert torch.equal(loss, results[0][0])
+        for key in stats:
+            assert torch.equal(stats[key], results[0][1][key])
+
+
+def test_modules_match_functional(generator):
+    real, fake = draw((16, 1), torch.float32, "cpu", generator), draw((16, 1), torch.float32, "cpu", generator)
+    for loss in fastgan.LOSSES:
+        assert torch.equal(fastgan.nn.GANLoss(loss)(real, fake), fastgan.fused_gan_loss(real, fake, loss=loss))
+        g_real = real if loss == "rpgan" else None
+        assert torch.equal(fastgan.nn.GeneratorLoss(loss)(fake, g_real),
+                           fastgan.fused_generator_loss(fake, loss=loss, real_logits=g_real))
+    assert "hinge" in repr(fastgan.nn.GANLoss("hinge"))
+
+
+# ---- bad input ----
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda x: fastgan.fused_gan_loss(x.int(), x), TypeError, "real_logits must be a float32, float64"),
+        (lambda x: fastgan.fused_gan_loss(x, x.to(torch.complex64)), TypeError, "fake_logits must be a float32"),
+        (lambda x: fastgan.fused_generator_loss(x.long()), TypeError, "fake_logits must be a float32"),
+        (lambda x: fastgan.fused_gan_loss(x, x.double()), TypeError, "must have the same dtype"),
+        (lambda x: fastgan.fused_gan_loss(x, x, loss="minimax"), ValueError,
+         "loss must be one of 'bce', 'hinge', 'least_squares', 'wasserstein', 'rpgan', got 'minimax'"),
+        (lambda x: fastgan.fused_generator_loss(x, loss="mse"), ValueError, "loss must be one of"),
+        (lambda x: fastgan.fused_gan_loss(x, x, label_smoothing=1.0), ValueError, r"label_smoothing must lie in \[0, 1\)"),
+        (lambda x: fastgan.fused_gan_loss(x, x, label_smoothing=-0.1), ValueError, "label_smoothing must lie"),
+        (lambda x: fastgan.fused_gan_loss(x, x, loss="hinge", label_smoothing=0.1), ValueError,
+         "label_smoothing applies to loss='bce' and 'least_squares' only"),
+        (lambda x: fastgan.fused_gan_loss(x, x[:3], loss="rpgan"), ValueError, "must have the same shape"),
+        (lambda x: fastgan.fused_generator_loss(x, loss="rpgan", real_logits=x[:3]), ValueError, "same shape"),
+        (lambda x: fastgan.fused_generator_loss(x, loss="rpgan"), ValueError, "loss='rpgan' needs real_logits"),
+        (lambda x: fastgan.fused_generator_loss(x, real_logits=x), ValueError, "real_logits is used by loss='rpgan' only"),
+        (lambda x: fastgan.fused_gan_loss(x, x, loss="hinge", inputs="probs"), ValueError, "inputs='probs' applies"),
+        (lambda x: fastgan.fused_gan_loss(x, x, inputs="probabilities"), ValueError, "inputs must be 'logits' or 'probs'"),
+        (lambda x: fastgan.fused_generator_loss(x, loss="hinge", saturating=True), ValueError, "saturating=True applies"),
+        (lambda x: fastgan.fused_gan_loss(x, x, reduction="avg"), ValueError, "reduction must be 'mean', 'sum' or 'none'"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call(torch.randn(6))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mismatched_devices():
+    with pytest.raises(ValueError, match="must be on the same device"):
+        fastgan.fused_gan_loss(torch.randn(4), torch.randn(4, device="cuda"))
+
+
+# ---- torch.library / autograd machinery ----
+
+
+def op_samples(generator):
+    x = lambda n: draw((n,), torch.float64, "cpu", generator)  # noqa: E731
+    ops = torch.ops.fastgan
+    samples = []
+    for loss, kwargs in D_CASES:
+        probs = kwargs.get("inputs") == "probs"
+        n_fake = 5 if loss == "rpgan" else 3
+        real = draw((5,), torch.float64, "cpu", generator, probs).requires_grad_()
+        fake = draw((n_fake,), torch.float64, "cpu", generator, probs).requires_grad_()
+        for reduction in ("mean", "none"):
+            args = (kwargs.get("label_smoothing", 0.0), kwargs.get("inputs", "logits"), reduction)
+            samples.append((ops.gan_loss.default, (real, fake, loss, *args)))
+            n_grad = (5 if loss == "rpgan" else 8) if reduction == "none" else None
+            grad = x(n_grad) if n_grad else x(1)[0]
+            samples.append((ops.gan_loss_backward.default, (grad, real, fake, loss, *args)))
+    for loss, kwargs in G_CASES:
+        probs = kwargs.get("inputs") == "probs"
+        fake = draw((4,), torch.float64, "cpu", generator, probs).requires_grad_()
+        real = x(4).requires_grad_() if loss == "rpgan" else None
+        for reduction in ("mean", "none"):
+            args = (kwargs.get("saturating", False), kwargs.get("inputs", "logits"), reduction)
+            samples.append((ops.generator_loss.default, (fake, real, loss, *args)))
+            grad = x(4) if reduction == "none" else x(1)[0]
+            samples.append((ops.generator_loss_backward.default, (grad, fake, real, loss, *args)))
+    return samples
+
+
+def test_opcheck_every_op(generator):
+    for op, args in op_samples(generator):
+        torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", D_CASES, ids=case_id)
+def test_discriminator_gradcheck_and_gradgradcheck(case, reduction, generator):
+    loss, kwargs = case
+    probs = kwargs.get("inputs") == "probs"
+    real = draw((6,), torch.float64, "cpu", generator, probs).requires_grad_()
+    fake = draw((6 if loss == "rpgan" else 4,), torch.float64, "cpu", generator, probs).requires_grad_()
+
+    def fn(r, f):
+        return fastgan.fused_gan_loss(r, f, loss=loss, reduction=reduction, **kwargs)
+
+    assert torch.autograd.gradcheck(fn, (real, fake))
+    assert torch.autograd.gradgradcheck(fn, (real, fake))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("case", G_CASES, ids=case_id)
+def test_generator_gradcheck_and_gradgradcheck(case, reduction, generator):
+    loss, kwargs = case
+    probs = kwargs.get("inputs") == "probs"
+    fake = draw((5,), torch.float64, "cpu", generator, probs).requires_grad_()
+    inputs = (fake,) + ((draw((5,), torch.float64, "cpu", generator).requires_grad_(),) if loss == "rpgan" else ())
+
+    def fn(f, *real):
+        return fastgan.fused_generator_loss(f, loss=loss, real_logits=real[0] if real else None,
+                                            reduction=reduction, **kwargs)
+
+    assert torch.autograd.gradcheck(fn, inputs)
+    assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_autocast_computes_in_float32(device, generator):
+    real = draw((64, 1), torch.float32, device, generator)
+    fake = draw((64, 1), torch.float32, device, generator)
+    low = torch.bfloat16 if device == "cpu" else torch.float16
+    real_low, fake_low = real.to(low).requires_grad_(), fake.to(low).requires_grad_()
+    with torch.autocast(device_type=device, dtype=low):
+        d = fastgan.fused_gan_loss(real_low, fake_low)
+        g = fastgan.fused_generator_loss(fake_low)
+    assert d.dtype == torch.float32 and g.dtype == torch.float32
+    torch.testing.assert_close(d, fastgan.fused_gan_loss(real_low.float(), fake_low.float()))
+    torch.testing.assert_close(g, fastgan.fused_generator_loss(fake_low.float()))
+    d.backward()
+    assert real_low.grad.dtype == low  # the gradient comes back in the input's dtype
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph(device, generator):
+    torch._dynamo.reset()
+
+    def d_step(real, fake):
+        loss, stats = fastgan.fused_gan_loss(real, fake, loss="hinge", return_stats=True)
+        return loss * 2, stats["d_real"]
+
+    def g_step(fake):
+        return fastgan.fused_generator_loss(fake)
+
+    real = draw((33, 1), torch.float32, device, generator).requires_grad_()
+    fake = draw((31, 1), torch.float32, device, generator).requires_grad_()
+    compiled_d = torch.compile(d_step, fullgraph=True)
+    compiled_g = torch.compile(g_step, fullgraph=True)
+    loss, d_real = compiled_d(real, fake)
+    loss.backward()
+    expected_loss, expected_d_real = d_step(real.detach(), fake.detach())
+    torch.testing.assert_close(loss, expected_loss)
+    torch.testing.assert_close(d_real, expected_d_real)
+    r64, f64 = real.detach().double().requires_grad_(), fake.detach().double().requires_grad_()
+    (2 * reference.gan_loss(r64, f64, loss="hinge")).backward()
+    check_close((real.grad, fake.grad), (r64.grad, f64.grad), torch.float32)
+    fake.grad = None
+    compiled_g(fake).backward()
+    f64.grad = None
+    reference.generator_loss(f64).backward()
+    check_close(fake.grad, f64.grad, torch.float32)
+
+
+# ---- CPU and CUDA compute the same function ----
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", D_CASES, ids=case_id)
+def test_cuda_matches_cpu(case, dtype, generator):
+    loss, kwargs = case
+    for n in (5, 70_000, 3_000_001):
+        real_cpu, fake_cpu = (draw((n,), dtype, "cpu", generator, kwargs.get("inputs") == "probs") for _ in range(2))
+        cpu_out, cpu_stats = fastgan.fused_gan_loss(real_cpu, fake_cpu, loss=loss, return_stats=True, **kwargs)
+        gpu_out, gpu_stats = fastgan.fused_gan_loss(real_cpu.cuda(), fake_cpu.cuda(), loss=loss, return_stats=True,
+                                                    **kwargs)
+        torch.testing.assert_close(gpu_out.cpu(), cpu_out, **TOLERANCES[dtype])
+        for key in cpu_stats:
+            torch.testing.assert_close(gpu_stats[key].cpu(), cpu_stats[key], **TOLERANCES[cpu_stats[key].dtype])
+        again = fastgan.fused_gan_loss(real_cpu.cuda(), fake_cpu.cuda(), loss=loss, **kwargs)
+        assert torch.equal(again, gpu_out)  # deterministic on the device too
