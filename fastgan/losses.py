@@ -16,9 +16,7 @@ from . import reference
 _ops = torch.ops.fastgan
 # Bound overloads (.default) skip the overload resolution a packet call does on every step.
 _gan_loss_op = _ops.gan_loss.default
-_gan_loss_backward_op = _ops.gan_loss_backward.default
 _generator_loss_op = _ops.generator_loss.default
-_generator_loss_backward_op = _ops.generator_loss_backward.default
 
 LOSSES = reference.LOSSES
 
@@ -117,7 +115,9 @@ def fused_generator_loss(
     return out, named
 
 
-# ---- autograd: the fused backward op; its own derivative (double backward) is the reference's ----
+# ---- double backward ----
+# The forward ops' autograd is in C++ (csrc/losses/loss_autograd.cpp): it calls the fused backward op. That op's
+# own derivative, needed only for double backward, is computed here through the reference.
 
 
 def _per_element_flat(losses) -> torch.Tensor:
@@ -143,19 +143,6 @@ def _differentiate_reference(loss_fn, grad, tensors, upstream):
         )
 
 
-def _gan_loss_setup(ctx, inputs, output):
-    real, fake, loss, label_smoothing, kind, reduction = inputs
-    ctx.save_for_backward(real, fake)
-    ctx.args = (loss, label_smoothing, kind, reduction)
-    ctx.mark_non_differentiable(output[1])
-
-
-def _gan_loss_backward(ctx, grad_loss, _grad_stats):
-    real, fake = ctx.saved_tensors
-    grad_real, grad_fake = _gan_loss_backward_op(grad_loss, real, fake, *ctx.args)
-    return grad_real, grad_fake, None, None, None, None
-
-
 def _gan_loss_backward_setup(ctx, inputs, output):
     grad, real, fake, loss, label_smoothing, kind, reduction = inputs
     ctx.save_for_backward(grad, real, fake)
@@ -171,19 +158,6 @@ def _gan_loss_double_backward(ctx, up_real, up_fake):
 
     d_grad, d_real, d_fake = _differentiate_reference(loss_fn, grad, (real, fake), (up_real, up_fake))
     return d_grad, d_real, d_fake, None, None, None, None
-
-
-def _generator_loss_setup(ctx, inputs, output):
-    fake, real, loss, saturating, kind, reduction = inputs
-    ctx.save_for_backward(fake, real)
-    ctx.args = (loss, saturating, kind, reduction)
-    ctx.mark_non_differentiable(output[1])
-
-
-def _generator_loss_backward(ctx, grad_loss, _grad_stats):
-    fake, real = ctx.saved_tensors
-    grad_fake, grad_real = _generator_loss_backward_op(grad_loss, fake, real, *ctx.args)
-    return grad_fake, (grad_real if real is not None else None), None, None, None, None
 
 
 def _generator_loss_backward_setup(ctx, inputs, output):
@@ -213,12 +187,8 @@ def _generator_loss_double_backward(ctx, up_fake, up_real):
     return d_grad, d_fake, d_real, None, None, None, None
 
 
-torch.library.register_autograd("fastgan::gan_loss", _gan_loss_backward, setup_context=_gan_loss_setup)
 torch.library.register_autograd(
     "fastgan::gan_loss_backward", _gan_loss_double_backward, setup_context=_gan_loss_backward_setup
-)
-torch.library.register_autograd(
-    "fastgan::generator_loss", _generator_loss_backward, setup_context=_generator_loss_setup
 )
 torch.library.register_autograd(
     "fastgan::generator_loss_backward", _generator_loss_double_backward, setup_context=_generator_loss_backward_setup
