@@ -446,3 +446,18 @@ def test_cuda_matches_cpu(case, dtype, generator):
             torch.testing.assert_close(gpu_stats[key].cpu(), cpu_stats[key], **TOLERANCES[cpu_stats[key].dtype])
         again = fastgan.fused_gan_loss(real_cpu.cuda(), fake_cpu.cuda(), loss=loss, **kwargs)
         assert torch.equal(again, gpu_out)  # deterministic on the device too
+
+
+@pytest.mark.parametrize("dtype, max_ulps", [(torch.float32, 2.0), (torch.float64, 4.0)], ids=str)
+def test_elementwise_bce_is_accurate_to_a_few_ulps(dtype, max_ulps):
+    """softplus(+-x), the per-element BCE, over a dense sweep and the tails, against logaddexp(+-x, 0) in float64
+    (exact for float32 inputs). Relative error in ulps of the result; results below the smallest normal number
+    are held to the same absolute spacing as it (subnormals have no more precision)."""
+    x = torch.cat([torch.linspace(-60, 60, 1_200_001, dtype=torch.float64), torch.logspace(-8, 2, 20001, dtype=torch.float64)])
+    x = torch.cat([x, -x]).to(dtype)
+    real_losses, fake_losses = fastgan.fused_gan_loss(x, x, reduction="none")  # softplus(-x), softplus(x)
+    zero = torch.zeros((), dtype=torch.float64)
+    info = torch.finfo(dtype)
+    for ours, exact in [(fake_losses, torch.logaddexp(x.double(), zero)), (real_losses, torch.logaddexp(-x.double(), zero))]:
+        ulps = (ours.double() - exact).abs() / (info.eps * exact.abs().clamp_min(info.tiny))
+        assert ulps.max().item() <= max_ulps, (ulps.max().item(), x[ulps.argmax()].item())

@@ -63,11 +63,17 @@ FASTGAN_HD V clamp_min(V x, V lo) { return select<V>(x < lo, lo, x); }
 template <class V>
 struct Logistic {
   V e;              // exp(-|x|)
-  V inv;            // 1 / (1 + e)
+  V u;              // 1 + e, rounded
+  V inv;            // 1 / u
   Mask<V> positive; // x >= 0
 
   FASTGAN_HD explicit Logistic(V x)
-      : e(math::exp(V(0) - math::abs(x))), inv(V(1) / (V(1) + e)), positive(x >= V(0)) {}
+      : e(math::exp(V(0) - math::abs(x))), u(V(1) + e), inv(V(1) / u), positive(x >= V(0)) {}
+
+  // log1p(e) for e in (0, 1] as log(u) plus the first-order correction for the rounding of u = 1 + e: within
+  // about an ulp, at the price of a log (the division is shared with the sigmoid). A general log1p costs three
+  // logs' worth on the CPU (Sleef), and it dominates the fused BCE.
+  FASTGAN_HD V log1p_e() const { return math::log(u) + (e - (u - V(1))) * inv; }
 
   // sigmoid(x) and sigmoid(-x) = 1 - sigmoid(x), each without cancellation.
   FASTGAN_HD V sigmoid() const { return select<V>(positive, inv, e * inv); }
@@ -80,7 +86,7 @@ struct Logistic {
     const V pos_coef = V(1) - t, neg_coef = V(0) - t;
     const V pos = select<V>(pos_coef == V(0), V(0), pos_coef * x);
     const V neg = select<V>(neg_coef == V(0), V(0), neg_coef * x);
-    return select<V>(positive, pos, neg) + math::log1p(e);
+    return select<V>(positive, pos, neg) + log1p_e();
   }
 };
 

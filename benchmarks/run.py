@@ -1,0 +1,366 @@
+#!/usr/bin/env python
+"""fastgan against pure PyTorch, measured on this machine: every op (fastgan vs the eager reference vs
+torch.compile of that reference; forward, backward, forward+backward) and whole GAN training steps.
+
+    python benchmarks/run.py                   # everything this machine can run (CPU, and CUDA when present)
+    python benchmarks/run.py --quick           # fewer sizes, shorter timing: under a minute on 2 CPU cores
+    python benchmarks/run.py --device cpu --ops d_loss,g_loss --sizes 256,4194304 --output /tmp/results
+
+Writes <output>/<device>.json (schema: benchmarks/README.md), <device>.md and <device>.png, and prints the tables.
+Timing: torch.utils.benchmark on the CPU, CUDA events on the GPU; medians and interquartile ranges over many
+repeats after warm-up; inputs drawn fresh from N(0, 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.utils.benchmark as benchmark
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fastgan  # noqa: E402
+from fastgan import reference  # noqa: E402
+from benchmarks import setups  # noqa: E402
+
+SCHEMA_VERSION = 1
+LOSS_OPS = ("d_loss", "g_loss")
+TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
+ALL_OPS = LOSS_OPS + TRAINING
+DEFAULT_SIZES = (64, 256, 4096, 65536, 4194304)
+QUICK_SIZES = (256, 65536)
+MODES = ("forward", "backward", "full")
+
+
+# ---- timing ----
+
+
+def time_cpu(fn, min_run_time: float) -> dict:
+    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    return {"median_s": m.median, "iqr_s": m.iqr, "repeats": len(m.times) * m.number_per_run}
+
+
+def time_cuda(fn, min_run_time: float) -> dict:
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    # calls per timed block: enough that one block takes ~10 ms, so event resolution does not matter
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    per_call = max(start.elapsed_time(end) / 1e3, 1e-6)
+    inner = max(1, int(0.01 / per_call))
+    blocks = max(5, int(min_run_time / (per_call * inner)))
+    times = []
+    for _ in range(blocks):
+        start.record()
+        for _ in range(inner):
+            fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3 / inner)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"median_s": float(median), "iqr_s": float(q3 - q1), "repeats": blocks * inner}
+
+
+def timer_for(device: str):
+    return time_cuda if device == "cuda" else time_cpu
+
+
+# ---- the loss ops ----
+
+
+def loss_impls(op: str):
+    """name -> loss function of (real, fake) for the op, as users write it, fastgan, and compiled."""
+    if op == "d_loss":
+        eager = lambda r, f: reference.gan_loss(r, f)  # noqa: E731
+        fused = lambda r, f: fastgan.fused_gan_loss(r, f)  # noqa: E731
+    else:
+        eager = lambda r, f: reference.generator_loss(f)  # noqa: E731
+        fused = lambda r, f: fastgan.fused_generator_loss(f)  # noqa: E731
+    return {"fastgan": fused, "eager": eager, "compile": torch.compile(eager, dynamic=True)}
+
+
+def bench_loss(op: str, size: int, device: str, min_run_time: float) -> list:
+    time = timer_for(device)
+    rows = []
+    for impl, fn in loss_impls(op).items():
+        real = torch.randn(size, 1, device=device, requires_grad=True)
+        fake = torch.randn(size, 1, device=device, requires_grad=True)
+        for _ in range(3):  # compile and warm up
+            fn(real, fake).backward()
+        retained = fn(real, fake)
+        calls = {
+            "forward": lambda: fn(real, fake),
+            "backward": lambda: retained.backward(retain_graph=True),
+            "full": lambda: fn(real, fake).backward(),
+        }
+        for mode, call in calls.items():
+            row = {"op": op, "size": size, "impl": impl, "mode": mode, **time(call, min_run_time)}
+            if device == "cuda" and mode == "full":
+                torch.cuda.synchronize()
+                base = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+                call()
+                torch.cuda.synchronize()
+                row["peak_bytes"] = torch.cuda.max_memory_allocated() - base
+            rows.append(row)
+    return rows
+
+
+def call_overhead(device: str, min_run_time: float) -> dict:
+    """Python call to kernel launch: a fused D loss on one element, no autograd, against a trivial aten op."""
+    x = torch.randn(1, device=device)
+    time = timer_for(device)
+    with torch.inference_mode():
+        ours = time(lambda: fastgan.fused_gan_loss(x, x), min_run_time)
+        neg = time(lambda: torch.neg(x), min_run_time)
+    return {"fused_gan_loss_1_element_s": ours["median_s"], "torch_neg_1_element_s": neg["median_s"]}
+
+
+# ---- training steps ----
+
+
+def bench_training(setup: str, device: str, min_run_time: float, impls) -> list:
+    time = timer_for(device)
+    rows = []
+    batch = int(re.sub(r"\D", "", setup))
+    for impl in impls:
+        if setup.startswith("tutorial"):
+            if impl == "compile":
+                continue
+            trainer = setups.make_tutorial_trainer(swap=impl == "fastgan", batch=batch, device=device)
+        else:
+            trainer = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
+        for _ in range(3):  # compile and warm up
+            trainer.step()
+        t = time(trainer.step, min_run_time)
+        rows.append({"setup": setup, "impl": impl, "steps_per_s": 1.0 / t["median_s"], **t})
+    return rows
+
+
+def tutorial_agreement(device: str, steps: int = 20) -> float:
+    """Largest |loss difference| between the DCGAN tutorial loop and its one-line fastgan swap, same seed."""
+    eager = setups.make_tutorial_trainer(False, 128, device)
+    swapped = setups.make_tutorial_trainer(True, 128, device)
+    worst = 0.0
+    for _ in range(steps):
+        for a, b in zip(eager.step(), swapped.step()):
+            worst = max(worst, abs(a.item() - b.item()))
+    return worst
+
+
+# ---- output ----
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def speedups(ops: list) -> list:
+    """Per (op, size, mode): eager time / impl time for fastgan and compile."""
+    index = {(r["op"], r["size"], r["impl"], r["mode"]): r for r in ops}
+    rows = []
+    for (op, size, impl, mode), r in index.items():
+        if impl != "eager":
+            continue
+        row = {"op": op, "size": size, "mode": mode, "eager_s": r["median_s"]}
+        for other in ("fastgan", "compile"):
+            o = index.get((op, size, other, mode))
+            if o:
+                row[f"{other}_s"] = o["median_s"]
+                row[f"{other}_speedup"] = r["median_s"] / o["median_s"]
+        if ("fastgan_s" in row) and ("compile_s" in row):
+            row["fastgan_vs_compile"] = row["compile_s"] / row["fastgan_s"]
+        rows.append(row)
+    return rows
+
+
+def format_time(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    lines = [f"# fastgan benchmarks on {meta['device_name']}", "",
+             f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
+             f"{meta['date']}. Medians; ± is the interquartile range. Speed-up = eager time / time.", ""]
+    spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
+    if result["ops"]:
+        lines += ["## Loss ops ([n, 1] logits)", "",
+                  "| op | n | mode | eager | compile | fastgan | fastgan vs eager | fastgan vs compile |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|"]
+        for s in result["speedups"]:
+            key = (s["op"], s["size"])
+            cells = [s["op"], str(s["size"]), s["mode"],
+                     f"{format_time(s['eager_s'])} ± {format_time(spread[key + ('eager', s['mode'])])}",
+                     format_time(s.get("compile_s", float("nan"))),
+                     f"{format_time(s['fastgan_s'])} ± {format_time(spread[key + ('fastgan', s['mode'])])}",
+                     f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if result["training"]:
+        lines += ["## Training steps (one D step + one G step)", "",
+                  "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
+        eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
+        for r in result["training"]:
+            lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
+                         f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
+        lines.append("")
+    if "tutorial_max_loss_difference" in meta:
+        lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
+                     f"= {meta['tutorial_max_loss_difference']:.2e}.")
+    overhead = meta.get("call_overhead")
+    if overhead:
+        lines.append(f"Call overhead (1 element, no autograd): fused_gan_loss "
+                     f"{format_time(overhead['fused_gan_loss_1_element_s'])}, torch.neg "
+                     f"{format_time(overhead['torch_neg_1_element_s'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [op for op in LOSS_OPS if any(s["op"] == op for s in result["speedups"])]
+    has_training = bool(result["training"])
+    count = len(panels) + has_training
+    if count == 0:
+        return
+    fig, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
+    for ax, op in zip(axes[0], panels):
+        rows = sorted((s for s in result["speedups"] if s["op"] == op and s["mode"] == "full"), key=lambda s: s["size"])
+        sizes = [s["size"] for s in rows]
+        ax.plot(sizes, [s["fastgan_speedup"] for s in rows], "o-", label="fastgan")
+        ax.plot(sizes, [s.get("compile_speedup", float("nan")) for s in rows], "s--", label="torch.compile")
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.set(xscale="log", xlabel="logits", ylabel="speed-up over eager (forward+backward)", title=op)
+        ax.legend()
+    if has_training:
+        ax = axes[0][-1]
+        setups_seen = list(dict.fromkeys(r["setup"] for r in result["training"]))
+        width = 0.27
+        for k, impl in enumerate(setups.IMPLS):
+            values = [next((r["steps_per_s"] for r in result["training"] if r["setup"] == s and r["impl"] == impl), 0)
+                      for s in setups_seen]
+            ax.bar(np.arange(len(setups_seen)) + (k - 1) * width, values, width, label=impl)
+        ax.set_xticks(np.arange(len(setups_seen)), setups_seen)
+        ax.set(ylabel="training steps per second", title="whole steps")
+        ax.legend()
+    fig.suptitle(result["meta"]["device_name"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_device(device: str, args) -> dict:
+    ops = [o for o in args.ops if o in ALL_OPS]
+    min_run_time = 0.1 if args.quick else args.min_run_time
+    tasks = [("loss", op, size) for op in ops if op in LOSS_OPS for size in args.sizes]
+    tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
+    result = {"schema_version": SCHEMA_VERSION, "ops": [], "training": []}
+    train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
+    for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
+        if kind == "loss":
+            result["ops"] += bench_loss(name, size, device, min_run_time)
+        else:
+            result["training"] += bench_training(name, device, min_run_time * 4, train_impls)
+    meta = {
+        "device": device,
+        "device_name": device_name(device),
+        "torch_version": torch.__version__,
+        "fastgan_version": fastgan.__version__,
+        "fastgan_cpu_isa": fastgan.build_info()["cpu_isa"],
+        "cpu_threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "call_overhead": call_overhead(device, min_run_time),
+    }
+    if any(t.startswith("tutorial") for t in ops):
+        meta["tutorial_max_loss_difference"] = tutorial_agreement(device)
+    result["meta"] = meta
+    result["speedups"] = speedups(result["ops"])
+    return result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all",
+                        help="where to run (default: CPU, and CUDA when available)")
+    parser.add_argument("--ops", default=",".join(ALL_OPS), help=f"comma-separated subset of {', '.join(ALL_OPS)}")
+    parser.add_argument("--sizes", default=None, help="comma-separated logit counts for the loss ops")
+    parser.add_argument("--quick", action="store_true", help="two sizes, short timing: a smoke run")
+    parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
+    parser.add_argument("--no-compile-training", action="store_true",
+                        help="skip torch.compile in the training steps (its compilation dominates a CPU run)")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"),
+                        help="directory for <device>.json, .md and .png")
+    args = parser.parse_args(argv)
+    args.ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+    unknown = sorted(set(args.ops) - set(ALL_OPS))
+    if unknown:
+        parser.error(f"unknown --ops {unknown}; choose from {', '.join(ALL_OPS)}")
+    if args.sizes:
+        args.sizes = [int(s) for s in args.sizes.split(",")]
+    else:
+        args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.quick and args.ops == list(ALL_OPS):
+        args.ops = ["d_loss", "g_loss", "ring256"]
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if args.device == "cuda":
+            sys.exit("--device cuda: no CUDA GPU is visible to torch")
+        devices.remove("cuda")
+    if "cuda" in devices and not fastgan.build_info()["cuda"]:
+        sys.exit("a GPU is present but this fastgan build has no CUDA kernels: rebuild with FASTGAN_CUDA=1")
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", message=".*TensorFloat32.*")
+    for device in devices:
+        result = run_device(device, args)
+        name = slug(("cpu-" if device == "cpu" else "") + result["meta"]["device_name"])
+        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
+        text = markdown(result)
+        (out_dir / f"{name}.md").write_text(text)
+        plot(result, out_dir / f"{name}.png")
+        print(text)
+        print(f"wrote {out_dir / name}.{{json,md,png}}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    main()
