@@ -269,12 +269,14 @@ def plot(result: dict, path: Path) -> None:
         ax = axes[0][-1]
         setups_seen = list(dict.fromkeys(r["setup"] for r in result["training"]))
         width = 0.27
+        eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
         for k, impl in enumerate(setups.IMPLS):
-            values = [next((r["steps_per_s"] for r in result["training"] if r["setup"] == s and r["impl"] == impl), 0)
-                      for s in setups_seen]
+            values = [next((eager[s] / r["median_s"] for r in result["training"] if r["setup"] == s and r["impl"] == impl),
+                           0) for s in setups_seen]
             ax.bar(np.arange(len(setups_seen)) + (k - 1) * width, values, width, label=impl)
+        ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xticks(np.arange(len(setups_seen)), setups_seen)
-        ax.set(ylabel="training steps per second", title="whole steps")
+        ax.set(ylabel="training speed-up over eager", title="whole steps (D step + G step)")
         ax.legend()
     fig.suptitle(result["meta"]["device_name"], fontsize=9)
     fig.tight_layout()

@@ -92,18 +92,19 @@ class Trainer:
 
 def make_trainer(kind: str, impl: str, batch: int, device, seed: int = 0) -> Trainer:
     """kind: 'ring' (MLP GAN on the 8-Gaussian ring) or 'dcgan' (DCGAN on the upsampled digits)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the initial weights
+    rng = torch.Generator(device=device).manual_seed(seed)  # data and noise: each trainer draws its own stream
     if kind == "ring":
         latent = 2
         generator, discriminator = mlp_gan(latent)
         centres = ring_centres(device=device)
-        draw_real = lambda: ring_batch(batch, centres)  # noqa: E731
+        draw_real = lambda: ring_batch(batch, centres, generator=rng)  # noqa: E731
         lr, betas = 1e-3, (0.5, 0.999)
     elif kind == "dcgan":
         latent = 64
         generator, discriminator = dcgan(latent)
         data = digits_32x32(device)
-        draw_real = lambda: data[torch.randint(len(data), (batch,), device=device)]  # noqa: E731
+        draw_real = lambda: data[torch.randint(len(data), (batch,), device=device, generator=rng)]  # noqa: E731
         lr, betas = 2e-4, (0.5, 0.999)
     else:
         raise ValueError(kind)
@@ -125,11 +126,11 @@ def make_trainer(kind: str, impl: str, batch: int, device, seed: int = 0) -> Tra
 
     def step():
         real = draw_real()
-        d_loss = d_objective(real, torch.randn(noise_shape, device=device))
+        d_loss = d_objective(real, torch.randn(noise_shape, device=device, generator=rng))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = g_objective(torch.randn(noise_shape, device=device))
+        g_loss = g_objective(torch.randn(noise_shape, device=device, generator=rng))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -141,7 +142,8 @@ def make_trainer(kind: str, impl: str, batch: int, device, seed: int = 0) -> Tra
 def make_tutorial_trainer(swap: bool, batch: int, device, seed: int = 0) -> Trainer:
     """The PyTorch DCGAN tutorial's loop (D ends in Sigmoid, nn.BCELoss, two backward passes for D), and the same
     loop with its D loss swapped for one fastgan.fused_gan_loss(..., inputs="probs") call."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the initial weights
+    rng = torch.Generator(device=device).manual_seed(seed)  # data and noise
     latent = 64
     generator, discriminator = (m.to(device) for m in dcgan(latent, sigmoid=True))
     data = digits_32x32(device)
@@ -150,8 +152,8 @@ def make_tutorial_trainer(swap: bool, batch: int, device, seed: int = 0) -> Trai
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
     def step():
-        real = data[torch.randint(len(data), (batch,), device=device)]
-        noise = torch.randn(batch, latent, 1, 1, device=device)
+        real = data[torch.randint(len(data), (batch,), device=device, generator=rng)]
+        noise = torch.randn(batch, latent, 1, 1, device=device, generator=rng)
         fake = generator(noise)
         discriminator.zero_grad()
         if swap:

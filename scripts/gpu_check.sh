@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build fastgan with its CUDA kernels against the installed (CUDA) torch, run the whole
+# test suite (CUDA tests included), run the benchmarks, and leave logs and results in the directory given:
+#
+#   bash scripts/gpu_check.sh OUT_DIR [extra benchmark arguments...]
+#
+# OUT_DIR/gpu_check.log       the build, build_info, the test run and the benchmark tables
+# OUT_DIR/<device>.{json,md,png}   benchmark results for the GPU and for the host CPU
+# Copy the result files into benchmarks/results/ and commit them.
+set -uo pipefail
+out="${1:?usage: scripts/gpu_check.sh OUT_DIR [benchmark args]}"
+shift
+mkdir -p "$out"
+log="$out/gpu_check.log"
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+export FASTGAN_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" PYTHONUNBUFFERED=1
+status=0
+step() {  # step NAME COMMAND...: run, log, remember a failure, keep going
+  local name="$1"; shift
+  echo "=== $name: $*" | tee -a "$log"
+  local start=$SECONDS
+  "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$log"
+  [ "$rc" -eq 0 ] || status=1
+  return "$rc"
+}
+: > "$log"
+nvidia-smi 2>&1 | head -15 >> "$log"
+step build "$PYTHON" -m pip install --no-build-isolation --no-deps -v -e . || { echo "build failed"; exit 1; }
+step build_info "$PYTHON" -c "import fastgan, torch; print(fastgan.build_info(), torch.cuda.get_device_name())"
+step tests "$PYTHON" -m pytest -q -p no:cacheprovider -p no:logging -ra tests
+step benchmarks "$PYTHON" benchmarks/run.py --output "$out" "$@"
+exit $status
