@@ -26,6 +26,15 @@ TORCH_LIBRARY(fastgan, m) {
   // Returns (grad_fake, grad_real); grad_real has shape [0] when real is None.
   m.def("generator_loss_backward(Tensor grad, Tensor fake, Tensor? real, str loss, bool saturating, "
         "str inputs, str reduction) -> (Tensor, Tensor)");
+
+  // ---- samplers (csrc/sampling): fill `out` from fastgan's counter-based streams (csrc/common/philox.h) ----
+  // Element i of out is made from word offset + i of stream (seed, stream); seed and stream are 64-bit patterns.
+  // The raw words, as int64 holding the unsigned 32-bit value.
+  m.def("fill_random_bits_(Tensor(a!) out, int seed, int offset, int stream) -> ()");
+  // A distribution (csrc/sampling/sampling.h) with parameters a, b. offset_tensor, when given, is added to offset
+  // on the device (a sampler object keeps its position there, so a captured CUDA graph draws anew on each replay).
+  m.def("fill_latent_(Tensor(a!) out, str dist, float a, float b, int seed, int offset, Tensor? offset_tensor, "
+        "int stream) -> ()");
 }
 
 namespace py = pybind11;

@@ -1,9 +1,13 @@
 """fastgan: fused C++/CUDA GAN losses and samplers for PyTorch. The public API, re-exported; nothing else."""
 
 from ._ext import build_info
-from . import nn, reference
+from . import nn, reference, toy
 from .losses import LOSSES, fused_gan_loss, fused_generator_loss
+from .sampling import LatentSampler, inverse_transform, latent, random_bits
 
 __version__ = build_info()["version"]
 
-__all__ = ["LOSSES", "build_info", "fused_gan_loss", "fused_generator_loss", "nn", "reference", "__version__"]
+__all__ = [
+    "LOSSES", "LatentSampler", "build_info", "fused_gan_loss", "fused_generator_loss", "inverse_transform", "latent",
+    "nn", "random_bits", "reference", "toy", "__version__",
+]

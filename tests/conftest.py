@@ -12,6 +12,11 @@ SESSION_SEED = int(os.environ.get("FASTGAN_TEST_SEED", random.SystemRandom().ran
 def pytest_report_header(config):
     return f"fastgan test seed: FASTGAN_TEST_SEED={SESSION_SEED}"
 
+
+def pytest_terminal_summary(terminalreporter):
+    # also under -q, where the header is not shown: a failure can be replayed with this seed
+    terminalreporter.write_line(f"replay these inputs with FASTGAN_TEST_SEED={SESSION_SEED}")
+
 HAS_CUDA = torch.cuda.is_available()
 
 # Devices every op is tested on: CPU always; CUDA marked (pytest -m cuda) and skipped on machines without a GPU.

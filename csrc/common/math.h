@@ -26,6 +26,11 @@ struct Ops<float> : ScalarOps<float> {
   static FASTGAN_HD float log(float x) { return ::logf(x); }
   static FASTGAN_HD float log1p(float x) { return ::log1pf(x); }
   static FASTGAN_HD float abs(float x) { return ::fabsf(x); }
+  static FASTGAN_HD float sqrt(float x) { return ::sqrtf(x); }
+  static FASTGAN_HD float sin(float x) { return ::sinf(x); }
+  static FASTGAN_HD float cos(float x) { return ::cosf(x); }
+  static FASTGAN_HD float erf(float x) { return ::erff(x); }
+  static FASTGAN_HD float tan(float x) { return ::tanf(x); }
 };
 
 template <>
@@ -34,6 +39,11 @@ struct Ops<double> : ScalarOps<double> {
   static FASTGAN_HD double log(double x) { return ::log(x); }
   static FASTGAN_HD double log1p(double x) { return ::log1p(x); }
   static FASTGAN_HD double abs(double x) { return ::fabs(x); }
+  static FASTGAN_HD double sqrt(double x) { return ::sqrt(x); }
+  static FASTGAN_HD double sin(double x) { return ::sin(x); }
+  static FASTGAN_HD double cos(double x) { return ::cos(x); }
+  static FASTGAN_HD double erf(double x) { return ::erf(x); }
+  static FASTGAN_HD double tan(double x) { return ::tan(x); }
 };
 
 template <class V>
@@ -47,6 +57,16 @@ template <class V>
 FASTGAN_HD V log1p(V x) { return Ops<V>::log1p(x); }
 template <class V>
 FASTGAN_HD V abs(V x) { return Ops<V>::abs(x); }
+template <class V>
+FASTGAN_HD V sqrt(V x) { return Ops<V>::sqrt(x); }
+template <class V>
+FASTGAN_HD V sin(V x) { return Ops<V>::sin(x); }
+template <class V>
+FASTGAN_HD V cos(V x) { return Ops<V>::cos(x); }
+template <class V>
+FASTGAN_HD V erf(V x) { return Ops<V>::erf(x); }
+template <class V>
+FASTGAN_HD V tan(V x) { return Ops<V>::tan(x); }
 // select(mask, a, b): a where the mask holds, else b.
 template <class V>
 FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }

@@ -15,6 +15,11 @@ struct Ops<at::vec::Vectorized<T>> {
   static V log(const V& x) { return x.log(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V abs(const V& x) { return x.abs(); }
+  static V sqrt(const V& x) { return x.sqrt(); }
+  static V sin(const V& x) { return x.sin(); }
+  static V cos(const V& x) { return x.cos(); }
+  static V erf(const V& x) { return x.erf(); }
+  static V tan(const V& x) { return x.tan(); }
   static V select(const V& mask, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, mask); }
 };
 

@@ -1,0 +1,61 @@
+// Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3", SC'11), for host and
+// device. fastgan's random streams (DESIGN.md section 4): word w of stream (seed, stream) is word w % 4 of
+// philox4x32_10(counter, key) with j = w / 4, counter = (lo32(j), hi32(j), lo32(stream), hi32(stream)) and
+// key = (lo32(seed), hi32(seed)). It depends on nothing else, so every device and thread count draws the same words.
+// Known answer: seed 0, stream 0, words 0..3 = 6627e8d5 e169c58d bc57ac4c 9b00dbd8.
+#pragma once
+
+#include <cstdint>
+
+#include "macros.h"
+
+namespace fastgan::philox {
+
+struct Words {
+  uint32_t w[4];
+};
+
+FASTGAN_HD void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  const uint64_t product = static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
+  hi = static_cast<uint32_t>(product >> 32);
+  lo = static_cast<uint32_t>(product);
+}
+
+// The 4 words of block j of stream (seed, stream).
+FASTGAN_HD Words block(uint64_t seed, uint64_t stream, uint64_t j) {
+  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;  // round multipliers
+  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;  // Weyl key increments
+  uint32_t c0 = static_cast<uint32_t>(j), c1 = static_cast<uint32_t>(j >> 32);
+  uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+#if defined(__CUDACC__)
+#pragma unroll
+#endif
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mulhilo(kM0, c0, hi0, lo0);
+    mulhilo(kM1, c2, hi1, lo1);
+    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += kW0;
+    k1 += kW1;
+  }
+  return Words{{c0, c1, c2, c3}};
+}
+
+// Word -> float mappings, the same on every device and exact (every value is representable, nothing rounds):
+// [0, 1) on the 2^-24 grid; (0, 1] on the same grid, for logs; and (0, 1) at the midpoints of the 2^-23 grid,
+// symmetric about 1/2, for inverse CDFs (a midpoint of the 2^-24 grid would need 25 bits: near 1 it would round,
+// and 1 - u, the whole information in a tail, would be lost).
+FASTGAN_HD float uniform(uint32_t w) { return static_cast<float>(w >> 8) * 0x1.0p-24f; }
+FASTGAN_HD float uniform_open_low(uint32_t w) { return static_cast<float>((w >> 8) + 1u) * 0x1.0p-24f; }
+FASTGAN_HD float uniform_open(uint32_t w) { return (static_cast<float>(w >> 9) + 0.5f) * 0x1.0p-23f; }
+// [0, 1) with 32 bits, as double (for float64 outputs).
+FASTGAN_HD double uniform64(uint32_t w) { return static_cast<double>(w) * 0x1.0p-32; }
+FASTGAN_HD double uniform64_open_low(uint32_t w) { return (static_cast<double>(w) + 1.0) * 0x1.0p-32; }
+FASTGAN_HD double uniform64_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * 0x1.0p-32; }
+
+}  // namespace fastgan::philox

@@ -1,0 +1,162 @@
+// fastgan's samplers as functions of Philox words (csrc/common/philox.h). Element e of a draw is made from word e
+// of the stream (a normal from the pair of words e & ~1, e | 1, by Box-Muller), so an element depends only on
+// (seed, stream, e): drawing rows a..b-1 with offset=a gives exactly those rows of the draw made from row 0, on
+// any device and with any number of threads. Each formula is written once, templated over the value type, for
+// CUDA threads and for the CPU's vector lanes.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../common/math.h"
+#include "../common/philox.h"
+
+namespace fastgan::sampling {
+
+enum class Dist : int8_t {
+  Normal,           // a + b z, z ~ N(0, 1) (Box-Muller)
+  Uniform,          // a + (b - a) u, u ~ U[0, 1)
+  TruncatedNormal,  // N(0, 1) on [-t, t] by inverse transform; a = erf(t / sqrt 2), b = erfc(t / sqrt 2)
+  Bernoulli,        // 1 if u < a else 0
+  Exponential,      // -log(u) / a, u ~ U(0, 1]          (rate a)
+  Logistic,         // a + b log(u / (1 - u))           (location a, scale b)
+  Cauchy,           // a + b tan(pi (u - 1/2))
+  Laplace,          // a - b sign(u - 1/2) log(1 - 2 |u - 1/2|)
+  Gumbel,           // a - b log(-log u)
+};
+
+// Which uniform each distribution reads: [0, 1), (0, 1] (for a log), or (0, 1) (for an inverse CDF).
+enum class UniformKind : int8_t { ClosedLow, OpenLow, Open };
+
+constexpr UniformKind uniform_kind(Dist d) {
+  switch (d) {
+    case Dist::Uniform:
+    case Dist::Bernoulli: return UniformKind::ClosedLow;
+    case Dist::Exponential: return UniformKind::OpenLow;
+    default: return UniformKind::Open;
+  }
+}
+
+// The word -> uniform maps of philox.h, for float (24-bit) or double (32-bit) computation.
+template <class T>
+FASTGAN_HD T to_uniform(uint32_t w, UniformKind kind) {
+  if constexpr (std::is_same_v<T, double>) {
+    return kind == UniformKind::ClosedLow ? philox::uniform64(w)
+           : kind == UniformKind::OpenLow ? philox::uniform64_open_low(w)
+                                          : philox::uniform64_open(w);
+  } else {
+    return kind == UniformKind::ClosedLow ? philox::uniform(w)
+           : kind == UniformKind::OpenLow ? philox::uniform_open_low(w)
+                                          : philox::uniform_open(w);
+  }
+}
+
+// Box-Muller: u1 in (0, 1], u2 in [0, 1) -> two independent N(0, 1). The angle is 2 pi u2 rounded once, in the
+// compute type, on every device, so CPU and GPU differ only by their sin/cos/log rounding (a few ulps).
+template <class V>
+FASTGAN_HD void box_muller(V u1, V u2, V& z0, V& z1) {
+  const V r = math::sqrt(V(-2) * math::log(u1));
+  const V theta = V(6.283185307179586) * u2;
+  z0 = r * math::cos(theta);
+  z1 = r * math::sin(theta);
+}
+
+// erfinv(x) for |x| < 1. Single precision: M. Giles, "Approximating the erfinv function" (GPU Computing Gems,
+// 2011), a rational-free polynomial in w = -log(1 - x^2) on two ranges. Double precision: that estimate refined
+// by two Newton steps on erf(y) = x (each squares the relative error: 1e-7 -> 1e-14 -> rounding).
+// one_minus_abs_x = 1 - |x| is passed separately, computed by the caller without cancellation: near |x| = 1,
+// erfinv amplifies an error in x by sqrt(pi)/2 exp(erfinv(x)^2) (2000 at 3.9 sigma), so x itself rounded to
+// float would cost 1e-4 relative in the tails.
+template <class V>
+FASTGAN_HD V erfinv_single(V x, V one_minus_abs_x) {
+  V w = V(0) - math::log(one_minus_abs_x * (V(2) - one_minus_abs_x));
+  // central range, w < 5
+  V c = w - V(2.5);
+  V p = V(2.81022636e-08f);
+  p = V(3.43273939e-07f) + p * c;
+  p = V(-3.5233877e-06f) + p * c;
+  p = V(-4.39150654e-06f) + p * c;
+  p = V(0.00021858087f) + p * c;
+  p = V(-0.00125372503f) + p * c;
+  p = V(-0.00417768164f) + p * c;
+  p = V(0.246640727f) + p * c;
+  p = V(1.50140941f) + p * c;
+  // tails, w >= 5
+  V t = math::sqrt(w) - V(3);
+  V q = V(-0.000200214257f);
+  q = V(0.000100950558f) + q * t;
+  q = V(0.00134934322f) + q * t;
+  q = V(-0.00367342844f) + q * t;
+  q = V(0.00573950773f) + q * t;
+  q = V(-0.0076224613f) + q * t;
+  q = V(0.00943887047f) + q * t;
+  q = V(1.00167406f) + q * t;
+  q = V(2.83297682f) + q * t;
+  return math::select<V>(w < V(5), p, q) * x;
+}
+
+// Two Newton steps on erf(y) = x: d/dy erf(y) = 2 / sqrt(pi) exp(-y^2).
+template <class V>
+FASTGAN_HD V refine_erfinv(V x, V y) {
+  for (int step = 0; step < 2; ++step) {
+    const V slope = V(1.1283791670955126) * math::exp(V(0) - y * y);
+    y = y - (math::erf(y) - x) / slope;
+  }
+  return y;
+}
+
+// One value from a uniform u; `precise` asks for float64-accurate inverse CDFs.
+template <Dist D, bool kPrecise, class V>
+FASTGAN_HD V from_uniform(V u, V a, V b) {
+  if constexpr (D == Dist::Uniform) {
+    return a + (b - a) * u;
+  } else if constexpr (D == Dist::Bernoulli) {
+    return math::select<V>(u < a, V(1), V(0));
+  } else if constexpr (D == Dist::TruncatedNormal) {
+    // a = erf(t / sqrt2), b = erfc(t / sqrt2) = 1 - a. x = (2u - 1) a is uniform on (-a, a), and
+    // 1 - |x| = b + a (1 - |2u - 1|) = b + 2 a min(u, 1 - u), exact in its parts for u on the uniform grid.
+    const V x = (V(2) * u - V(1)) * a;
+    const V one_minus_abs_x = b + V(2) * a * math::select<V>(u < V(0.5), u, V(1) - u);
+    V y = erfinv_single(x, one_minus_abs_x);
+    if constexpr (kPrecise) y = refine_erfinv(x, y);
+    return V(1.4142135623730951) * y;
+  } else if constexpr (D == Dist::Exponential) {
+    return (V(0) - math::log(u)) / a;
+  } else if constexpr (D == Dist::Logistic) {
+    return a + b * math::log(u / (V(1) - u));
+  } else if constexpr (D == Dist::Cauchy) {
+    // tan(pi (u - 1/2)) = sign(u - 1/2) / tan(pi d), d = min(u, 1 - u): the argument stays away from the pole, so
+    // the tails keep their relative accuracy (pi (u - 1/2) rounded next to pi/2 would not).
+    const V d = math::select<V>(u < V(0.5), u, V(1) - u);
+    const V magnitude = b / math::tan(V(3.141592653589793) * d);
+    return a + math::select<V>(u < V(0.5), V(0) - magnitude, magnitude);
+  } else if constexpr (D == Dist::Laplace) {
+    // log(1 - 2 |u - 1/2|) = log(2 min(u, 1 - u)), an exact argument
+    const V d = math::select<V>(u < V(0.5), u, V(1) - u);
+    const V magnitude = V(0) - b * math::log(V(2) * d);
+    return a + math::select<V>(u < V(0.5), V(0) - magnitude, magnitude);
+  } else if constexpr (D == Dist::Gumbel) {
+    return a - b * math::log(V(0) - math::log(u));
+  } else {
+    static_assert(D != Dist::Normal, "normals come in pairs: use box_muller");
+    return u;
+  }
+}
+
+template <class Fn>
+decltype(auto) dispatch_dist(Dist d, Fn&& fn) {
+  switch (d) {
+    case Dist::Normal: return fn(std::integral_constant<Dist, Dist::Normal>{});
+    case Dist::Uniform: return fn(std::integral_constant<Dist, Dist::Uniform>{});
+    case Dist::TruncatedNormal: return fn(std::integral_constant<Dist, Dist::TruncatedNormal>{});
+    case Dist::Bernoulli: return fn(std::integral_constant<Dist, Dist::Bernoulli>{});
+    case Dist::Exponential: return fn(std::integral_constant<Dist, Dist::Exponential>{});
+    case Dist::Logistic: return fn(std::integral_constant<Dist, Dist::Logistic>{});
+    case Dist::Cauchy: return fn(std::integral_constant<Dist, Dist::Cauchy>{});
+    case Dist::Laplace: return fn(std::integral_constant<Dist, Dist::Laplace>{});
+    case Dist::Gumbel: return fn(std::integral_constant<Dist, Dist::Gumbel>{});
+  }
+  __builtin_unreachable();
+}
+
+}  // namespace fastgan::sampling

@@ -1,0 +1,57 @@
+// CPU entry points of the sampler ops.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "../common/cpu_isa.h"
+#include "sampling_cpu_kernel.h"
+#include "sampling_ops.h"
+
+namespace fastgan::sampling {
+namespace {
+
+using at::Tensor;
+
+cpu::DType kernel_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return cpu::DType::Float;
+    case at::kDouble: return cpu::DType::Double;
+    case at::kHalf: return cpu::DType::Half;
+    case at::kBFloat16: return cpu::DType::BFloat16;
+    default: TORCH_CHECK_TYPE(false, "fastgan::fill_latent_: out must be float32, float64, float16 or bfloat16, got ", t);
+  }
+}
+
+int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor) {
+  return offset + (offset_tensor.has_value() ? *offset_tensor->const_data_ptr<int64_t>() : 0);
+}
+
+void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
+  check_fill(out, offset, std::nullopt, "fastgan::fill_random_bits_");
+  TORCH_CHECK_TYPE(out.scalar_type() == at::kLong, "fastgan::fill_random_bits_: out must be int64");
+  FASTGAN_CPU_DISPATCH(cpu, fill_words, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+                       out.numel(), out.mutable_data_ptr<int64_t>());
+}
+
+void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
+                 const std::optional<Tensor>& offset_tensor, int64_t stream) {
+  check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
+  const cpu::FillArgs args{parse_dist(dist),
+                           a,
+                           b,
+                           static_cast<uint64_t>(seed),
+                           static_cast<uint64_t>(stream),
+                           total_offset(offset, offset_tensor),
+                           out.numel(),
+                           kernel_dtype(out.scalar_type()),
+                           out.mutable_data_ptr()};
+  FASTGAN_CPU_DISPATCH(cpu, fill, args);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+  m.impl("fill_random_bits_", &fill_random_bits);
+  m.impl("fill_latent_", &fill_latent);
+}
+
+}  // namespace fastgan::sampling

@@ -1,0 +1,148 @@
+// CUDA samplers: ONE launch per call. Thread j computes Philox block j (4 words -> 4 elements) and writes them,
+// 16 bytes at a time for aligned float output. The element offset may live on the device (offset_tensor), so the
+// launch covers one extra block of slack and each thread finds its elements from the offset it reads.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "sampling_ops.h"
+
+namespace fastgan::sampling {
+namespace {
+
+using at::Tensor;
+
+constexpr int kThreads = 256;
+
+template <class S>
+using Compute = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+struct StreamArgs {
+  uint64_t seed, stream;
+  int64_t offset;              // element offset known on the host
+  const int64_t* device_offset;  // added to offset when not null
+  int64_t count;
+};
+
+__device__ __forceinline__ int64_t first_element(const StreamArgs& s) {
+  return s.offset + (s.device_offset != nullptr ? *s.device_offset : 0);
+}
+
+template <Dist D, class T>
+__device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T (&v)[4]) {
+  if constexpr (D == Dist::Normal) {
+    T z0, z1, z2, z3;
+    box_muller(to_uniform<T>(w.w[0], UniformKind::OpenLow), to_uniform<T>(w.w[1], UniformKind::ClosedLow), z0, z1);
+    box_muller(to_uniform<T>(w.w[2], UniformKind::OpenLow), to_uniform<T>(w.w[3], UniformKind::ClosedLow), z2, z3);
+    v[0] = a + b * z0;
+    v[1] = a + b * z1;
+    v[2] = a + b * z2;
+    v[3] = a + b * z3;
+  } else {
+    constexpr bool kPrecise = std::is_same_v<T, double>;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = from_uniform<D, kPrecise>(to_uniform<T>(w.w[k], uniform_kind(D)), a, b);
+  }
+}
+
+template <Dist D, class S>
+__global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamArgs s, Compute<S> a, Compute<S> b,
+                                                        bool aligned_out) {
+  using T = Compute<S>;
+  if (s.count <= 0) return;
+  const int64_t start = first_element(s);
+  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
+    T v[4];
+    block_values<D>(philox::block(s.seed, s.stream, static_cast<uint64_t>(j)), a, b, v);
+    const int64_t base = 4 * j - start;  // index in out of the block's first element
+    if constexpr (std::is_same_v<S, float>) {
+      if (aligned_out && base >= 0 && base + 4 <= s.count && (base & 3) == 0) {
+        reinterpret_cast<float4*>(out + base)[0] = make_float4(v[0], v[1], v[2], v[3]);
+        continue;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = base + k;
+      if (i >= 0 && i < s.count) out[i] = static_cast<S>(v[k]);
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ out, StreamArgs s) {
+  if (s.count <= 0) return;
+  const int64_t start = first_element(s);
+  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
+    const philox::Words w = philox::block(s.seed, s.stream, static_cast<uint64_t>(j));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 4 * j - start + k;
+      if (i >= 0 && i < s.count) out[i] = static_cast<int64_t>(w.w[k]);
+    }
+  }
+}
+
+int64_t grid_for(int64_t count) {
+  const int64_t blocks_of_four = count / 4 + 2;  // + slack for an offset not known on the host
+  return std::max<int64_t>(1, std::min<int64_t>((blocks_of_four + kThreads - 1) / kThreads, 65535 * 4));
+}
+
+void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
+  check_fill(out, offset, std::nullopt, "fastgan::fill_random_bits_");
+  TORCH_CHECK_TYPE(out.scalar_type() == at::kLong, "fastgan::fill_random_bits_: out must be int64");
+  if (out.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(out.device());
+  const StreamArgs s{static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset, nullptr, out.numel()};
+  words_kernel<<<grid_for(out.numel()), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      out.mutable_data_ptr<int64_t>(), s);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
+                 const std::optional<Tensor>& offset_tensor, int64_t stream) {
+  check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
+  const Dist d = parse_dist(dist);
+  if (out.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(out.device());
+  const StreamArgs s{static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+                     offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr, out.numel()};
+  const bool aligned = reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;
+  auto stream_handle = c10::cuda::getCurrentCUDAStream();
+  auto launch = [&](auto tag) {
+    using S = decltype(tag);
+    using T = Compute<S>;
+    dispatch_dist(d, [&](auto dist_tag) {
+      constexpr Dist D = decltype(dist_tag)::value;
+      fill_kernel<D, S><<<grid_for(out.numel()), kThreads, 0, stream_handle>>>(
+          out.mutable_data_ptr<S>(), s, static_cast<T>(a), static_cast<T>(b), aligned);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  };
+  switch (out.scalar_type()) {
+    case at::kFloat: return launch(float{});
+    case at::kDouble: return launch(double{});
+    case at::kHalf: return launch(at::Half{});
+    case at::kBFloat16: return launch(at::BFloat16{});
+    default:
+      TORCH_CHECK_TYPE(false, "fastgan::fill_latent_: out must be float32, float64, float16 or bfloat16, got ",
+                       out.scalar_type());
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
+  m.impl("fill_random_bits_", &fill_random_bits);
+  m.impl("fill_latent_", &fill_latent);
+}
+
+}  // namespace fastgan::sampling

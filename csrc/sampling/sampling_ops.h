@@ -1,0 +1,38 @@
+// Argument parsing and checks of the sampler ops, shared by the CPU and CUDA entry points.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "../common/checks.h"
+#include "sampling.h"
+
+namespace fastgan::sampling {
+
+inline Dist parse_dist(c10::string_view name) {
+  if (name == "normal") return Dist::Normal;
+  if (name == "uniform") return Dist::Uniform;
+  if (name == "truncated_normal") return Dist::TruncatedNormal;
+  if (name == "bernoulli") return Dist::Bernoulli;
+  if (name == "exponential") return Dist::Exponential;
+  if (name == "logistic") return Dist::Logistic;
+  if (name == "cauchy") return Dist::Cauchy;
+  if (name == "laplace") return Dist::Laplace;
+  TORCH_CHECK_VALUE(name == "gumbel", "fastgan::fill_latent_: dist must be one of 'normal', 'uniform', "
+                    "'truncated_normal', 'bernoulli', 'exponential', 'logistic', 'cauchy', 'laplace', 'gumbel', got '",
+                    name, "'");
+  return Dist::Gumbel;
+}
+
+inline void check_fill(const at::Tensor& out, int64_t offset, const std::optional<at::Tensor>& offset_tensor,
+                       const char* op) {
+  TORCH_CHECK_VALUE(out.is_contiguous(), op, ": out must be contiguous");
+  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  if (offset_tensor.has_value()) {
+    TORCH_CHECK_TYPE(offset_tensor->scalar_type() == at::kLong && offset_tensor->numel() == 1, op,
+                     ": offset_tensor must be a one-element int64 tensor");
+    TORCH_CHECK_VALUE(offset_tensor->device() == out.device(), op, ": offset_tensor must be on ", out.device(),
+                      ", got ", offset_tensor->device());
+  }
+}
+
+}  // namespace fastgan::sampling

@@ -1,0 +1,197 @@
+"""Counter-based random streams and the samplers built on them (DESIGN.md section 4).
+
+Element i of a draw is a pure function of (seed, stream, offset + i): the same numbers on CPU and CUDA, for any
+thread count, grid or GPU. ``offset`` is the index of the first item drawn, in items (rows for ``latent``), so
+rank r of R can draw its slice of a global batch and R ranks together draw exactly what one process would.
+
+Float mappings (fixed): a float32 uniform is ``(word >> 8) * 2**-24`` (24 bits, bit-identical everywhere);
+float64 draws use ``word * 2**-32``. Normals come from Box-Muller on the word pair (2k, 2k + 1), so float32
+normals lie within about 5.8 standard deviations (float64: 6.7), as with torch.randn's 24-bit uniforms.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Tuple
+
+import torch
+
+from . import _ext  # noqa: F401  (loads the ops)
+
+_ops = torch.ops.fastgan
+_fill_bits = _ops.fill_random_bits_.default
+_fill_latent = _ops.fill_latent_.default
+
+LATENT_DISTS = ("normal", "uniform", "truncated_normal", "bernoulli", "sphere")
+INVERSE_TRANSFORM_DISTS = {  # name -> (parameter names and defaults)
+    "exponential": {"rate": 1.0},
+    "logistic": {"loc": 0.0, "scale": 1.0},
+    "cauchy": {"loc": 0.0, "scale": 1.0},
+    "laplace": {"loc": 0.0, "scale": 1.0},
+    "gumbel": {"loc": 0.0, "scale": 1.0},
+}
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _word64(value, name: str) -> int:
+    """A 64-bit seed or stream id, passed to the op as the int64 with the same bits."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name} must lie in [0, 2**64), got {value}")
+    return int(value) - 2**64 if value >= 2**63 else int(value)
+
+
+def _seed(seed) -> int:
+    if seed is None:
+        # From torch's default CPU generator (seeded by torch.manual_seed): no device synchronisation.
+        return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
+    return _word64(seed, "seed")
+
+
+def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=None) -> torch.Tensor:
+    """Words offset .. offset + n - 1 of stream (seed, stream): Philox4x32-10, as int64 tensors holding the
+    unsigned 32-bit values (torch's uint32 lacks most operators). Seed 0, stream 0 starts
+    6627e8d5 e169c58d bc57ac4c 9b00dbd8."""
+    out = torch.empty(_count(n, "n"), dtype=torch.int64, device=device)
+    _fill_bits(out, _word64(seed, "seed"), _count(offset, "offset"), _word64(stream, "stream"))
+    return out
+
+
+def _latent_params(dist: str, truncation, low: float, high: float, p: float) -> Tuple[str, float, float]:
+    if dist in ("normal", "sphere"):
+        return "normal", 0.0, 1.0
+    if dist == "uniform":
+        if not high > low:
+            raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
+        return "uniform", float(low), float(high)
+    if dist == "truncated_normal":
+        if truncation is None or not truncation > 0 or not math.isfinite(truncation):
+            raise ValueError(f"truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got {truncation}")
+        scaled = truncation / math.sqrt(2.0)
+        return "truncated_normal", math.erf(scaled), math.erfc(scaled)
+    if dist == "bernoulli":
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"bernoulli needs 0 <= p <= 1, got p={p}")
+        return "bernoulli", float(p), 0.0
+    raise ValueError(f"dist must be one of {', '.join(repr(d) for d in LATENT_DISTS)}, got {dist!r}")
+
+
+def latent(
+    n: int,
+    dim: int,
+    *,
+    dist: str = "normal",
+    seed: Optional[int] = None,
+    offset: int = 0,
+    stream: int = 0,
+    truncation: Optional[float] = None,
+    low: float = 0.0,
+    high: float = 1.0,
+    p: float = 0.5,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Latent noise [n, dim], rows offset .. offset + n - 1 of the draw made from row 0. One kernel launch.
+
+    - ``normal``: N(0, 1).
+    - ``uniform``: U[low, high) (default [0, 1)).
+    - ``truncated_normal``: N(0, 1) conditioned on [-truncation, truncation], by inverse transform
+      (``sqrt(2) erfinv((2u - 1) erf(t / sqrt(2)))``): no clipping, no rejection loop (BigGAN's truncation trick).
+    - ``bernoulli``: 1 with probability ``p``, else 0.
+    - ``sphere``: uniform on the unit sphere S^(dim-1) (normal rows, normalised: three launches).
+
+    ``seed=None`` draws a seed from torch's default CPU generator, so ``torch.manual_seed`` makes it reproducible.
+    """
+    n, dim = _count(n, "n"), _count(dim, "dim")
+    name, a, b = _latent_params(dist, truncation, low, high, p)
+    out = torch.empty((n, dim), dtype=dtype, device=device)
+    _fill_latent(out, name, a, b, _seed(seed), _count(offset, "offset") * dim, None, _word64(stream, "stream"))
+    if dist == "sphere":
+        out = out / torch.linalg.vector_norm(out, dim=1, keepdim=True)
+    return out
+
+
+def inverse_transform(
+    n: int,
+    dist: str,
+    *,
+    seed: Optional[int] = None,
+    offset: int = 0,
+    stream: int = 0,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+    **params,
+) -> torch.Tensor:
+    """n draws by a closed-form inverse CDF of one uniform each (one kernel launch):
+
+    - ``exponential(rate=1)``: ``-log(u) / rate``
+    - ``logistic(loc=0, scale=1)``: ``loc + scale log(u / (1 - u))``
+    - ``cauchy(loc=0, scale=1)``: ``loc + scale tan(pi (u - 1/2))``
+    - ``laplace(loc=0, scale=1)``: ``loc - scale sign(u - 1/2) log(1 - 2 |u - 1/2|)``
+    - ``gumbel(loc=0, scale=1)``: ``loc - scale log(-log u)``
+    """
+    if dist not in INVERSE_TRANSFORM_DISTS:
+        raise ValueError(f"dist must be one of {', '.join(map(repr, INVERSE_TRANSFORM_DISTS))}, got {dist!r}")
+    defaults = INVERSE_TRANSFORM_DISTS[dist]
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise TypeError(f"{dist} takes parameters {sorted(defaults)}, got unknown {sorted(unknown)}")
+    values = {**defaults, **params}
+    if dist == "exponential":
+        if not values["rate"] > 0:
+            raise ValueError(f"exponential needs rate > 0, got {values['rate']}")
+        a, b = float(values["rate"]), 0.0
+    else:
+        if not values["scale"] > 0:
+            raise ValueError(f"{dist} needs scale > 0, got {values['scale']}")
+        a, b = float(values["loc"]), float(values["scale"])
+    out = torch.empty(_count(n, "n"), dtype=dtype, device=device)
+    _fill_latent(out, dist, a, b, _seed(seed), _count(offset, "offset"), None, _word64(stream, "stream"))
+    return out
+
+
+class LatentSampler:
+    """Draws successive batches of one stream: ``sampler(batch)`` returns the next ``batch`` rows. Its position is
+    an int64 tensor on the device, advanced on the device, so a call captured in a CUDA graph draws fresh noise
+    on every replay. ``sampler.offset`` (a Python int, synchronising) tells the next row."""
+
+    def __init__(self, dim: int, *, seed: Optional[int] = None, device=None, dist: str = "normal",
+                 stream: int = 0, dtype: torch.dtype = torch.float32, truncation: Optional[float] = None,
+                 low: float = 0.0, high: float = 1.0, p: float = 0.5, offset: int = 0):
+        if dist == "sphere":
+            raise ValueError("LatentSampler draws one kernel's distributions; normalise 'normal' rows for 'sphere'")
+        self.dim = _count(dim, "dim")
+        self.dtype, self.device = dtype, torch.device(device) if device is not None else torch.device("cpu")
+        self._name, self._a, self._b = _latent_params(dist, truncation, low, high, p)
+        self._seed, self._stream = _seed(seed), _word64(stream, "stream")
+        self._position = torch.full((), _count(offset, "offset") * self.dim, dtype=torch.int64, device=self.device)
+
+    @property
+    def offset(self) -> int:
+        return int(self._position.item()) // max(self.dim, 1)
+
+    def __call__(self, n: int) -> torch.Tensor:
+        n = _count(n, "n")
+        out = torch.empty((n, self.dim), dtype=self.dtype, device=self.device)
+        _fill_latent(out, self._name, self._a, self._b, self._seed, 0, self._position, self._stream)
+        self._position.add_(n * self.dim)
+        return out
+
+
+@torch.library.register_fake("fastgan::fill_random_bits_")
+def _(out, seed, offset, stream):
+    return None
+
+
+@torch.library.register_fake("fastgan::fill_latent_")
+def _(out, dist, a, b, seed, offset, offset_tensor, stream):
+    return None
