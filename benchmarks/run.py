@@ -37,7 +37,10 @@ from benchmarks import setups  # noqa: E402
 SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
-ALL_OPS = LOSS_OPS + TRAINING
+SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
+ALL_OPS = LOSS_OPS + SAMPLERS + TRAINING
+SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
+QUICK_SAMPLER_SIZES = (4096, 1048576)
 DEFAULT_SIZES = (64, 256, 4096, 65536, 4194304)
 QUICK_SIZES = (256, 65536)
 MODES = ("forward", "backward", "full")
@@ -129,6 +132,40 @@ def call_overhead(device: str, min_run_time: float) -> dict:
         ours = time(lambda: fastgan.fused_gan_loss(x, x), min_run_time)
         neg = time(lambda: torch.neg(x), min_run_time)
     return {"fused_gan_loss_1_element_s": ours["median_s"], "torch_neg_1_element_s": neg["median_s"]}
+
+
+# ---- samplers ----
+
+
+def sampler_impls(dist: str, n: int, device: str):
+    """name -> call drawing n float32 samples: fastgan and the PyTorch way (same device)."""
+    if dist == "sample_cdf":  # 1000 bins, n draws with replacement
+        probs = torch.rand(1000, device=device) + 0.01
+        cdf = probs.cumsum(0)
+        return {"fastgan": lambda: fastgan.sample_cdf(cdf, n, seed=0, validate=False),
+                "torch": lambda: torch.multinomial(probs, n, replacement=True)}
+    if dist == "normal":
+        torch_way = lambda: torch.randn(n, device=device)  # noqa: E731
+    elif dist == "uniform":
+        torch_way = lambda: torch.rand(n, device=device)  # noqa: E731
+    else:  # on [-2, 2]; trunc_normal_ is PyTorch's (and timm's) truncated normal initialiser
+        torch_way = lambda: torch.nn.init.trunc_normal_(torch.empty(n, device=device), a=-2.0, b=2.0)  # noqa: E731
+    kwargs = {"truncation": 2.0} if dist == "truncated_normal" else {}
+    sampler = fastgan.LatentSampler(1, seed=0, dist=dist, device=device, **kwargs)
+    return {"fastgan": lambda: sampler(n), "torch": torch_way}
+
+
+def bench_sampler(dist: str, n: int, device: str, min_run_time: float) -> list:
+    time = timer_for(device)
+    rows = []
+    for impl, call in sampler_impls(dist, n, device).items():
+        call()
+        t = time(call, min_run_time)
+        row = {"dist": dist, "size": n, "impl": impl, "samples_per_s": n / t["median_s"], **t}
+        if device == "cuda":
+            row["write_bandwidth_bytes_per_s"] = 4 * n / t["median_s"]
+        rows.append(row)
+    return rows
 
 
 # ---- training steps ----
@@ -226,6 +263,19 @@ def markdown(result: dict) -> str:
                      f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    if result.get("samplers"):
+        lines += ["## Samplers (float32)", "",
+                  "| dist | n | fastgan | PyTorch | fastgan samples/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
+        index = {(r["dist"], r["size"], r["impl"]): r for r in result["samplers"]}
+        for (dist, size, impl), r in index.items():
+            if impl != "fastgan":
+                continue
+            other = index[(dist, size, "torch")]
+            lines.append(f"| {dist} | {size} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
+                         f"{format_time(other['median_s'])} ± {format_time(other['iqr_s'])} | "
+                         f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
+        lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
+                  "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
     if result["training"]:
         lines += ["## Training steps (one D step + one G step)", "",
                   "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
@@ -288,12 +338,16 @@ def run_device(device: str, args) -> dict:
     ops = [o for o in args.ops if o in ALL_OPS]
     min_run_time = 0.1 if args.quick else args.min_run_time
     tasks = [("loss", op, size) for op in ops if op in LOSS_OPS for size in args.sizes]
+    sampler_sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
+    tasks += [("sampler", dist, size) for dist in ops if dist in SAMPLERS for size in sampler_sizes]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    result = {"schema_version": SCHEMA_VERSION, "ops": [], "training": []}
+    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "training": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
     for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
         if kind == "loss":
             result["ops"] += bench_loss(name, size, device, min_run_time)
+        elif kind == "sampler":
+            result["samplers"] += bench_sampler(name, size, device, min_run_time)
         else:
             result["training"] += bench_training(name, device, min_run_time * 4, train_impls)
     meta = {
@@ -336,7 +390,7 @@ def parse_args(argv=None):
     else:
         args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     if args.quick and args.ops == list(ALL_OPS):
-        args.ops = ["d_loss", "g_loss", "ring256"]
+        args.ops = ["d_loss", "g_loss", "normal", "ring256"]
     return args
 
 

@@ -35,6 +35,9 @@ TORCH_LIBRARY(fastgan, m) {
   // on the device (a sampler object keeps its position there, so a captured CUDA graph draws anew on each replay).
   m.def("fill_latent_(Tensor(a!) out, str dist, float a, float b, int seed, int offset, Tensor? offset_tensor, "
         "int stream) -> ()");
+  // Inverse-transform sampling from tabulated CDFs [rows, bins]: out[r, i] = the bin of sample offset + i of row r,
+  // drawn from stream (seed, stream + r).
+  m.def("sample_cdf_(Tensor cdf, Tensor(a!) out, int seed, int offset, int stream) -> ()");
 }
 
 namespace py = pybind11;

@@ -22,6 +22,7 @@ from . import _ext  # noqa: F401  (loads the ops)
 _ops = torch.ops.fastgan
 _fill_bits = _ops.fill_random_bits_.default
 _fill_latent = _ops.fill_latent_.default
+_sample_cdf = _ops.sample_cdf_.default
 
 LATENT_DISTS = ("normal", "uniform", "truncated_normal", "bernoulli", "sphere")
 INVERSE_TRANSFORM_DISTS = {  # name -> (parameter names and defaults)
@@ -159,6 +160,72 @@ def inverse_transform(
     return out
 
 
+def sample_cdf(
+    cdf: torch.Tensor,
+    n: int,
+    *,
+    seed: Optional[int] = None,
+    offset: int = 0,
+    stream: int = 0,
+    probs: bool = False,
+    edges: Optional[torch.Tensor] = None,
+    validate: bool = True,
+):
+    """Inverse-transform sampling from tabulated distributions, batched over rows, by binary search.
+
+    ``cdf`` is [bins] or [rows, bins], float32 or float64: each row a non-decreasing cumulative mass (it need not
+    end at 1), or, with ``probs=True``, unnormalised non-negative probabilities. Returns the sampled bin indices,
+    int64 [n] or [rows, n]: sample i of row r is the first bin whose cumulative mass exceeds u * total, with u
+    word offset + i of stream (seed, stream + r) (a 24-bit uniform for float32 tables, 32-bit for float64). One
+    launch, like ``torch.multinomial(probs, n, replacement=True)`` but reproducible across devices.
+
+    With ``edges`` ([bins + 1], increasing), also returns values: u's position inside its bin, linearly
+    interpolated between the bin's edges (the exact inverse of the piecewise-linear CDF).
+
+    ``validate=True`` checks that rows are finite, non-decreasing (non-negative for probs) and of positive total,
+    raising ValueError otherwise; on CUDA that costs a synchronisation, so pass ``validate=False`` in a hot loop.
+    """
+    if not isinstance(cdf, torch.Tensor) or cdf.dim() not in (1, 2):
+        raise ValueError("cdf must be a 1-D [bins] or 2-D [rows, bins] tensor")
+    if cdf.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"cdf must be float32 or float64, got {cdf.dtype}")
+    n = _count(n, "n")
+    table = cdf.reshape(1, -1) if cdf.dim() == 1 else cdf
+    if table.shape[1] == 0:
+        raise ValueError("cdf has no bins")
+    if validate:
+        if not torch.isfinite(table).all():
+            raise ValueError("cdf has non-finite entries")
+        if probs and (table < 0).any():
+            raise ValueError("probs=True: probabilities must be >= 0")
+    if probs:
+        table = torch.cumsum(table, dim=1)
+    if validate:
+        if (table[:, 1:] < table[:, :-1]).any():
+            raise ValueError("cdf rows must be non-decreasing (pass probs=True for probabilities)")
+        if not (table[:, -1] > 0).all():
+            raise ValueError("every cdf row needs a positive total mass")
+    table = table.contiguous()
+    seed, offset, stream = _seed(seed), _count(offset, "offset"), _word64(stream, "stream")
+    out = torch.empty((table.shape[0], n), dtype=torch.int64, device=table.device)
+    _sample_cdf(table, out, seed, offset, stream)
+    indices = out[0] if cdf.dim() == 1 else out
+    if edges is None:
+        return indices
+    if edges.shape != (table.shape[1] + 1,):
+        raise ValueError(f"edges must have shape [bins + 1] = [{table.shape[1] + 1}], got {tuple(edges.shape)}")
+    words = torch.stack([random_bits(n, seed=seed, offset=offset, stream=(stream + r) % 2**64, device=table.device)
+                         for r in range(table.shape[0])])
+    u = (words >> 8).to(table.dtype) * 2.0**-24 if table.dtype == torch.float32 else words.to(table.dtype) * 2.0**-32
+    target = u * table[:, -1:]
+    upper = torch.gather(table, 1, out)
+    lower = torch.where(out > 0, torch.gather(table, 1, (out - 1).clamp_min(0)), torch.zeros_like(upper))
+    fraction = ((target - lower) / (upper - lower)).clamp(0, 1)
+    edges = edges.to(table.dtype)
+    values = edges[out] + fraction * (edges[out + 1] - edges[out])
+    return indices, (values[0] if cdf.dim() == 1 else values)
+
+
 class LatentSampler:
     """Draws successive batches of one stream: ``sampler(batch)`` returns the next ``batch`` rows. Its position is
     an int64 tensor on the device, advanced on the device, so a call captured in a CUDA graph draws fresh noise
@@ -189,6 +256,11 @@ class LatentSampler:
 
 @torch.library.register_fake("fastgan::fill_random_bits_")
 def _(out, seed, offset, stream):
+    return None
+
+
+@torch.library.register_fake("fastgan::sample_cdf_")
+def _(cdf, out, seed, offset, stream):
     return None
 
 

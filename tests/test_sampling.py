@@ -317,3 +317,60 @@ def test_latent_sampler_in_a_cuda_graph_draws_fresh_noise_each_replay():
     full = fastgan.latent(40, 16, seed=21, device="cuda")
     # rows 0-7 warm-up, 8-15 drawn during capture (captured kernels do not run), then one batch per replay
     assert torch.equal(torch.cat(replays), full[8:32])
+
+
+# ---- sample_cdf ----
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_sample_cdf_frequencies_match_the_table(dtype):
+    """Chi-square on 1e6 draws per row (level 1e-4: detects any bin probability off by ~0.1% absolute)."""
+    probs = torch.tensor([[0.1, 0.0, 0.5, 0.4, 0.0], [1.0, 2.0, 3.0, 4.0, 5.0]], dtype=dtype)
+    indices = fastgan.sample_cdf(probs, 1_000_000, seed=3, probs=True)
+    for row, p in zip(indices, probs):
+        counts = torch.bincount(row, minlength=5).double()
+        assert counts[p == 0].sum() == 0  # zero-mass bins are never drawn
+        expected = p[p > 0].double() / p.sum() * len(row)
+        assert scipy.stats.chisquare(counts[p > 0].numpy(), expected.numpy()).pvalue > 1e-4
+
+
+def test_sample_cdf_values_invert_the_piecewise_linear_cdf():
+    # a triangular density on [0, 2] tabulated on 200 bins: interpolated values follow its CDF
+    edges = torch.linspace(0, 2, 201, dtype=torch.float64)
+    centres = (edges[1:] + edges[:-1]) / 2
+    mass = torch.where(centres < 1, centres, 2 - centres)
+    indices, values = fastgan.sample_cdf(mass.cumsum(0), 500_000, seed=4, edges=edges)
+    assert ((values >= edges[indices]) & (values <= edges[indices + 1])).all()
+    assert scipy.stats.kstest(values.numpy(), scipy.stats.triang(c=0.5, loc=0, scale=2).cdf).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sample_cdf_offsets_and_rows(device):
+    table = torch.rand(3, 50, dtype=torch.float64, device=device).cumsum(1)
+    full = fastgan.sample_cdf(table, 1000, seed=5)
+    assert full.shape == (3, 1000) and full.device.type == device
+    assert torch.equal(fastgan.sample_cdf(table, 100, seed=5, offset=450), full[:, 450:550])
+    assert torch.equal(fastgan.sample_cdf(table[1], 1000, seed=5, stream=1), full[1])  # row r draws stream + r
+    assert torch.equal(fastgan.sample_cdf(table.cpu(), 1000, seed=5), full.cpu())  # CPU == CUDA
+
+
+@pytest.mark.parametrize(
+    "cdf, kwargs, error, message",
+    [
+        (torch.tensor([0.1, 0.5, 0.3]), {}, ValueError, "non-decreasing"),
+        (torch.tensor([0.1, float("nan"), 0.3]), {}, ValueError, "non-finite"),
+        (torch.tensor([0.1, -0.5, 0.3]), {"probs": True}, ValueError, "must be >= 0"),
+        (torch.tensor([0.0, 0.0]), {}, ValueError, "positive total"),
+        (torch.tensor([1, 2, 3]), {}, TypeError, "float32 or float64"),
+        (torch.ones(2, 3, 4), {}, ValueError, "1-D"),
+        (torch.ones(3).cumsum(0), {"edges": torch.ones(3)}, ValueError, "edges must have shape"),
+    ],
+)
+def test_sample_cdf_bad_input(cdf, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fastgan.sample_cdf(cdf, 10, seed=0, **kwargs)
+
+
+def test_opcheck_sample_cdf():
+    torch.library.opcheck(torch.ops.fastgan.sample_cdf_.default,
+                          (torch.rand(2, 7).cumsum(1), torch.empty(2, 5, dtype=torch.int64), 1, 3, 0))

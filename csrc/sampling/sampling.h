@@ -143,6 +143,26 @@ FASTGAN_HD V from_uniform(V u, V a, V b) {
   }
 }
 
+// Inverse-transform sampling from one tabulated CDF row (non-decreasing, total = row[k - 1] > 0): the first index
+// whose cumulative mass exceeds u * total. Bins of zero mass are never chosen (the comparison is strict).
+template <class T>
+FASTGAN_HD int64_t search_cdf(const T* row, int64_t k, T u) {
+  const T target = u * row[k - 1];
+  int64_t lo = 0, hi = k - 1;  // the answer lies in [lo, hi]: row[k - 1] > target since u < 1
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (row[mid] > target) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+// The uniform for sample i of a sample_cdf row: word i of that row's stream, at the table's precision.
+template <class T>
+FASTGAN_HD T cdf_uniform(uint64_t seed, uint64_t stream, int64_t i) {
+  const philox::Words w = philox::block(seed, stream, static_cast<uint64_t>(i) / 4);
+  return to_uniform<T>(w.w[i % 4], UniformKind::ClosedLow);
+}
+
 template <class Fn>
 decltype(auto) dispatch_dist(Dist d, Fn&& fn) {
   switch (d) {

@@ -1,5 +1,7 @@
 // CPU entry points of the sampler ops.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "../common/cpu_isa.h"
@@ -47,9 +49,27 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
   FASTGAN_CPU_DISPATCH(cpu, fill, args);
 }
 
+void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
+  check_sample_cdf(cdf, out);
+  TORCH_CHECK_VALUE(offset >= 0, "fastgan::sample_cdf_: offset must be >= 0, got ", offset);
+  const int64_t rows = out.size(0), n = out.size(1), bins = cdf.size(1);
+  int64_t* result = out.mutable_data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf", [&] {
+    const scalar_t* table = cdf.const_data_ptr<scalar_t>();
+    at::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e) {
+        const int64_t r = e / n, i = e % n;
+        const auto u = cdf_uniform<scalar_t>(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r, offset + i);
+        result[e] = search_cdf(table + r * bins, bins, u);
+      }
+    });
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+  m.impl("sample_cdf_", &sample_cdf);
   m.impl("fill_random_bits_", &fill_random_bits);
   m.impl("fill_latent_", &fill_latent);
 }

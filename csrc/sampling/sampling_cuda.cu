@@ -91,6 +91,17 @@ __global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ o
   }
 }
 
+template <class T>
+__global__ void __launch_bounds__(kThreads) sample_cdf_kernel(const T* __restrict__ cdf, int64_t rows, int64_t bins,
+                                                              int64_t n, uint64_t seed, uint64_t stream,
+                                                              int64_t offset, int64_t* __restrict__ out) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < rows * n; e += stride) {
+    const int64_t r = e / n, i = e % n;
+    out[e] = search_cdf(cdf + r * bins, bins, cdf_uniform<T>(seed, stream + r, offset + i));
+  }
+}
+
 int64_t grid_for(int64_t count) {
   const int64_t blocks_of_four = count / 4 + 2;  // + slack for an offset not known on the host
   return std::max<int64_t>(1, std::min<int64_t>((blocks_of_four + kThreads - 1) / kThreads, 65535 * 4));
@@ -138,9 +149,26 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
   }
 }
 
+void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
+  check_sample_cdf(cdf, out);
+  TORCH_CHECK_VALUE(offset >= 0, "fastgan::sample_cdf_: offset must be >= 0, got ", offset);
+  if (out.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(out.device());
+  const int64_t blocks = std::min<int64_t>((out.numel() + kThreads - 1) / kThreads, 65535 * 4);
+  auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1), static_cast<uint64_t>(seed),
+        static_cast<uint64_t>(stream), offset, out.mutable_data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (cdf.scalar_type() == at::kDouble) launch(double{}); else launch(float{});
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
+  m.impl("sample_cdf_", &sample_cdf);
   m.impl("fill_random_bits_", &fill_random_bits);
   m.impl("fill_latent_", &fill_latent);
 }

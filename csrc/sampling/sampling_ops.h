@@ -35,4 +35,16 @@ inline void check_fill(const at::Tensor& out, int64_t offset, const std::optiona
   }
 }
 
+inline void check_sample_cdf(const at::Tensor& cdf, const at::Tensor& out) {
+  constexpr const char* op = "fastgan::sample_cdf_";
+  TORCH_CHECK_TYPE(cdf.scalar_type() == at::kFloat || cdf.scalar_type() == at::kDouble, op,
+                   ": cdf must be float32 or float64, got ", cdf.scalar_type());
+  TORCH_CHECK_VALUE(cdf.dim() == 2 && cdf.size(1) > 0 && cdf.is_contiguous(), op,
+                    ": cdf must be a contiguous [rows, bins] tensor with bins > 0, got ", cdf.sizes());
+  TORCH_CHECK_TYPE(out.scalar_type() == at::kLong, op, ": out must be int64");
+  TORCH_CHECK_VALUE(out.dim() == 2 && out.size(0) == cdf.size(0) && out.is_contiguous(), op,
+                    ": out must be a contiguous [rows, n] tensor with the rows of cdf");
+  TORCH_CHECK_VALUE(out.device() == cdf.device(), op, ": out and cdf must be on the same device");
+}
+
 }  // namespace fastgan::sampling
