@@ -145,15 +145,20 @@ FASTGAN_HD V from_uniform(V u, V a, V b) {
 
 // Inverse-transform sampling from one tabulated CDF row (non-decreasing, total = row[k - 1] > 0): the first index
 // whose cumulative mass exceeds u * total. Bins of zero mass are never chosen (the comparison is strict).
+// Branch-free (the loop count depends only on k; the select compiles to a conditional move), since the branch
+// of a classic binary search mispredicts half the time.
 template <class T>
 FASTGAN_HD int64_t search_cdf(const T* row, int64_t k, T u) {
   const T target = u * row[k - 1];
-  int64_t lo = 0, hi = k - 1;  // the answer lies in [lo, hi]: row[k - 1] > target since u < 1
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (row[mid] > target) hi = mid; else lo = mid + 1;
+  const T* first = row;
+  int64_t length = k;
+  while (length > 1) {
+    const int64_t half = length / 2;
+    first += static_cast<int64_t>(first[half - 1] <= target) * half;
+    length -= half;
   }
-  return lo;
+  // first is the answer unless every earlier entry was <= target and so is *first (only when k == 1 or ties)
+  return (first - row) + (*first <= target && (first - row) < k - 1 ? 1 : 0);
 }
 
 // The uniform for sample i of a sample_cdf row: word i of that row's stream, at the table's precision.

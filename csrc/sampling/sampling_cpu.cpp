@@ -56,11 +56,25 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   int64_t* result = out.mutable_data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf", [&] {
     const scalar_t* table = cdf.const_data_ptr<scalar_t>();
+    // One Philox block serves 4 consecutive samples of a row; no division per sample.
     at::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
+      int64_t r = begin / n, i = begin % n;
+      philox::Words words{};
+      int64_t block = -1;
       for (int64_t e = begin; e < end; ++e) {
-        const int64_t r = e / n, i = e % n;
-        const auto u = cdf_uniform<scalar_t>(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r, offset + i);
+        const int64_t word = offset + i;
+        if (word / 4 != block) {
+          block = word / 4;
+          words = philox::block(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r,
+                                static_cast<uint64_t>(block));
+        }
+        const auto u = to_uniform<scalar_t>(words.w[word % 4], UniformKind::ClosedLow);
         result[e] = search_cdf(table + r * bins, bins, u);
+        if (++i == n) {
+          i = 0;
+          ++r;
+          block = -1;
+        }
       }
     });
   });
