@@ -171,21 +171,31 @@ def bench_sampler(dist: str, n: int, device: str, min_run_time: float) -> list:
 # ---- training steps ----
 
 
-def bench_training(setup: str, device: str, min_run_time: float, impls) -> list:
+def bench_training(setup: str, device: str, min_run_time: float, impls, rounds: int = 5) -> list:
+    """Steps per second of each implementation, measured in interleaved rounds (A B C A B C ...), so that a
+    machine's slow drift (frequency, other tenants) lands on every implementation alike; the median and IQR are
+    over the rounds' medians."""
     time = timer_for(device)
-    rows = []
     batch = int(re.sub(r"\D", "", setup))
+    trainers = {}
     for impl in impls:
         if setup.startswith("tutorial"):
             if impl == "compile":
                 continue
-            trainer = setups.make_tutorial_trainer(swap=impl == "fastgan", batch=batch, device=device)
+            trainers[impl] = setups.make_tutorial_trainer(swap=impl == "fastgan", batch=batch, device=device)
         else:
-            trainer = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
+            trainers[impl] = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
         for _ in range(3):  # compile and warm up
-            trainer.step()
-        t = time(trainer.step, min_run_time)
-        rows.append({"setup": setup, "impl": impl, "steps_per_s": 1.0 / t["median_s"], **t})
+            trainers[impl].step()
+    per_round = {impl: [] for impl in trainers}
+    for _ in range(rounds):
+        for impl, trainer in trainers.items():
+            per_round[impl].append(time(trainer.step, min_run_time / rounds)["median_s"])
+    rows = []
+    for impl, times in per_round.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        rows.append({"setup": setup, "impl": impl, "steps_per_s": 1.0 / median, "median_s": float(median),
+                     "iqr_s": float(q3 - q1), "repeats": rounds})
     return rows
 
 
