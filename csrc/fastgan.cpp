@@ -38,6 +38,11 @@ TORCH_LIBRARY(fastgan, m) {
   // Inverse-transform sampling from tabulated CDFs [rows, bins]: out[r, i] = the bin of sample offset + i of row r,
   // drawn from stream (seed, stream + r).
   m.def("sample_cdf_(Tensor cdf, Tensor(a!) out, int seed, int offset, int stream) -> ()");
+
+  // ---- direct losses (csrc/mmd): MMD^2 between samples x [n, d] and y [m, d], tiled, memory O((n + m) d) ----
+  m.def("mmd(Tensor x, Tensor y, float[] bandwidths, str kernel=\"rbf\", bool unbiased=True) -> Tensor");
+  m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, str kernel, bool unbiased) "
+        "-> (Tensor, Tensor)");
 }
 
 namespace py = pybind11;

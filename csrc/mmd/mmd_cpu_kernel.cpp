@@ -1,0 +1,135 @@
+// CPU MMD kernels, compiled once per ISA. Tiles: kRowTile rows of a against kColTile columns of b^T, so the b tile
+// (kColTile x d) stays in cache while every row of the a tile uses it. Lanes run over j (columns of b^T).
+// Determinism: row tiles are a fixed partition, each tile's sum is formed in a fixed order and the tiles' sums
+// are added in index order in double.
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/vec_math.h"
+#include "mmd_cpu_kernel.h"
+
+namespace fastgan::mmd::cpu::FASTGAN_ISA {
+namespace {
+
+constexpr int64_t kRowTile = 16;
+constexpr int64_t kColTile = 512;
+
+template <class T>
+double lane_sum(const at::vec::Vectorized<T>& v) {
+  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
+  v.store(lanes);
+  double total = 0;
+  for (T lane : lanes) total += lane;
+  return total;
+}
+
+// d2 between row a and columns j .. j + lanes of b^T.
+template <class T>
+at::vec::Vectorized<T> squared_distance(const Pairs<T>& p, const T* a, int64_t j) {
+  using Vec = at::vec::Vectorized<T>;
+  Vec d2(T(0));
+  for (int64_t k = 0; k < p.d; ++k) {
+    const Vec diff = Vec(a[k]) - Vec::loadu(p.bt + k * p.nb + j);
+    d2 = d2 + diff * diff;
+  }
+  return d2;
+}
+
+template <class T>
+T squared_distance_scalar(const Pairs<T>& p, const T* a, int64_t j) {
+  T d2 = 0;
+  for (int64_t k = 0; k < p.d; ++k) {
+    const T diff = a[k] - p.bt[k * p.nb + j];
+    d2 += diff * diff;
+  }
+  return d2;
+}
+
+template <Kernel K, class T>
+double pair_sum_typed(const Bandwidths& bw, const Pairs<T>& p) {
+  using Vec = at::vec::Vectorized<T>;
+  const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
+  std::vector<double> partial(tiles, 0.0);
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * kRowTile, i1 = std::min(p.na, i0 + kRowTile);
+      double tile_total = 0;
+      for (int64_t j0 = 0; j0 < p.nb; j0 += kColTile) {
+        const int64_t j1 = std::min(p.nb, j0 + kColTile);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* a = p.a + i * p.d;
+          Vec acc(T(0));
+          int64_t j = j0;
+          for (; j + Vec::size() <= j1; j += Vec::size()) acc = acc + kernel_value<K>(squared_distance(p, a, j), bw);
+          double row = lane_sum(acc);
+          for (; j < j1; ++j) row += kernel_value<K>(squared_distance_scalar(p, a, j), bw);
+          tile_total += row;
+        }
+      }
+      partial[t] = tile_total;
+    }
+  });
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+// grad_i += coef sum_j h(d2_ij) (a_i - b_j), accumulated as the differences themselves (H a_i - sum_j h b_j
+// would cancel for data far from the origin).
+template <Kernel K, class T>
+void pair_grad_typed(const Bandwidths& bw, const Pairs<T>& p, double coef, T* grad) {
+  using Vec = at::vec::Vectorized<T>;
+  const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<Vec> acc(kRowTile * p.d);      // lanes of sum_j h (a_ik - b_jk)
+    std::vector<double> tail(kRowTile * p.d);  // the same for the columns past the last full vector
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * kRowTile, i1 = std::min(p.na, i0 + kRowTile);
+      std::fill(acc.begin(), acc.end(), Vec(T(0)));
+      std::fill(tail.begin(), tail.end(), 0.0);
+      for (int64_t j0 = 0; j0 < p.nb; j0 += kColTile) {
+        const int64_t j1 = std::min(p.nb, j0 + kColTile);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* a = p.a + i * p.d;
+          Vec* w = acc.data() + (i - i0) * p.d;
+          double* w_tail = tail.data() + (i - i0) * p.d;
+          int64_t j = j0;
+          for (; j + Vec::size() <= j1; j += Vec::size()) {
+            const Vec h = kernel_slope<K>(squared_distance(p, a, j), bw);
+            for (int64_t k = 0; k < p.d; ++k) w[k] = w[k] + h * (Vec(a[k]) - Vec::loadu(p.bt + k * p.nb + j));
+          }
+          for (; j < j1; ++j) {
+            const T h = kernel_slope<K>(squared_distance_scalar(p, a, j), bw);
+            for (int64_t k = 0; k < p.d; ++k) w_tail[k] += h * (a[k] - p.bt[k * p.nb + j]);
+          }
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t k = 0; k < p.d; ++k) {
+          const int64_t at = (i - i0) * p.d + k;
+          grad[i * p.d + k] += static_cast<T>(coef * (lane_sum(acc[at]) + tail[at]));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p) {
+  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(bw, p); });
+}
+double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p) {
+  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(bw, p); });
+}
+void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p, double coef, float* grad) {
+  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(bw, p, coef, grad); });
+}
+void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p, double coef, double* grad) {
+  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(bw, p, coef, grad); });
+}
+
+}  // namespace fastgan::mmd::cpu::FASTGAN_ISA
