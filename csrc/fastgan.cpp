@@ -40,8 +40,9 @@ TORCH_LIBRARY(fastgan, m) {
   m.def("sample_cdf_(Tensor cdf, Tensor(a!) out, int seed, int offset, int stream) -> ()");
 
   // ---- direct losses (csrc/mmd): MMD^2 between samples x [n, d] and y [m, d], tiled, memory O((n + m) d) ----
-  m.def("mmd(Tensor x, Tensor y, float[] bandwidths, str kernel=\"rbf\", bool unbiased=True) -> Tensor");
-  m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, str kernel, bool unbiased) "
+  // (kernel_type, not kernel: Inductor's fallback for custom ops takes a parameter named `kernel` itself)
+  m.def("mmd(Tensor x, Tensor y, float[] bandwidths, str kernel_type=\"rbf\", bool unbiased=True) -> Tensor");
+  m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, str kernel_type, bool unbiased) "
         "-> (Tensor, Tensor)");
 }
 

@@ -52,9 +52,9 @@ def mmd(
 
 
 def _setup(ctx, inputs, output):
-    x, y, bandwidths, kernel, unbiased = inputs
+    x, y, bandwidths, kernel_type, unbiased = inputs
     ctx.save_for_backward(x, y)
-    ctx.args = (bandwidths, kernel, unbiased)
+    ctx.args = (bandwidths, kernel_type, unbiased)
 
 
 def _backward(ctx, grad):
@@ -67,10 +67,10 @@ torch.library.register_autograd("fastgan::mmd", _backward, setup_context=_setup)
 
 
 @torch.library.register_fake("fastgan::mmd")
-def _(x, y, bandwidths, kernel="rbf", unbiased=True):
+def _(x, y, bandwidths, kernel_type="rbf", unbiased=True):
     return x.new_empty(())
 
 
 @torch.library.register_fake("fastgan::mmd_backward")
-def _(grad, x, y, bandwidths, kernel, unbiased):
+def _(grad, x, y, bandwidths, kernel_type, unbiased):
     return x.new_empty(x.shape), y.new_empty(y.shape)
