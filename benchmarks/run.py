@@ -38,7 +38,9 @@ SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
-ALL_OPS = LOSS_OPS + SAMPLERS + TRAINING
+ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd",) + TRAINING
+MMD_SIZES = {"cpu": (1024, 4096), "cuda": (1024, 4096, 16384, 65536)}
+MMD_DIMS = (2, 64)
 SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
 QUICK_SAMPLER_SIZES = (4096, 1048576)
 DEFAULT_SIZES = (64, 256, 4096, 65536, 4194304)
@@ -168,6 +170,47 @@ def bench_sampler(dist: str, n: int, device: str, min_run_time: float) -> list:
     return rows
 
 
+# ---- MMD ----
+
+
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
+    """MMD^2 forward+backward between two [n, d] samples: fastgan vs the full-matrix reference (torch.cdist and
+    exp, as people write it). The reference holds three n x n matrices and their per-bandwidth exponentials; on
+    the CPU it is skipped where that would take more than half the machine's memory (the OS would kill the run),
+    on CUDA it runs until the allocator raises out-of-memory."""
+    time = timer_for(device)
+    x = torch.randn(n, d, device=device, requires_grad=True)
+    y = (torch.randn(n, d, device=device) + 0.5).requires_grad_()
+    impls = {"fastgan": lambda: fastgan.mmd(x, y).backward(),
+             "eager": lambda: reference.mmd(x, y, exact=False).backward()}
+    rows = []
+    for impl, call in impls.items():
+        row = {"n": n, "d": d, "impl": impl}
+        reference_bytes = 3 * n * n * 4 * (len(reference.MMD_BANDWIDTHS) + 3)
+        if impl == "eager" and device == "cpu" and reference_bytes > physical_memory_bytes() // 2:
+            rows.append({**row, "skipped": f"needs ~{reference_bytes / 2**30:.0f} GiB"})
+            continue
+        try:
+            if device == "cuda":
+                torch.cuda.synchronize()
+                base = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+            call()
+            if device == "cuda":
+                torch.cuda.synchronize()
+                row["peak_bytes"] = torch.cuda.max_memory_allocated() - base
+            rows.append({**row, **time(call, min_run_time)})
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            rows.append({**row, "skipped": "out of memory"})
+        x.grad = y.grad = None
+    return rows
+
+
 # ---- training steps ----
 
 
@@ -286,6 +329,24 @@ def markdown(result: dict) -> str:
                          f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
         lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
                   "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
+    if result.get("mmd"):
+        lines += ["## MMD^2 forward+backward (rbf, 6 bandwidths), n = m", "",
+                  "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        index = {(r["n"], r["d"], r["impl"]): r for r in result["mmd"]}
+        for (n, d, impl), r in index.items():
+            if impl != "fastgan":
+                continue
+            other = index[(n, d, "eager")]
+            if "skipped" in other:
+                eager, ratio = f"skipped: {other['skipped']}", "-"
+            else:
+                eager, ratio = format_time(other["median_s"]), f"{other['median_s'] / r['median_s']:.2f}x"
+            memory = (f"{r['peak_bytes'] / 2**20:.1f} MiB / " + (f"{other['peak_bytes'] / 2**20:.0f} MiB"
+                      if "peak_bytes" in other else "-")) if "peak_bytes" in r else "-"
+            lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
+                         f"{ratio} | {memory} |")
+        lines.append("")
     if result["training"]:
         lines += ["## Training steps (one D step + one G step)", "",
                   "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
@@ -350,14 +411,18 @@ def run_device(device: str, args) -> dict:
     tasks = [("loss", op, size) for op in ops if op in LOSS_OPS for size in args.sizes]
     sampler_sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
     tasks += [("sampler", dist, size) for dist in ops if dist in SAMPLERS for size in sampler_sizes]
+    if "mmd" in ops:
+        tasks += [("mmd", d, n) for d in MMD_DIMS for n in (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "training": []}
+    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "training": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
     for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
         if kind == "loss":
             result["ops"] += bench_loss(name, size, device, min_run_time)
         elif kind == "sampler":
             result["samplers"] += bench_sampler(name, size, device, min_run_time)
+        elif kind == "mmd":
+            result["mmd"] += bench_mmd(size, name, device, min_run_time)
         else:
             result["training"] += bench_training(name, device, min_run_time * 4, train_impls)
     meta = {
@@ -400,7 +465,7 @@ def parse_args(argv=None):
     else:
         args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     if args.quick and args.ops == list(ALL_OPS):
-        args.ops = ["d_loss", "g_loss", "normal", "ring256"]
+        args.ops = ["d_loss", "g_loss", "normal", "mmd", "ring256"]
     return args
 
 

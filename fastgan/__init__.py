@@ -1,7 +1,7 @@
 """fastgan: fused C++/CUDA GAN losses and samplers for PyTorch. The public API, re-exported; nothing else."""
 
 from ._ext import build_info
-from . import nn, reference, toy
+from . import metrics, nn, reference, toy
 from .losses import LOSSES, fused_gan_loss, fused_generator_loss
 from .mmd import mmd
 from .sampling import LatentSampler, inverse_transform, latent, random_bits, sample_cdf
@@ -10,5 +10,5 @@ __version__ = build_info()["version"]
 
 __all__ = [
     "LOSSES", "LatentSampler", "build_info", "fused_gan_loss", "fused_generator_loss", "inverse_transform", "latent", "mmd",
-    "nn", "random_bits", "reference", "sample_cdf", "toy", "__version__",
+    "metrics", "nn", "random_bits", "reference", "sample_cdf", "toy", "__version__",
 ]

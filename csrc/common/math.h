@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "macros.h"
 
@@ -17,6 +18,7 @@ struct Ops;
 template <class T>
 struct ScalarOps {
   using Mask = bool;
+  using Scalar = T;
   static FASTGAN_HD T select(bool mask, T if_true, T if_false) { return mask ? if_true : if_false; }
 };
 
@@ -70,6 +72,16 @@ FASTGAN_HD V tan(V x) { return Ops<V>::tan(x); }
 // select(mask, a, b): a where the mask holds, else b.
 template <class V>
 FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }
+
+// exp(x), but 0 where the result would be subnormal (x < -87 in float, -708 in double). On x86 a subnormal result
+// takes a microcode assist (~100 cycles): kernel sums over many far-apart pairs (MMD) ran 3x slower with them.
+// The flushed terms are below the smallest normal number (1.2e-38 in float), so sums do not notice.
+template <class V>
+FASTGAN_HD V exp_flush_subnormal(V x) {
+  using Scalar = typename Ops<V>::Scalar;
+  const V floor(std::is_same_v<Scalar, float> ? Scalar(-87.0f) : Scalar(-708.0));
+  return select<V>(x < floor, V(0), exp(select<V>(x < floor, floor, x)));
+}
 
 // max(x, 0) that keeps NaN (x < 0 is false for NaN).
 template <class V>

@@ -11,6 +11,7 @@ template <class T>
 struct Ops<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
   using Mask = V;  // comparisons of Vectorized return all-ones / all-zeros lanes of the same type
+  using Scalar = T;
   static V exp(const V& x) { return x.exp(); }
   static V log(const V& x) { return x.log(); }
   static V log1p(const V& x) { return x.log1p(); }

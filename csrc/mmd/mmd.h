@@ -36,7 +36,7 @@ FASTGAN_HD V kernel_value(V d2, const Bandwidths& bw) {
   } else {
     const V arg = K == Kernel::Rbf ? d2 : math::sqrt(d2);
     V total(0);
-    for (int s = 0; s < bw.count; ++s) total = total + math::exp(arg * V(bw.coef[s]));
+    for (int s = 0; s < bw.count; ++s) total = total + math::exp_flush_subnormal(arg * V(bw.coef[s]));
     return total;
   }
 }
@@ -46,7 +46,7 @@ template <Kernel K, class V>
 FASTGAN_HD V kernel_slope(V d2, const Bandwidths& bw) {
   if constexpr (K == Kernel::Rbf) {
     V total(0);
-    for (int s = 0; s < bw.count; ++s) total = total + V(2 * bw.coef[s]) * math::exp(d2 * V(bw.coef[s]));
+    for (int s = 0; s < bw.count; ++s) total = total + V(2 * bw.coef[s]) * math::exp_flush_subnormal(d2 * V(bw.coef[s]));
     return total;
   } else {
     const V d = math::sqrt(d2);
@@ -56,7 +56,7 @@ FASTGAN_HD V kernel_slope(V d2, const Bandwidths& bw) {
       total = V(-1) / safe;  // 2 d(-sqrt(d2))/dd2 = -1 / d
     } else {
       total = V(0);
-      for (int s = 0; s < bw.count; ++s) total = total + V(bw.coef[s]) * math::exp(d * V(bw.coef[s]));
+      for (int s = 0; s < bw.count; ++s) total = total + V(bw.coef[s]) * math::exp_flush_subnormal(d * V(bw.coef[s]));
       total = total / safe;  // 2 d exp(c d)/dd2 = c exp(c d) / d
     }
     return math::select<V>(d2 > V(0), total, V(0));
