@@ -24,4 +24,14 @@ struct Ops<at::vec::Vectorized<T>> {
   static V select(const V& mask, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, mask); }
 };
 
+// The sum of a vector's lanes, in index order and in double: the same bits for the same lanes, always.
+template <class T>
+double lane_sum(const at::vec::Vectorized<T>& v) {
+  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
+  v.store(lanes);
+  double total = 0;
+  for (T lane : lanes) total += lane;
+  return total;
+}
+
 }  // namespace fastgan::math

@@ -12,16 +12,6 @@ namespace {
 
 using at::Tensor;
 
-cpu::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cpu::DType::Float;
-    case at::kDouble: return cpu::DType::Double;
-    case at::kHalf: return cpu::DType::Half;
-    case at::kBFloat16: return cpu::DType::BFloat16;
-    default: TORCH_CHECK(false, "fastgan: unsupported dtype ", t);  // the op layer checked already
-  }
-}
-
 // Reads or writes one element of a CPU tensor without a dispatcher round trip (these run on every step).
 double read_scalar(const Tensor& t) {
   switch (t.scalar_type()) {
@@ -55,7 +45,7 @@ double mean_weight(int64_t count) { return count > 0 ? 1.0 / static_cast<double>
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
   const bool paired = spec.layout == Layout::Paired;
   cpu::ForwardArgs args{spec,
-                        kernel_dtype(b.scalar_type()),
+                        fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss"),
                         a.defined() ? a.const_data_ptr() : nullptr,
                         paired || !a.defined() ? 0 : a.numel(),
                         b.const_data_ptr(),
@@ -96,7 +86,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   const double coef_a = g * spec.a.scale * reduction_weight(spec.reduction, paired ? nb : na);
   const double coef_b = g * spec.b.scale * reduction_weight(spec.reduction, nb);
   cpu::BackwardArgs args{spec,
-                         kernel_dtype(b.scalar_type()),
+                         fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss_backward"),
                          per_element ? grad.const_data_ptr() : nullptr,
                          a.defined() ? a.const_data_ptr() : nullptr,
                          na,

@@ -15,6 +15,8 @@
 namespace fastgan::losses::cpu::FASTGAN_ISA {
 namespace {
 
+using math::lane_sum;
+
 constexpr int64_t kChunk = 16384;  // unit of parallel work and of the deterministic partition
 constexpr int64_t kBlock = 512;    // unit of dtype conversion (stack buffers)
 
@@ -34,15 +36,6 @@ const Acc<S>* load_block(const S* src, int64_t n, Acc<S>* buf) {
     at::vec::convert(src, buf, n);
     return buf;
   }
-}
-
-template <class T>
-double lane_sum(const at::vec::Vectorized<T>& v) {
-  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
-  v.store(lanes);
-  double total = 0;
-  for (T lane : lanes) total += lane;
-  return total;
 }
 
 // Runs chunk_fn(begin, end) -> std::array<double, N> over fixed chunks in parallel; adds the results in order.

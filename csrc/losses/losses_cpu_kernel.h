@@ -4,11 +4,12 @@
 
 #include <cstdint>
 
+#include "../common/cpu_dtype.h"
 #include "losses.h"
 
 namespace fastgan::losses::cpu {
 
-enum class DType : int8_t { Float, Double, Half, BFloat16 };
+using fastgan::cpu::DType;
 
 struct ForwardArgs {
   LossSpec spec;

@@ -14,17 +14,10 @@
 namespace fastgan::mmd::cpu::FASTGAN_ISA {
 namespace {
 
+using math::lane_sum;
+
 constexpr int64_t kRowTile = 16;
 constexpr int64_t kColTile = 512;
-
-template <class T>
-double lane_sum(const at::vec::Vectorized<T>& v) {
-  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
-  v.store(lanes);
-  double total = 0;
-  for (T lane : lanes) total += lane;
-  return total;
-}
 
 // d2 between row a and columns j .. j + lanes of b^T.
 template <class T>

@@ -13,16 +13,6 @@ namespace {
 
 using at::Tensor;
 
-cpu::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cpu::DType::Float;
-    case at::kDouble: return cpu::DType::Double;
-    case at::kHalf: return cpu::DType::Half;
-    case at::kBFloat16: return cpu::DType::BFloat16;
-    default: TORCH_CHECK_TYPE(false, "fastgan::fill_latent_: out must be float32, float64, float16 or bfloat16, got ", t);
-  }
-}
-
 int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor) {
   return offset + (offset_tensor.has_value() ? *offset_tensor->const_data_ptr<int64_t>() : 0);
 }
@@ -44,7 +34,7 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
                            static_cast<uint64_t>(stream),
                            total_offset(offset, offset_tensor),
                            out.numel(),
-                           kernel_dtype(out.scalar_type()),
+                           fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
                            out.mutable_data_ptr()};
   FASTGAN_CPU_DISPATCH(cpu, fill, args);
 }

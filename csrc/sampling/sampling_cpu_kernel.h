@@ -3,11 +3,12 @@
 
 #include <cstdint>
 
+#include "../common/cpu_dtype.h"
 #include "sampling.h"
 
 namespace fastgan::sampling::cpu {
 
-enum class DType : int8_t { Float, Double, Half, BFloat16 };
+using fastgan::cpu::DType;
 
 struct FillArgs {
   Dist dist;
