@@ -144,3 +144,13 @@ def test_biased_estimator_accepts_single_samples():
     x, y = torch.zeros(1, 2), torch.ones(1, 2)
     expected = 2 * len(reference.MMD_BANDWIDTHS) - 2 * sum(math.exp(-2 / (2 * s * s)) for s in reference.MMD_BANDWIDTHS)
     assert abs(fastgan.mmd(x, y, estimator="biased").item() - expected) < 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_dimension_limit_is_a_clear_error():
+    x = torch.randn(4, 257, device="cuda")
+    with pytest.raises(ValueError, match="on CUDA the dimension d must be <= 256"):
+        fastgan.mmd(x, x)
+    torch.testing.assert_close(fastgan.mmd(x[:, :256], x[:, :256] + 1).cpu(),
+                               fastgan.mmd(x[:, :256].cpu(), x[:, :256].cpu() + 1), rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "../common/reduce.cuh"
 #include "mmd_ops.h"
 
 namespace fastgan::mmd {
@@ -99,18 +100,20 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   __syncthreads();
   __shared__ bool is_last;
   if (threadIdx.x == 0) {
-    double block_sum = 0;
-    for (int w = 0; w < kWarpsPerBlock; ++w) block_sum += warp_sums[w];
-    partials[blockIdx.x] = block_sum;
+    double warps_total = 0;
+    for (int w = 0; w < kWarpsPerBlock; ++w) warps_total += warp_sums[w];
+    partials[blockIdx.x] = warps_total;
     __threadfence();
     is_last = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
   }
   __syncthreads();
-  if (!is_last || threadIdx.x != 0) return;
+  if (!is_last) return;  // block-uniform
   __threadfence();
-  double total = -diag;  // w_xx diag_x + w_yy diag_y, removed for the unbiased estimator
-  for (unsigned b = 0; b < gridDim.x; ++b) total += __ldcg(&partials[b]);  // block order: deterministic
-  *out = static_cast<T>(total);
+  // every thread of the last block adds a fixed, strided share of the partials, then a fixed tree: deterministic
+  double total[1] = {0.0};
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) total[0] += __ldcg(&partials[b]);
+  cuda::block_sum(total);
+  if (threadIdx.x == 0) *out = static_cast<T>(total[0] - diag);  // diag: the unbiased estimator's diagonals
 }
 
 template <Kernel K, class T>
