@@ -39,6 +39,15 @@ TORCH_LIBRARY(fastgan, m) {
   // drawn from stream (seed, stream + r).
   m.def("sample_cdf_(Tensor cdf, Tensor(a!) out, int seed, int offset, int stream) -> ()");
 
+  // ---- MCMC (csrc/mcmc): chains whose uniforms come from the streams; one launch each ----
+  // MH-GAN's independent chain over the K proposals of each of C chains (logits [C, K]); returns the index of
+  // each chain's final state (-1: the initial state) and whether any proposal was accepted.
+  m.def("mh_select(Tensor logits, Tensor? init_logit, int seed, int offset, int stream) -> (Tensor, Tensor)");
+  // One Metropolis-Hastings accept/reject step for C chains, in place: where log u < lp' - lp, state takes the
+  // proposal's row, log_prob its log-density, and accepted counts one more.
+  m.def("mh_accept_(Tensor(a!) state, Tensor(b!) log_prob, Tensor proposal, Tensor proposal_log_prob, "
+        "Tensor(c!) accepted, int seed, int offset, int stream) -> ()");
+
   // ---- direct losses (csrc/mmd): MMD^2 between samples x [n, d] and y [m, d], tiled, memory O((n + m) d) ----
   // (kernel_type, not kernel: Inductor's fallback for custom ops takes a parameter named `kernel` itself)
   m.def("mmd(Tensor x, Tensor y, float[] bandwidths, str kernel_type=\"rbf\", bool unbiased=True) -> Tensor");

@@ -1,0 +1,28 @@
+// Markov-chain and rejection steps, host and device. Every uniform comes from fastgan's streams (philox.h): the
+// uniform for chain c at step t is word offset + c of the step's stream, so a run is a pure function of the seed.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/math.h"
+#include "../common/philox.h"
+#include "../sampling/sampling.h"
+
+namespace fastgan::mcmc {
+
+// Word w of stream (seed, stream) as a uniform on (0, 1] (so its log is finite).
+template <class T>
+FASTGAN_HD T stream_uniform(uint64_t seed, uint64_t stream, int64_t w) {
+  const philox::Words words = philox::block(seed, stream, static_cast<uint64_t>(w) / 4);
+  return sampling::to_uniform<T>(words.w[w % 4], sampling::UniformKind::OpenLow);
+}
+
+// Metropolis-Hastings acceptance of a move with log ratio `log_ratio` (target ratio times proposal ratio):
+// accept when log u < log_ratio. A NaN ratio (a NaN log-density) rejects; +inf (leaving a zero-density state)
+// accepts.
+template <class T>
+FASTGAN_HD bool accept(T u, T log_ratio) {
+  return math::log(u) < log_ratio;
+}
+
+}  // namespace fastgan::mcmc

@@ -1,0 +1,72 @@
+// Argument checks of the MCMC ops and the chain scan shared by the CPU and CUDA kernels.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "../common/checks.h"
+#include "mcmc.h"
+
+namespace fastgan::mcmc {
+
+struct ChainResult {
+  int64_t index;  // the final state: a proposal index, or -1 for the initial state
+  bool moved;     // whether any proposal was accepted
+};
+
+// The independent Metropolis-Hastings chain of MH-GAN (Turner et al. 2019) over K proposals with discriminator
+// logits l: from the current state, proposal k is accepted with probability min(1, exp(l_k - l_current)) (the
+// ratio (1/D(x) - 1) / (1/D(x') - 1) of calibrated D = sigmoid(l)). Without an initial logit the chain starts at
+// proposal 0. The uniform for proposal k is word first_word + k.
+template <class T>
+FASTGAN_HD ChainResult select_chain(const T* logits, int64_t k, const T* init_logit, uint64_t seed, uint64_t stream,
+                                    int64_t first_word) {
+  int64_t current = init_logit != nullptr ? -1 : 0;
+  T current_logit = init_logit != nullptr ? *init_logit : logits[0];
+  bool moved = false;
+  for (int64_t j = init_logit != nullptr ? 0 : 1; j < k; ++j) {
+    if (accept(stream_uniform<T>(seed, stream, first_word + j), logits[j] - current_logit)) {
+      current = j;
+      current_logit = logits[j];
+      moved = true;
+    }
+  }
+  return {current, moved};
+}
+
+inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Tensor>& init_logit, int64_t offset) {
+  constexpr const char* op = "fastgan.mh_gan_select";
+  TORCH_CHECK_TYPE(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble, op,
+                   ": logits must be float32 or float64, got ", logits.scalar_type());
+  TORCH_CHECK_VALUE(logits.dim() == 2 && logits.size(1) >= 1, op,
+                    ": logits must be [chains, k] with k >= 1 proposals per chain, got ", logits.sizes());
+  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  if (init_logit.has_value()) {
+    check_same_device_and_dtype(logits, "logits", *init_logit, "init_logit", op);
+    TORCH_CHECK_VALUE(init_logit->dim() == 1 && init_logit->size(0) == logits.size(0), op,
+                      ": init_logit must be [chains] = [", logits.size(0), "], got ", init_logit->sizes());
+  }
+}
+
+inline void check_mh_accept(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
+                            const at::Tensor& proposal_log_prob, const at::Tensor& accepted, int64_t offset) {
+  constexpr const char* op = "fastgan::mh_accept_";
+  TORCH_CHECK_TYPE(state.scalar_type() == at::kFloat || state.scalar_type() == at::kDouble, op,
+                   ": the chains' state must be float32 or float64, got ", state.scalar_type());
+  TORCH_CHECK_VALUE(state.dim() == 2 && state.is_contiguous(), op, ": state must be a contiguous [chains, d] tensor");
+  check_same_device_and_dtype(state, "state", proposal, "proposal", op);
+  check_same_device_and_dtype(state, "state", log_prob, "log_prob", op);
+  check_same_device_and_dtype(state, "state", proposal_log_prob, "proposal_log_prob", op);
+  TORCH_CHECK_VALUE(proposal.sizes() == state.sizes() && proposal.is_contiguous(), op,
+                    ": proposal must be contiguous and shaped like state");
+  const int64_t chains = state.size(0);
+  TORCH_CHECK_VALUE(log_prob.dim() == 1 && log_prob.size(0) == chains && log_prob.is_contiguous() &&
+                        proposal_log_prob.dim() == 1 && proposal_log_prob.size(0) == chains &&
+                        proposal_log_prob.is_contiguous(),
+                    op, ": log_prob and proposal_log_prob must be contiguous [chains] = [", chains, "] tensors");
+  TORCH_CHECK_VALUE(accepted.scalar_type() == at::kLong && accepted.dim() == 1 && accepted.size(0) == chains &&
+                        accepted.device() == state.device() && accepted.is_contiguous(),
+                    op, ": accepted must be a contiguous int64 [chains] tensor on ", state.device());
+  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+}
+
+}  // namespace fastgan::mcmc

@@ -1,0 +1,137 @@
+"""Metropolis-Hastings chains, the MH-GAN selection and DRS: statistics on known targets and known density ratios
+(scipy.stats at level 1e-4), determinism, CPU == CUDA, bad input."""
+
+import math
+
+import pytest
+import scipy.stats
+import torch
+
+import fastgan
+from conftest import DEVICES
+
+
+def beta_log_prob(x):
+    """Unnormalised Beta(2, 5) on (0, 1), -inf outside."""
+    inside = (x > 0) & (x < 1)
+    value = torch.log(x.clamp(1e-300, 1)) + 4 * torch.log1p(-x.clamp(max=1 - 1e-16))
+    return torch.where(inside, value, torch.full_like(value, -math.inf))[:, 0]
+
+
+def mixture_log_prob(x):
+    """0.3 N(-2, 0.5^2) + 0.7 N(1.5, 0.7^2), unnormalised."""
+    a = math.log(0.3) + torch.distributions.Normal(-2.0, 0.5).log_prob(x[:, 0])
+    b = math.log(0.7) + torch.distributions.Normal(1.5, 0.7).log_prob(x[:, 0])
+    return torch.logaddexp(a, b)
+
+
+def mixture_cdf(v):
+    return 0.3 * scipy.stats.norm(-2, 0.5).cdf(v) + 0.7 * scipy.stats.norm(1.5, 0.7).cdf(v)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_metropolis_hastings_samples_a_beta(device):
+    """4096 chains from U(0, 1), 300 steps, step 0.3: each chain's last state is a draw from Beta(2, 5)."""
+    x0 = fastgan.latent(4096, 1, dist="uniform", seed=1, device=device, dtype=torch.float64)
+    samples, acceptance = fastgan.metropolis_hastings(beta_log_prob, x0, 300, step_size=0.3, seed=2, burn_in=299)
+    assert samples.shape == (4096, 1, 1)
+    assert 0.2 < acceptance.mean().item() < 0.9
+    assert scipy.stats.kstest(samples[:, -1, 0].cpu().numpy(), scipy.stats.beta(2, 5).cdf).pvalue > 1e-4
+
+
+def test_metropolis_hastings_samples_a_gaussian_mixture():
+    x0 = 3 * fastgan.latent(4096, 1, seed=3, dtype=torch.float64)
+    samples, _ = fastgan.metropolis_hastings(mixture_log_prob, x0, 400, step_size=2.0, seed=4, burn_in=300, thin=50)
+    assert samples.shape == (4096, 2, 1)
+    assert scipy.stats.kstest(samples[:, -1, 0].numpy(), mixture_cdf).pvalue > 1e-4
+
+
+def test_metropolis_hastings_is_deterministic_and_keeps_every_thinned_state():
+    x0 = torch.zeros(64, 2, dtype=torch.float64)
+    log_prob = lambda x: -0.5 * (x**2).sum(1)  # noqa: E731
+    a, rate_a = fastgan.metropolis_hastings(log_prob, x0, 20, step_size=0.5, seed=5, burn_in=3, thin=4)
+    b, rate_b = fastgan.metropolis_hastings(log_prob, x0, 20, step_size=0.5, seed=5, burn_in=3, thin=4)
+    assert a.shape == (64, 5, 2) and torch.equal(a, b) and torch.equal(rate_a, rate_b)
+    assert torch.equal(x0, torch.zeros(64, 2, dtype=torch.float64))  # x0 is not modified
+
+
+def known_ratio_proposals(chains, k, seed, device):
+    """Proposals from q = N(0, 1) with logits = log p/q for the target p = N(1, 1): l(x) = x - 1/2."""
+    x = fastgan.latent(chains, k, seed=seed, device=device, dtype=torch.float64)
+    return x, x - 0.5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mh_gan_select_recovers_the_target_from_a_known_density_ratio(device):
+    """Started at a draw from the target (MH-GAN's real-sample start), the independent chain stays at the target:
+    the selected states of 20000 chains of 40 proposals pass a KS test against N(1, 1); the proposals do not."""
+    chains, k = 20_000, 40
+    x, logits = known_ratio_proposals(chains, k, 6, device)
+    start = fastgan.latent(chains, 1, seed=7, device=device, dtype=torch.float64)[:, 0] + 1.0
+    index, moved = fastgan.mh_gan_select(logits, seed=8, init_logit=start - 0.5)
+    chosen = torch.where(index >= 0, x.gather(1, index.clamp_min(0)[:, None])[:, 0], start).cpu().numpy()
+    assert moved.float().mean().item() > 0.9
+    assert scipy.stats.kstest(chosen, scipy.stats.norm(1, 1).cdf).pvalue > 1e-4
+    assert scipy.stats.kstest(x[:, 0].cpu().numpy(), scipy.stats.norm(1, 1).cdf).pvalue < 1e-10
+
+
+def test_mh_gan_select_without_an_initial_state_starts_at_proposal_zero():
+    logits = torch.tensor([[0.0, -1e9, -1e9], [0.0, 5.0, -1e9]], dtype=torch.float64)
+    index, moved = fastgan.mh_gan_select(logits, seed=1)
+    assert index.tolist() == [0, 1] and moved.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_drs_recovers_the_target_from_a_known_density_ratio(device):
+    """DRS with the exact log ratio and gamma = 0 is plain rejection sampling with envelope exp(max_logit)
+    (the eps term changes the acceptance by ~1e-6): accepted proposals from N(0, 1) follow N(1, 1) on the range
+    where the envelope holds."""
+    x, logits = known_ratio_proposals(400_000, 1, 9, device)
+    x, logits = x[:, 0], logits[:, 0]
+    inside = x < 3.0  # the envelope max l = 2.5 bounds the ratio there
+    accept, f = fastgan.drs(logits[inside], max_logit=2.5, gamma=0.0, seed=10)
+    chosen = x[inside][accept].cpu().numpy()
+    assert len(chosen) > 20_000
+    truncated = scipy.stats.truncnorm(-math.inf, 3.0 - 1.0, loc=1.0)
+    assert scipy.stats.kstest(chosen, truncated.cdf).pvalue > 1e-4
+    _, f_default = fastgan.drs(logits[inside], max_logit=2.5, seed=10)
+    assert abs(torch.quantile(f_default.double(), 0.95).item()) < 1e-9  # gamma=None centres the 95th percentile
+
+
+def test_cuda_and_cpu_select_the_same_states():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    _, logits = known_ratio_proposals(1000, 30, 11, "cpu")
+    cpu = fastgan.mh_gan_select(logits, seed=12)
+    gpu = fastgan.mh_gan_select(logits.cuda(), seed=12)
+    assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: fastgan.mh_gan_select(torch.tensor([[0.0, float("nan")]]), seed=0), ValueError, "non-finite"),
+        (lambda: fastgan.mh_gan_select(torch.zeros(3, 0), seed=0), ValueError, "k >= 1 proposals"),
+        (lambda: fastgan.mh_gan_select(torch.zeros(3), seed=0), ValueError, r"\[chains, k\]"),
+        (lambda: fastgan.mh_gan_select(torch.zeros(3, 2), seed=0, init_logit=torch.zeros(2)), ValueError,
+         r"init_logit must be \[chains\]"),
+        (lambda: fastgan.metropolis_hastings(lambda x: x, torch.zeros(4, 2), 3, step_size=0.1, seed=0), ValueError,
+         r"log_prob must return a \[chains\] = \[4\] tensor, got \(4, 2\)"),
+        (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4, 2), 3, step_size=0.0, seed=0),
+         ValueError, "step_size must be > 0"),
+        (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4), 3, step_size=0.1, seed=0),
+         ValueError, r"\[chains, d\]"),
+        (lambda: fastgan.drs(torch.tensor([0.0, float("inf")]), max_logit=1.0, seed=0), ValueError, "non-finite"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_opcheck_mcmc_ops():
+    logits = torch.randn(5, 4, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.fastgan.mh_select.default, (logits, torch.randn(5, dtype=torch.float64), 1, 0, 0))
+    state, proposal = torch.randn(5, 2), torch.randn(5, 2)
+    torch.library.opcheck(torch.ops.fastgan.mh_accept_.default,
+                          (state, torch.randn(5), proposal, torch.randn(5), torch.zeros(5, dtype=torch.int64), 3, 0, 1))
