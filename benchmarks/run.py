@@ -412,7 +412,8 @@ def run_device(device: str, args) -> dict:
     sampler_sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
     tasks += [("sampler", dist, size) for dist in ops if dist in SAMPLERS for size in sampler_sizes]
     if "mmd" in ops:
-        tasks += [("mmd", d, n) for d in MMD_DIMS for n in (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])]
+        mmd_sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
+        tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS) for n in mmd_sizes]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
     result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "training": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
@@ -424,7 +425,8 @@ def run_device(device: str, args) -> dict:
         elif kind == "mmd":
             result["mmd"] += bench_mmd(size, name, device, min_run_time)
         else:
-            result["training"] += bench_training(name, device, min_run_time * 4, train_impls)
+            # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
+            result["training"] += bench_training(name, device, 0.4 if args.quick else 4.0, train_impls)
     meta = {
         "device": device,
         "device_name": device_name(device),
@@ -449,6 +451,8 @@ def parse_args(argv=None):
                         help="where to run (default: CPU, and CUDA when available)")
     parser.add_argument("--ops", default=",".join(ALL_OPS), help=f"comma-separated subset of {', '.join(ALL_OPS)}")
     parser.add_argument("--sizes", default=None, help="comma-separated logit counts for the loss ops")
+    parser.add_argument("--mmd-sizes", default=None, help="comma-separated sample counts n = m for mmd")
+    parser.add_argument("--mmd-dims", default=None, help="comma-separated dimensions d for mmd")
     parser.add_argument("--quick", action="store_true", help="two sizes, short timing: a smoke run")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
     parser.add_argument("--no-compile-training", action="store_true",
@@ -460,6 +464,8 @@ def parse_args(argv=None):
     unknown = sorted(set(args.ops) - set(ALL_OPS))
     if unknown:
         parser.error(f"unknown --ops {unknown}; choose from {', '.join(ALL_OPS)}")
+    args.mmd_sizes = [int(s) for s in args.mmd_sizes.split(",")] if args.mmd_sizes else None
+    args.mmd_dims = [int(s) for s in args.mmd_dims.split(",")] if args.mmd_dims else None
     if args.sizes:
         args.sizes = [int(s) for s in args.sizes.split(",")]
     else:
