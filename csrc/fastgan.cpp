@@ -47,6 +47,8 @@ TORCH_LIBRARY(fastgan, m) {
   // proposal's row, log_prob its log-density, and accepted counts one more.
   m.def("mh_accept_(Tensor(a!) state, Tensor(b!) log_prob, Tensor proposal, Tensor proposal_log_prob, "
         "Tensor(c!) accepted, int seed, int offset, int stream) -> ()");
+  // The acceptance test of rejection sampling: accept[i] = log u_i < log_ratio[i], u_i word offset + i.
+  m.def("accept_test(Tensor log_ratio, int seed, int offset, int stream) -> Tensor");
 
   // ---- direct losses (csrc/mmd): MMD^2 between samples x [n, d] and y [m, d], tiled, memory O((n + m) d) ----
   // (kernel_type, not kernel: Inductor's fallback for custom ops takes a parameter named `kernel` itself)

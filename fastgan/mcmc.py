@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
+import math
+import warnings
+
 import torch
 
 from . import _ext  # noqa: F401  (loads the ops)
@@ -18,6 +21,7 @@ from .sampling import _count, _seed, _word64, latent
 _ops = torch.ops.fastgan
 _mh_select = _ops.mh_select.default
 _mh_accept = _ops.mh_accept_.default
+_accept_test = _ops.accept_test.default
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
@@ -117,6 +121,147 @@ def drs(
     u = latent(logits.numel(), 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=logits.device,
                dtype=torch.float64).view(logits.shape)
     return u <= torch.sigmoid(f), f.to(logits.dtype)
+
+
+def rejection_sample(
+    log_target: Callable[[torch.Tensor], torch.Tensor],
+    propose: Callable[[int], Tuple[torch.Tensor, torch.Tensor]],
+    log_envelope: float,
+    n: int,
+    *,
+    seed: Optional[int] = None,
+    max_rounds: int = 100,
+    stream: int = 0,
+) -> Tuple[torch.Tensor, float]:
+    """Acceptance-rejection sampling: ``propose(k)`` returns k proposals [k, ...] and their log-density under the
+    proposal [k]; ``log_target`` maps proposals to the (unnormalised) log target [k]; ``log_envelope`` is log M with
+    target <= M proposal. A proposal is accepted with probability exp(log_target - log_envelope - log_q), the test
+    run in one kernel on stream uniforms (proposal i of the run uses word i). Rounds are sized from the acceptance
+    rate seen so far. Returns (exactly n samples, acceptance rate); raises after ``max_rounds`` rounds with the rate
+    seen. A log ratio above 0 means the envelope does not bound the target there: that draws a warning."""
+    n, max_rounds, seed, stream = _count(n, "n"), _count(max_rounds, "max_rounds"), _seed(seed), _word64(stream, "stream")
+    accepted, got, proposed, violated = [], 0, 0, False
+    for _ in range(max_rounds):
+        if got >= n:
+            break
+        need = n - got
+        rate = got / proposed if got else None
+        k = max(16, need * 2 if rate is None else math.ceil(1.2 * need / rate))
+        x, log_q = propose(k)
+        if not isinstance(x, torch.Tensor) or x.shape[:1] != (k,) or not isinstance(log_q, torch.Tensor) \
+                or log_q.shape != (k,):
+            raise ValueError(f"propose({k}) must return (samples [{k}, ...], log-densities [{k}])")
+        log_t = log_target(x)
+        if not isinstance(log_t, torch.Tensor) or log_t.shape != (k,):
+            raise ValueError(f"log_target must return a [{k}] tensor for {k} proposals")
+        log_ratio = (log_t - log_envelope - log_q).to(torch.float64 if log_t.dtype == torch.float64 else torch.float32)
+        mask = _accept_test(log_ratio.contiguous(), seed, proposed, stream)
+        violated = violated or bool((log_ratio > 1e-6).any())
+        accepted.append(x[mask])
+        got += accepted[-1].shape[0]
+        proposed += k
+    if violated:
+        warnings.warn("rejection_sample: log_target - log_q exceeded log_envelope for some proposals; the samples "
+                      "are biased there. Raise log_envelope.", RuntimeWarning, stacklevel=2)
+    if got < n:
+        raise RuntimeError(f"rejection_sample: {got} of {n} samples accepted after {max_rounds} rounds (acceptance "
+                           f"rate {got / max(proposed, 1):.3g}); raise max_rounds or tighten log_envelope")
+    return torch.cat(accepted)[:n], got / proposed
+
+
+def _logits_of(discriminator, x: torch.Tensor) -> torch.Tensor:
+    return discriminator(x).reshape(len(x)).double()
+
+
+@torch.no_grad()
+def discriminator_rejection_sampling(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    discriminator: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    latent_dim: int,
+    *,
+    seed: Optional[int] = None,
+    batch: int = 4096,
+    pilot: int = 10_000,
+    gamma: Optional[float] = None,
+    eps: float = 1e-6,
+    max_rounds: int = 1000,
+    device=None,
+) -> Tuple[torch.Tensor, float]:
+    """DRS (Azadi et al. 2019): estimate max_logit on a pilot batch of G(z), then draw batches, keep max_logit
+    updated with every logit seen, and keep x = G(z) where ``drs`` accepts. z ~ N(0, I) from fastgan's stream
+    (stream 0 for the noise, 1 for the acceptance uniforms). Returns (n samples, acceptance rate)."""
+    n, seed = _count(n, "n"), _seed(seed)
+    rows = 0
+
+    def draw(k):
+        nonlocal rows
+        z = latent(k, latent_dim, seed=seed, offset=rows, device=device)
+        rows += k
+        x = generator(z)
+        return x, _logits_of(discriminator, x)
+
+    _, pilot_logits = draw(max(1, pilot))
+    max_logit = pilot_logits.max().item()
+    kept, got, proposed = [], 0, 0
+    for _ in range(max_rounds):
+        if got >= n:
+            break
+        x, logits = draw(batch)
+        max_logit = max(max_logit, logits.max().item())
+        accept, _ = drs(logits, max_logit=max_logit, gamma=gamma, seed=seed, eps=eps, offset=proposed, stream=1)
+        kept.append(x[accept])
+        got += kept[-1].shape[0]
+        proposed += batch
+    if got < n:
+        raise RuntimeError(f"discriminator_rejection_sampling: {got} of {n} accepted after {max_rounds} batches")
+    return torch.cat(kept)[:n], got / proposed
+
+
+@torch.no_grad()
+def mh_gan(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    discriminator: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    latent_dim: int,
+    *,
+    k: int = 640,
+    real: Optional[torch.Tensor] = None,
+    seed: Optional[int] = None,
+    chains_per_batch: int = 256,
+    device=None,
+) -> torch.Tensor:
+    """MH-GAN (Turner et al. 2019) with the paper's defaults: n independent chains of k = 640 proposals G(z),
+    each chain starting at a real sample when ``real`` [n, ...] is given (the paper's choice), else at its first
+    proposal; a chain that accepts nothing is run again from its first proposal. The discriminator is used as
+    is (the paper also calibrates it). Streams of ``seed``: 0 for z, 1 for the chains' uniforms, 2 for restarts.
+    Returns the n chains' final states."""
+    n, k, seed = _count(n, "n"), _count(k, "k"), _seed(seed)
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if real is not None and len(real) < n:
+        raise ValueError(f"real must hold at least n = {n} samples, got {len(real)}")
+    out = []
+    for start in range(0, n, chains_per_batch):
+        chains = min(chains_per_batch, n - start)
+        z = latent(chains * k, latent_dim, seed=seed, offset=start * k, device=device)
+        x = generator(z)
+        logits = _logits_of(discriminator, x).view(chains, k)
+        proposals = x.view(chains, k, *x.shape[1:])
+        init = _logits_of(discriminator, real[start:start + chains]) if real is not None else None
+        # the acceptance uniforms need streams of their own: drawn from the noise's stream, uniform j of chain c
+        # would be the very word that made proposal j, and acceptance would depend on the proposal
+        index, moved = mh_gan_select(logits, seed=seed, init_logit=init, offset=start * k, stream=1)
+        if real is not None:
+            rerun, _ = mh_gan_select(logits, seed=seed, offset=start * k, stream=2)
+            index = torch.where(moved, index, rerun)
+        out.append(proposals[torch.arange(chains, device=x.device), index])
+    return torch.cat(out)
+
+
+@torch.library.register_fake("fastgan::accept_test")
+def _(log_ratio, seed, offset, stream):
+    return torch.empty_like(log_ratio, dtype=torch.bool)
 
 
 @torch.library.register_fake("fastgan::mh_select")

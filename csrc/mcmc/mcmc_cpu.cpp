@@ -61,9 +61,26 @@ void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Te
   });
 }
 
+Tensor accept_test(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
+  check_accept_test(log_ratio_in, offset);
+  const Tensor log_ratio = log_ratio_in.contiguous();
+  Tensor out = at::empty(log_ratio.sizes(), log_ratio.options().dtype(at::kBool));
+  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_test", [&] {
+    const scalar_t* r = log_ratio.const_data_ptr<scalar_t>();
+    bool* a = out.mutable_data_ptr<bool>();
+    at::parallel_for(0, log_ratio.numel(), 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        a[i] = accept(stream_uniform<scalar_t>(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset + i),
+                      r[i]);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+  m.impl("accept_test", &accept_test);
   m.impl("mh_select", &mh_select);
   m.impl("mh_accept_", &mh_accept);
 }

@@ -44,6 +44,30 @@ __global__ void __launch_bounds__(kThreads) mh_accept_kernel(T* __restrict__ x, 
   }
 }
 
+template <class T>
+__global__ void __launch_bounds__(kThreads) accept_test_kernel(const T* __restrict__ log_ratio, int64_t n,
+                                                               uint64_t seed, uint64_t stream, int64_t offset,
+                                                               bool* __restrict__ out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]);
+}
+
+Tensor accept_test(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
+  check_accept_test(log_ratio_in, offset);
+  const Tensor log_ratio = log_ratio_in.contiguous();
+  Tensor out = at::empty(log_ratio.sizes(), log_ratio.options().dtype(at::kBool));
+  const int64_t n = log_ratio.numel();
+  if (n == 0) return out;
+  const c10::cuda::CUDAGuard guard(log_ratio.device());
+  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_test_cuda", [&] {
+    accept_test_kernel<scalar_t><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        log_ratio.const_data_ptr<scalar_t>(), n, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+        out.mutable_data_ptr<bool>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
 std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
                                      int64_t offset, int64_t stream) {
   check_mh_select(logits_in, init_logit, offset);
@@ -82,6 +106,7 @@ void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Te
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
+  m.impl("accept_test", &accept_test);
   m.impl("mh_select", &mh_select);
   m.impl("mh_accept_", &mh_accept);
 }

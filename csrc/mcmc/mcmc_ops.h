@@ -69,4 +69,10 @@ inline void check_mh_accept(const at::Tensor& state, const at::Tensor& log_prob,
   TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
 }
 
+inline void check_accept_test(const at::Tensor& log_ratio, int64_t offset) {
+  TORCH_CHECK_TYPE(log_ratio.scalar_type() == at::kFloat || log_ratio.scalar_type() == at::kDouble,
+                   "fastgan::accept_test: log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
+  TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_test: offset must be >= 0, got ", offset);
+}
+
 }  // namespace fastgan::mcmc
