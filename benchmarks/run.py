@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -38,7 +39,7 @@ SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
-ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd",) + TRAINING
+ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh") + TRAINING
 MMD_SIZES = {"cpu": (1024, 4096), "cuda": (1024, 4096, 16384, 65536)}
 MMD_DIMS = (2, 64)
 SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
@@ -211,6 +212,35 @@ def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
     return rows
 
 
+# ---- Metropolis-Hastings ----
+
+
+def ring_log_prob(x: torch.Tensor) -> torch.Tensor:
+    """The 2-D target of the MH benchmark: 8 Gaussians (std 0.3) on the unit circle, unnormalised."""
+    angles = torch.arange(8, device=x.device, dtype=x.dtype) * (math.pi / 4)
+    centres = torch.stack([angles.cos(), angles.sin()], dim=1)
+    return torch.logsumexp(-((x[:, None, :] - centres) ** 2).sum(-1) / (2 * 0.09), dim=1)
+
+
+def bench_mh(chains: int, device: str, min_run_time: float, steps: int = 50) -> list:
+    """Random-walk MH on `chains` 2-D chains, `steps` steps per call, the same target for both: fastgan (fused
+    accept step, stream noise) vs the straightforward torch loop (fastgan.reference.metropolis_hastings)."""
+    time = timer_for(device)
+    x0 = torch.randn(chains, 2, device=device)
+    impls = {
+        "fastgan": lambda: fastgan.metropolis_hastings(ring_log_prob, x0, steps, step_size=0.5, seed=0,
+                                                        burn_in=steps - 1),
+        "eager": lambda: reference.metropolis_hastings(ring_log_prob, x0, steps, 0.5),
+    }
+    rows = []
+    for impl, call in impls.items():
+        call()
+        t = time(call, min_run_time)
+        rows.append({"chains": chains, "steps": steps, "impl": impl, "chain_steps_per_s": chains * steps / t["median_s"],
+                     **t})
+    return rows
+
+
 # ---- training steps ----
 
 
@@ -347,6 +377,17 @@ def markdown(result: dict) -> str:
             lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
                          f"{ratio} | {memory} |")
         lines.append("")
+    if result.get("mh"):
+        lines += ["## Metropolis-Hastings (2-D, 8-Gaussian target, 50 steps per call)", "",
+                  "| chains | fastgan | torch loop | fastgan chain-steps/s | speed-up |", "|---:|---:|---:|---:|---:|"]
+        index = {(r["chains"], r["impl"]): r for r in result["mh"]}
+        for (chains, impl), r in index.items():
+            if impl == "fastgan":
+                other = index[(chains, "eager")]
+                lines.append(f"| {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
+                             f"{format_time(other['median_s'])} | {r['chain_steps_per_s']:.3g} | "
+                             f"{other['median_s'] / r['median_s']:.2f}x |")
+        lines.append("")
     if result["training"]:
         lines += ["## Training steps (one D step + one G step)", "",
                   "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
@@ -414,8 +455,10 @@ def run_device(device: str, args) -> dict:
     if "mmd" in ops:
         mmd_sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
         tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS) for n in mmd_sizes]
+    if "mh" in ops:
+        tasks += [("mh", None, chains) for chains in ((4096,) if args.quick else (4096, 65536))]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "training": []}
+    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
     for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
         if kind == "loss":
@@ -424,6 +467,8 @@ def run_device(device: str, args) -> dict:
             result["samplers"] += bench_sampler(name, size, device, min_run_time)
         elif kind == "mmd":
             result["mmd"] += bench_mmd(size, name, device, min_run_time)
+        elif kind == "mh":
+            result["mh"] += bench_mh(size, device, min_run_time)
         else:
             # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
             result["training"] += bench_training(name, device, 0.4 if args.quick else 4.0, train_impls)
@@ -471,7 +516,7 @@ def parse_args(argv=None):
     else:
         args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     if args.quick and args.ops == list(ALL_OPS):
-        args.ops = ["d_loss", "g_loss", "normal", "mmd", "ring256"]
+        args.ops = ["d_loss", "g_loss", "normal", "mmd", "mh", "ring256"]
     return args
 
 

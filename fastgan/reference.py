@@ -104,3 +104,17 @@ def mmd(x, y, *, bandwidths=MMD_BANDWIDTHS, kernel="rbf", estimator="unbiased", 
     else:
         value = kxx.mean() + kyy.mean() - 2 * kxy.mean()
     return value if squared else value.clamp_min(0).sqrt()
+
+
+def metropolis_hastings(log_prob, x0, steps, step_size, generator=None):
+    """Random-walk Metropolis-Hastings over parallel chains, the straightforward way: a loop over steps with torch
+    ops (the proposal draw, the log-uniform, the comparison and two selects). Returns the final states."""
+    x = x0.clone()
+    lp = log_prob(x)
+    for _ in range(steps):
+        proposal = x + step_size * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        lp_new = log_prob(proposal)
+        accept = torch.rand(len(x), generator=generator, dtype=x.dtype, device=x.device).log() < lp_new - lp
+        x = torch.where(accept[:, None], proposal, x)
+        lp = torch.where(accept, lp_new, lp)
+    return x

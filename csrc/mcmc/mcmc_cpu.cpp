@@ -13,6 +13,24 @@ namespace {
 
 using at::Tensor;
 
+// f(i, u_i) for i in [0, n), u_i the (0, 1] uniform of word offset + i, in parallel; each Philox block serves
+// its 4 consecutive words (computing a block per word would cost 4x).
+template <class T, class F>
+void for_each_uniform(int64_t seed, int64_t stream, int64_t offset, int64_t n, const F& f) {
+  at::parallel_for(0, n, 1024, [&](int64_t i0, int64_t i1) {
+    int64_t block = -1;
+    philox::Words words{};
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t word = offset + i;
+      if (word / 4 != block) {
+        block = word / 4;
+        words = philox::block(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), static_cast<uint64_t>(block));
+      }
+      f(i, sampling::to_uniform<T>(words.w[word % 4], sampling::UniformKind::OpenLow));
+    }
+  });
+}
+
 std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
                                      int64_t offset, int64_t stream) {
   check_mh_select(logits_in, init_logit, offset);
@@ -48,14 +66,11 @@ void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Te
     const scalar_t* xp = proposal.const_data_ptr<scalar_t>();
     const scalar_t* lpp = proposal_log_prob.const_data_ptr<scalar_t>();
     int64_t* count = accepted.mutable_data_ptr<int64_t>();
-    at::parallel_for(0, chains, 1024, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const auto u = stream_uniform<scalar_t>(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset + c);
-        if (accept(u, lpp[c] - lp[c])) {
-          for (int64_t k = 0; k < d; ++k) x[c * d + k] = xp[c * d + k];
-          lp[c] = lpp[c];
-          ++count[c];
-        }
+    for_each_uniform<scalar_t>(seed, stream, offset, chains, [&](int64_t c, scalar_t u) {
+      if (accept(u, lpp[c] - lp[c])) {
+        for (int64_t k = 0; k < d; ++k) x[c * d + k] = xp[c * d + k];
+        lp[c] = lpp[c];
+        ++count[c];
       }
     });
   });
@@ -68,11 +83,8 @@ Tensor accept_test(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_test", [&] {
     const scalar_t* r = log_ratio.const_data_ptr<scalar_t>();
     bool* a = out.mutable_data_ptr<bool>();
-    at::parallel_for(0, log_ratio.numel(), 4096, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        a[i] = accept(stream_uniform<scalar_t>(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset + i),
-                      r[i]);
-    });
+    for_each_uniform<scalar_t>(seed, stream, offset, log_ratio.numel(),
+                               [&](int64_t i, scalar_t u) { a[i] = accept(u, r[i]); });
   });
   return out;
 }
