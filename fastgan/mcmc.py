@@ -115,8 +115,8 @@ def drs(
     _check_finite("logits", logits)
     shifted = torch.clamp(logits.double() - max_logit, max=0.0)
     f = shifted - torch.log(-torch.expm1(shifted - eps))  # log(1 - exp(z)) = log(-expm1(z)), z < 0
-    if gamma is None:
-        gamma = torch.quantile(f, 0.95).item() if f.numel() else 0.0
+    if gamma is None:  # kept on the device: no synchronisation
+        gamma = torch.quantile(f, 0.95) if f.numel() else 0.0
     f = f - gamma
     u = latent(logits.numel(), 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=logits.device,
                dtype=torch.float64).view(logits.shape)
@@ -140,7 +140,8 @@ def rejection_sample(
     rate seen so far. Returns (exactly n samples, acceptance rate); raises after ``max_rounds`` rounds with the rate
     seen. A log ratio above 0 means the envelope does not bound the target there: that draws a warning."""
     n, max_rounds, seed, stream = _count(n, "n"), _count(max_rounds, "max_rounds"), _seed(seed), _word64(stream, "stream")
-    accepted, got, proposed, violated = [], 0, 0, False
+    accepted, got, proposed = [], 0, 0
+    violated = None  # a device flag, read once at the end: the round's only sync is the compaction's count
     for _ in range(max_rounds):
         if got >= n:
             break
@@ -156,11 +157,12 @@ def rejection_sample(
             raise ValueError(f"log_target must return a [{k}] tensor for {k} proposals")
         log_ratio = (log_t - log_envelope - log_q).to(torch.float64 if log_t.dtype == torch.float64 else torch.float32)
         mask = _accept_test(log_ratio.contiguous(), seed, proposed, stream)
-        violated = violated or bool((log_ratio > 1e-6).any())
+        exceeded = (log_ratio > 1e-6).any()
+        violated = exceeded if violated is None else violated | exceeded
         accepted.append(x[mask])
         got += accepted[-1].shape[0]
         proposed += k
-    if violated:
+    if violated is not None and bool(violated):
         warnings.warn("rejection_sample: log_target - log_q exceeded log_envelope for some proposals; the samples "
                       "are biased there. Raise log_envelope.", RuntimeWarning, stacklevel=2)
     if got < n:

@@ -46,6 +46,24 @@ FASTGAN_HD Words block(uint64_t seed, uint64_t stream, uint64_t j) {
   return Words{{c0, c1, c2, c3}};
 }
 
+// Reads words of one stream in increasing order, computing each block once for its 4 words (a sequential CPU
+// loop that called block() per word would do the work 4 times).
+struct WordCursor {
+  uint64_t seed, stream;
+  uint64_t current = ~uint64_t{0};
+  Words words{};
+
+  FASTGAN_HD WordCursor(uint64_t seed_, uint64_t stream_) : seed(seed_), stream(stream_) {}
+
+  FASTGAN_HD uint32_t operator()(uint64_t w) {
+    if (w / 4 != current) {
+      current = w / 4;
+      words = block(seed, stream, current);
+    }
+    return words.w[w % 4];
+  }
+};
+
 // Word -> float mappings, the same on every device and exact (every value is representable, nothing rounds):
 // [0, 1) on the 2^-24 grid; (0, 1] on the same grid, for logs; and (0, 1) at the midpoints of the 2^-23 grid,
 // symmetric about 1/2, for inverse CDFs (a midpoint of the 2^-24 grid would need 25 bits: near 1 it would round,

@@ -4,6 +4,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <string>
 #include <tuple>
 
@@ -263,6 +264,33 @@ void register_loss_kernels(torch::Library& m) {
 }
 
 }  // namespace
+
+OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor& b) {
+  const bool paired = spec.layout == Layout::Paired;
+  OutputWeights w{};
+  w.na = paired || !a.defined() ? 0 : a.numel();
+  w.nb = b.numel();
+  // a term's weight in the loss: 1 / count for a mean, 1 for a sum; an absent term weighs nothing
+  auto reduce = [&](int64_t count) {
+    if (count == 0) return 0.0;
+    return spec.reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
+  };
+  // a sum's weight in a logged mean: the mean of nothing is NaN
+  auto mean = [](int64_t count) { return count > 0 ? 1.0 / static_cast<double>(count) : std::nan(""); };
+  if (paired) {
+    w.loss[0] = w.grad[0] = spec.a.scale * reduce(w.nb);
+    w.stats[2] = w.stats[3] = mean(w.nb);  // the pair loss has no real and fake halves: stats 0 and 1 stay 0
+    return w;
+  }
+  w.loss[0] = w.grad[0] = spec.a.scale * reduce(w.na);
+  w.loss[1] = w.grad[1] = spec.b.scale * reduce(w.nb);
+  const double wa = a.defined() ? mean(w.na) : 0.0, wb = mean(w.nb);
+  w.stats[0] = spec.a.scale * wa;
+  w.stats[1] = spec.b.scale * wb;
+  w.stats[2] = wa;
+  w.stats[3] = wb;
+  return w;
+}
 
 void register_cpu_engine(const LossEngine& engine) { engine_slot(c10::DeviceType::CPU) = &engine; }
 void register_cuda_engine(const LossEngine& engine) { engine_slot(c10::DeviceType::CUDA) = &engine; }

@@ -18,6 +18,19 @@ struct LossEngine {
                    at::Tensor& grad_a, at::Tensor& grad_b);
 };
 
+// How the kernels' four sums (loss of a, loss of b, score of a, score of b) become the outputs, and the
+// backward's coefficients: one definition for every engine.
+//   loss     = sum_a * loss[0] + sum_b * loss[1]      (scale and 1/n folded in; Reduction::None writes elements)
+//   stats[k] = sums[k] * stats[k]                     (means; NaN for an empty half, 0 for an absent one)
+//   grad_a   = g * grad[0] * f'(.), grad_b = g * grad[1] * f'(.)
+struct OutputWeights {
+  int64_t na, nb;  // elements of each term (na = 0 for an absent a and for Paired; nb counts pairs there)
+  double loss[2];
+  double stats[4];
+  double grad[2];
+};
+OutputWeights output_weights(const LossSpec& spec, const at::Tensor& a, const at::Tensor& b);
+
 // Engines register themselves at load time; a device whose engine was not built gets a clear error.
 void register_cpu_engine(const LossEngine& engine);
 void register_cuda_engine(const LossEngine& engine);

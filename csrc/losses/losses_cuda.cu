@@ -7,7 +7,6 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include "../common/reduce.cuh"
@@ -40,8 +39,8 @@ struct ForwardParams {
   S* per_element;            // Reduction::None, else null
   S* loss;                   // reduced loss (0-d), or null for Reduction::None
   Acc<S>* stats;             // [4]
-  Acc<S> loss_weight[2];     // loss = sum_a * w[0] + sum_b * w[1]  (scale and 1/n folded in)
-  Acc<S> stat_weight[4];     // stats[k] = sums[k] * w[k]
+  Acc<S> loss_weight[2];     // OutputWeights::loss (loss_ops.h)
+  Acc<S> stat_weight[4];     // OutputWeights::stats
   Acc<S>* partials;          // [gridDim.x][4] when gridDim.x > 1
   unsigned int* blocks_done; // zeroed before the launch when gridDim.x > 1
 };
@@ -191,21 +190,11 @@ void dispatch_dtype(at::ScalarType type, Fn&& fn) {
   }
 }
 
-double weight(Reduction reduction, int64_t count) {
-  if (count == 0) return 0.0;
-  return reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
-}
-
-double mean_weight(int64_t count) {
-  return count > 0 ? 1.0 / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
-}
-
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
   const c10::cuda::CUDAGuard guard(b.device());
   const bool paired = spec.layout == Layout::Paired;
-  const int64_t na = paired || !a.defined() ? 0 : a.numel();
-  const int64_t nb = b.numel();
-  const int64_t blocks = reduction_blocks(paired ? nb : na + nb);
+  const OutputWeights w = output_weights(spec, a, b);
+  const int64_t blocks = reduction_blocks(paired ? w.nb : w.na + w.nb);
   auto stream = c10::cuda::getCurrentCUDAStream(b.device().index());
   dispatch_dtype(b.scalar_type(), [&](auto tag) {
     using S = decltype(tag);
@@ -213,29 +202,16 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     ForwardParams<S> p{};
     p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
     p.b = b.const_data_ptr<S>();
-    p.na = na;
-    p.nb = nb;
+    p.na = w.na;
+    p.nb = w.nb;
     p.ta = spec.a;
     p.tb = spec.b;
     p.pair_sign = spec.pair_sign;
     p.per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
     p.loss = spec.reduction == Reduction::None ? nullptr : loss.mutable_data_ptr<S>();
     p.stats = stats.mutable_data_ptr<T>();
-    if (paired) {
-      p.loss_weight[0] = static_cast<T>(spec.a.scale * weight(spec.reduction, nb));
-      p.loss_weight[1] = T(0);
-      p.stat_weight[0] = p.stat_weight[1] = T(0);  // the pair loss has no real and fake halves
-      p.stat_weight[2] = p.stat_weight[3] = static_cast<T>(mean_weight(nb));
-    } else {
-      p.loss_weight[0] = static_cast<T>(spec.a.scale * weight(spec.reduction, na));
-      p.loss_weight[1] = static_cast<T>(spec.b.scale * weight(spec.reduction, nb));
-      // NaN for an empty half, 0 for an absent one (the generator step has no real half; Python never shows it)
-      const double wa = a.defined() ? mean_weight(na) : 0.0, wb = mean_weight(nb);
-      p.stat_weight[0] = static_cast<T>(spec.a.scale * wa);
-      p.stat_weight[1] = static_cast<T>(spec.b.scale * wb);
-      p.stat_weight[2] = static_cast<T>(wa);
-      p.stat_weight[3] = static_cast<T>(wb);
-    }
+    for (int k = 0; k < 2; ++k) p.loss_weight[k] = static_cast<T>(w.loss[k]);
+    for (int k = 0; k < 4; ++k) p.stat_weight[k] = static_cast<T>(w.stats[k]);
     Tensor workspace;
     if (blocks > 1) {
       // [blocks * 4] partial sums, then the counter of finished blocks; only the counter needs zeroing.
@@ -261,9 +237,8 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
               Tensor& grad_b) {
   const c10::cuda::CUDAGuard guard(b.device());
   const bool paired = spec.layout == Layout::Paired;
-  const int64_t na = paired || !a.defined() ? 0 : a.numel();
-  const int64_t nb = b.numel();
-  const int64_t n = paired ? nb : na + nb;
+  const OutputWeights w = output_weights(spec, a, b);
+  const int64_t n = paired ? w.nb : w.na + w.nb;
   if (n == 0) return;
   const int64_t blocks = std::min<int64_t>((n + kThreads * kUnroll - 1) / (kThreads * kUnroll), 65535);
   auto stream = c10::cuda::getCurrentCUDAStream(b.device().index());
@@ -275,13 +250,13 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
     p.grad_per_element = spec.reduction == Reduction::None;
     p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
     p.b = b.const_data_ptr<S>();
-    p.na = na;
-    p.nb = nb;
+    p.na = w.na;
+    p.nb = w.nb;
     p.ta = spec.a;
     p.tb = spec.b;
     p.pair_sign = spec.pair_sign;
-    p.coef_a = static_cast<T>(spec.a.scale * weight(spec.reduction, paired ? nb : na));
-    p.coef_b = static_cast<T>(spec.b.scale * weight(spec.reduction, nb));
+    p.coef_a = static_cast<T>(w.grad[0]);
+    p.coef_b = static_cast<T>(w.grad[1]);
     p.grad_a = grad_a.defined() ? grad_a.mutable_data_ptr<S>() : nullptr;
     p.grad_b = grad_b.mutable_data_ptr<S>();
     dispatch_kind(spec.kind, [&](auto kind) {

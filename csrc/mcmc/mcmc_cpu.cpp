@@ -13,21 +13,13 @@ namespace {
 
 using at::Tensor;
 
-// f(i, u_i) for i in [0, n), u_i the (0, 1] uniform of word offset + i, in parallel; each Philox block serves
-// its 4 consecutive words (computing a block per word would cost 4x).
+// f(i, u_i) for i in [0, n), u_i the (0, 1] uniform of word offset + i, in parallel.
 template <class T, class F>
 void for_each_uniform(int64_t seed, int64_t stream, int64_t offset, int64_t n, const F& f) {
   at::parallel_for(0, n, 1024, [&](int64_t i0, int64_t i1) {
-    int64_t block = -1;
-    philox::Words words{};
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t word = offset + i;
-      if (word / 4 != block) {
-        block = word / 4;
-        words = philox::block(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), static_cast<uint64_t>(block));
-      }
-      f(i, sampling::to_uniform<T>(words.w[word % 4], sampling::UniformKind::OpenLow));
-    }
+    philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
+    for (int64_t i = i0; i < i1; ++i)
+      f(i, sampling::to_uniform<T>(word(static_cast<uint64_t>(offset + i)), sampling::UniformKind::OpenLow));
   });
 }
 

@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "../common/cpu_isa.h"
 #include "sampling_cpu_kernel.h"
 #include "sampling_ops.h"
@@ -46,24 +48,14 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   int64_t* result = out.mutable_data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf", [&] {
     const scalar_t* table = cdf.const_data_ptr<scalar_t>();
-    // One Philox block serves 4 consecutive samples of a row; no division per sample.
+    // Row by row (row r draws stream + r) with a word cursor; no division per sample.
     at::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
-      int64_t r = begin / n, i = begin % n;
-      philox::Words words{};
-      int64_t block = -1;
-      for (int64_t e = begin; e < end; ++e) {
-        const int64_t word = offset + i;
-        if (word / 4 != block) {
-          block = word / 4;
-          words = philox::block(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r,
-                                static_cast<uint64_t>(block));
-        }
-        const auto u = to_uniform<scalar_t>(words.w[word % 4], UniformKind::ClosedLow);
-        result[e] = search_cdf(table + r * bins, bins, u);
-        if (++i == n) {
-          i = 0;
-          ++r;
-          block = -1;
+      for (int64_t r = begin / n, e = begin; e < end; ++r) {
+        philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r);
+        const int64_t row_end = std::min(end, (r + 1) * n);
+        for (; e < row_end; ++e) {
+          const auto u = to_uniform<scalar_t>(word(static_cast<uint64_t>(offset + e - r * n)), UniformKind::ClosedLow);
+          result[e] = search_cdf(table + r * bins, bins, u);
         }
       }
     });
