@@ -134,7 +134,12 @@ def call_overhead(device: str, min_run_time: float) -> dict:
     with torch.inference_mode():
         ours = time(lambda: fastgan.fused_gan_loss(x, x), min_run_time)
         neg = time(lambda: torch.neg(x), min_run_time)
-    return {"fused_gan_loss_1_element_s": ours["median_s"], "torch_neg_1_element_s": neg["median_s"]}
+    # The autograd engine's own floor for a D step: backward through the cheapest loss of two [256, 1] leaves.
+    real = torch.randn(256, 1, device=device, requires_grad=True)
+    fake = torch.randn(256, 1, device=device, requires_grad=True)
+    floor = time(lambda: (real.sum() + fake.sum()).backward(), min_run_time)
+    return {"fused_gan_loss_1_element_s": ours["median_s"], "torch_neg_1_element_s": neg["median_s"],
+            "autograd_floor_256_s": floor["median_s"]}
 
 
 # ---- samplers ----
@@ -403,7 +408,9 @@ def markdown(result: dict) -> str:
     if overhead:
         lines.append(f"Call overhead (1 element, no autograd): fused_gan_loss "
                      f"{format_time(overhead['fused_gan_loss_1_element_s'])}, torch.neg "
-                     f"{format_time(overhead['torch_neg_1_element_s'])}.")
+                     f"{format_time(overhead['torch_neg_1_element_s'])}. Autograd floor, "
+                     f"(r.sum() + f.sum()).backward() on two [256, 1] leaves: "
+                     f"{format_time(overhead['autograd_floor_256_s'])}.")
     return "\n".join(lines) + "\n"
 
 
