@@ -227,22 +227,33 @@ def ring_log_prob(x: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(-((x[:, None, :] - centres) ** 2).sum(-1) / (2 * 0.09), dim=1)
 
 
-def bench_mh(chains: int, device: str, min_run_time: float, steps: int = 50) -> list:
-    """Random-walk MH on `chains` 2-D chains, `steps` steps per call, the same target for both: fastgan (fused
-    accept step, stream noise) vs the straightforward torch loop (fastgan.reference.metropolis_hastings)."""
+def gaussian_log_prob(x: torch.Tensor) -> torch.Tensor:
+    """The cheap target: N(0, I), unnormalised; most of a step is then the sampler's own work."""
+    return -0.5 * (x * x).sum(1)
+
+
+MH_TARGETS = {"gaussian": gaussian_log_prob, "ring8": ring_log_prob}
+
+
+def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: int = 50) -> list:
+    """Random-walk MH on `chains` 2-D chains, `steps` steps per call, the same target callable for both: fastgan
+    (one fused kernel per step besides log_prob) vs the straightforward torch loop
+    (fastgan.reference.metropolis_hastings); and the target's log_prob alone, called as often (steps + 1 times):
+    the floor neither can go below."""
     time = timer_for(device)
+    log_prob = MH_TARGETS[target]
     x0 = torch.randn(chains, 2, device=device)
     impls = {
-        "fastgan": lambda: fastgan.metropolis_hastings(ring_log_prob, x0, steps, step_size=0.5, seed=0,
-                                                        burn_in=steps - 1),
-        "eager": lambda: reference.metropolis_hastings(ring_log_prob, x0, steps, 0.5),
+        "fastgan": lambda: fastgan.metropolis_hastings(log_prob, x0, steps, step_size=0.5, seed=0, burn_in=steps - 1),
+        "eager": lambda: reference.metropolis_hastings(log_prob, x0, steps, 0.5),
+        "log_prob": lambda: [log_prob(x0) for _ in range(steps + 1)],
     }
     rows = []
     for impl, call in impls.items():
         call()
         t = time(call, min_run_time)
-        rows.append({"chains": chains, "steps": steps, "impl": impl, "chain_steps_per_s": chains * steps / t["median_s"],
-                     **t})
+        rows.append({"chains": chains, "target": target, "steps": steps, "impl": impl,
+                     "chain_steps_per_s": chains * steps / t["median_s"], **t})
     return rows
 
 
@@ -383,14 +394,19 @@ def markdown(result: dict) -> str:
                          f"{ratio} | {memory} |")
         lines.append("")
     if result.get("mh"):
-        lines += ["## Metropolis-Hastings (2-D, 8-Gaussian target, 50 steps per call)", "",
-                  "| chains | fastgan | torch loop | fastgan chain-steps/s | speed-up |", "|---:|---:|---:|---:|---:|"]
-        index = {(r["chains"], r["impl"]): r for r in result["mh"]}
-        for (chains, impl), r in index.items():
+        lines += ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
+                  "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
+                  "both.", "",
+                  "| target | chains | fastgan | torch loop | log_prob alone | fastgan chain-steps/s | speed-up |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        index = {(r.get("target", "ring8"), r["chains"], r["impl"]): r for r in result["mh"]}
+        for (target, chains, impl), r in index.items():
             if impl == "fastgan":
-                other = index[(chains, "eager")]
-                lines.append(f"| {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
-                             f"{format_time(other['median_s'])} | {r['chain_steps_per_s']:.3g} | "
+                other = index[(target, chains, "eager")]
+                floor = index.get((target, chains, "log_prob"))
+                lines.append(f"| {target} | {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
+                             f"{format_time(other['median_s'])} | "
+                             f"{format_time(floor['median_s']) if floor else '-'} | {r['chain_steps_per_s']:.3g} | "
                              f"{other['median_s'] / r['median_s']:.2f}x |")
         lines.append("")
     if result["training"]:
@@ -463,7 +479,8 @@ def run_device(device: str, args) -> dict:
         mmd_sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
         tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS) for n in mmd_sizes]
     if "mh" in ops:
-        tasks += [("mh", None, chains) for chains in ((4096,) if args.quick else (4096, 65536))]
+        mh_chains = (4096,) if args.quick else (4096, 65536)
+        tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
     result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
@@ -475,7 +492,7 @@ def run_device(device: str, args) -> dict:
         elif kind == "mmd":
             result["mmd"] += bench_mmd(size, name, device, min_run_time)
         elif kind == "mh":
-            result["mh"] += bench_mh(size, device, min_run_time)
+            result["mh"] += bench_mh(size, name, device, min_run_time)
         else:
             # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
             result["training"] += bench_training(name, device, 0.4 if args.quick else 4.0, train_impls)

@@ -20,8 +20,8 @@ from .sampling import _count, _seed, _word64, latent
 
 _ops = torch.ops.fastgan
 _mh_select = _ops.mh_select.default
-_mh_accept = _ops.mh_accept_.default
-_accept_test = _ops.accept_test.default
+_mh_step = _ops.mh_step_.default
+_accept_compact = _ops.accept_compact.default
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
@@ -63,8 +63,10 @@ def metropolis_hastings(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Random-walk Metropolis-Hastings on C parallel chains: x0 [C, d], ``log_prob`` a vectorised callable
     [C, d] -> [C] (the unnormalised log target; -inf outside its support). Each step proposes
-    x' = x + step_size N(0, I) (stream ``stream``, rows t C ..) and accepts with probability
-    min(1, exp(log_prob(x') - log_prob(x))) in one fused kernel (uniforms from stream ``stream + 1``).
+    x' = x + step_size N(0, I) (stream ``stream``, rows t C ..: what ``latent`` draws there) and accepts with
+    probability min(1, exp(log_prob(x') - log_prob(x))) (uniforms from stream ``stream + 1``). A step is one
+    fused kernel besides ``log_prob``: the accept/reject update, the kept sample's copy and the next proposal's
+    draw.
 
     Returns (samples [C, kept, d]: the states after steps burn_in, burn_in + thin, ...; acceptance rate [C])."""
     steps, burn_in, thin = _count(steps, "steps"), _count(burn_in, "burn_in"), _count(thin, "thin")
@@ -83,18 +85,19 @@ def metropolis_hastings(
         if not isinstance(values, torch.Tensor) or values.shape != (chains,):
             shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
             raise ValueError(f"log_prob must return a [chains] = [{chains}] tensor, got {shape}")
-        return values.to(x.dtype).contiguous()
+        values = values.to(x.dtype).contiguous()
+        if values.untyped_storage().data_ptr() == points.untyped_storage().data_ptr():
+            values = values.clone()  # a view of the points (log_prob = x[:, 0]): the step overwrites them
+        return values
 
     lp = evaluate(x)
     accepted = torch.zeros(chains, dtype=torch.int64, device=x.device)
-    kept = []
+    samples = x.new_empty((chains, len(range(burn_in, steps, thin)), d))
+    proposal = torch.empty_like(x)
+    _mh_step(x, lp, proposal, lp, accepted, samples, -1, -1, step_size, seed, stream)  # step 0's proposal
     for t in range(steps):
-        noise = latent(chains, d, seed=seed, offset=t * chains, stream=stream, device=x.device, dtype=x.dtype)
-        proposal = torch.add(x, noise, alpha=step_size)
-        _mh_accept(x, lp, proposal, evaluate(proposal), accepted, seed, t * chains, (stream + 1) % 2**64)
-        if t >= burn_in and (t - burn_in) % thin == 0:
-            kept.append(x.clone())
-    samples = torch.stack(kept, dim=1) if kept else x.new_empty((chains, 0, d))
+        keep = (t - burn_in) // thin if t >= burn_in and (t - burn_in) % thin == 0 else -1
+        _mh_step(x, lp, proposal, evaluate(proposal), accepted, samples, t, keep, step_size, seed, stream)
     return samples, accepted.to(x.dtype) / max(steps, 1)
 
 
@@ -135,8 +138,9 @@ def rejection_sample(
 ) -> Tuple[torch.Tensor, float]:
     """Acceptance-rejection sampling: ``propose(k)`` returns k proposals [k, ...] and their log-density under the
     proposal [k]; ``log_target`` maps proposals to the (unnormalised) log target [k]; ``log_envelope`` is log M with
-    target <= M proposal. A proposal is accepted with probability exp(log_target - log_envelope - log_q), the test
-    run in one kernel on stream uniforms (proposal i of the run uses word i). Rounds are sized from the acceptance
+    target <= M proposal. A proposal is accepted with probability exp(log_target - log_envelope - log_q): the test,
+    on stream uniforms (proposal i of the run uses word i), and the compaction of the accepted indices are one
+    kernel; the accepted rows are then gathered. Rounds are sized from the acceptance
     rate seen so far. Returns (exactly n samples, acceptance rate); raises after ``max_rounds`` rounds with the rate
     seen. A log ratio above 0 means the envelope does not bound the target there: that draws a warning."""
     n, max_rounds, seed, stream = _count(n, "n"), _count(max_rounds, "max_rounds"), _seed(seed), _word64(stream, "stream")
@@ -156,10 +160,10 @@ def rejection_sample(
         if not isinstance(log_t, torch.Tensor) or log_t.shape != (k,):
             raise ValueError(f"log_target must return a [{k}] tensor for {k} proposals")
         log_ratio = (log_t - log_envelope - log_q).to(torch.float64 if log_t.dtype == torch.float64 else torch.float32)
-        mask = _accept_test(log_ratio.contiguous(), seed, proposed, stream)
+        index, count = _accept_compact(log_ratio.contiguous(), seed, proposed, stream)
         exceeded = (log_ratio > 1e-6).any()
         violated = exceeded if violated is None else violated | exceeded
-        accepted.append(x[mask])
+        accepted.append(x.index_select(0, index[:int(count)]))
         got += accepted[-1].shape[0]
         proposed += k
     if violated is not None and bool(violated):
@@ -261,9 +265,9 @@ def mh_gan(
     return torch.cat(out)
 
 
-@torch.library.register_fake("fastgan::accept_test")
+@torch.library.register_fake("fastgan::accept_compact")
 def _(log_ratio, seed, offset, stream):
-    return torch.empty_like(log_ratio, dtype=torch.bool)
+    return log_ratio.new_empty((log_ratio.numel(),), dtype=torch.int64), log_ratio.new_empty((), dtype=torch.int64)
 
 
 @torch.library.register_fake("fastgan::mh_select")
@@ -272,6 +276,6 @@ def _(logits, init_logit, seed, offset, stream):
     return logits.new_empty((chains,), dtype=torch.int64), logits.new_empty((chains,), dtype=torch.bool)
 
 
-@torch.library.register_fake("fastgan::mh_accept_")
-def _(state, log_prob, proposal, proposal_log_prob, accepted, seed, offset, stream):
+@torch.library.register_fake("fastgan::mh_step_")
+def _(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size, seed, stream):
     return None

@@ -55,6 +55,15 @@ def test_metropolis_hastings_is_deterministic_and_keeps_every_thinned_state():
     assert torch.equal(x0, torch.zeros(64, 2, dtype=torch.float64))  # x0 is not modified
 
 
+def test_metropolis_hastings_takes_a_log_prob_that_returns_a_view_of_its_input():
+    """log p(x) = x (a drift upwards; 15 steps) as x[:, 0] of a [C, 1] input, a view of the proposal buffer that
+    the fused step overwrites: the chains must be those of the same target returned as a copy."""
+    x0 = fastgan.latent(256, 1, dist="uniform", seed=8, dtype=torch.float64)
+    as_view, _ = fastgan.metropolis_hastings(lambda x: x[:, 0], x0, 15, step_size=0.3, seed=9)
+    as_copy, _ = fastgan.metropolis_hastings(lambda x: x[:, 0].clone(), x0, 15, step_size=0.3, seed=9)
+    assert torch.equal(as_view, as_copy)
+
+
 def known_ratio_proposals(chains, k, seed, device):
     """Proposals from q = N(0, 1) with logits = log p/q for the target p = N(1, 1): l(x) = x - 1/2."""
     x = fastgan.latent(chains, k, seed=seed, device=device, dtype=torch.float64)
@@ -107,6 +116,20 @@ def test_cuda_and_cpu_select_the_same_states():
     assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
 
 
+@pytest.mark.cuda
+def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
+    """The same seed gives the same chains: the noise agrees to a few ulps between devices (vector vs CUDA
+    sin/cos), the Gaussian log-density is exact arithmetic, so no accept decision flips and the states agree."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    x0 = fastgan.latent(2048, 2, seed=13, dtype=torch.float64)
+    log_prob = lambda x: -0.5 * (x * x).sum(1)  # noqa: E731
+    cpu, rate_cpu = fastgan.metropolis_hastings(log_prob, x0, 30, step_size=0.7, seed=14, burn_in=10, thin=5)
+    gpu, rate_gpu = fastgan.metropolis_hastings(log_prob, x0.cuda(), 30, step_size=0.7, seed=14, burn_in=10, thin=5)
+    assert torch.equal(rate_cpu, rate_gpu.cpu())
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [
@@ -132,10 +155,11 @@ def test_bad_input_gets_a_clear_error(call, error, message):
 def test_opcheck_mcmc_ops():
     logits = torch.randn(5, 4, dtype=torch.float64)
     torch.library.opcheck(torch.ops.fastgan.mh_select.default, (logits, torch.randn(5, dtype=torch.float64), 1, 0, 0))
-    state, proposal = torch.randn(5, 2), torch.randn(5, 2)
-    torch.library.opcheck(torch.ops.fastgan.accept_test.default, (torch.randn(7), 1, 2, 3))
-    torch.library.opcheck(torch.ops.fastgan.mh_accept_.default,
-                          (state, torch.randn(5), proposal, torch.randn(5), torch.zeros(5, dtype=torch.int64), 3, 0, 1))
+    torch.library.opcheck(torch.ops.fastgan.accept_compact.default, (torch.randn(7), 1, 2, 3))
+    for step, keep in ((-1, -1), (2, 1)):
+        torch.library.opcheck(torch.ops.fastgan.mh_step_.default,
+                              (torch.randn(5, 2), torch.randn(5), torch.randn(5, 2), torch.randn(5),
+                               torch.zeros(5, dtype=torch.int64), torch.zeros(5, 3, 2), step, keep, 0.5, 3, 1))
 
 
 # ---- rejection sampling, DRS and MH-GAN end to end ----
@@ -210,9 +234,38 @@ def test_mh_gan_recovers_the_target():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_accept_test_matches_its_definition(device):
-    """accept[i] = log u_i < log_ratio[i], u_i = (word + 1) 2^-32 for float64 ratios (the documented map)."""
-    log_ratio = torch.linspace(-5, 1, 10_001, dtype=torch.float64, device=device)
-    accept = torch.ops.fastgan.accept_test(log_ratio, 3, 7, 2)
-    u = (fastgan.random_bits(10_001, seed=3, offset=7, stream=2).double() + 1) * 2.0**-32
-    assert torch.equal(accept.cpu(), torch.log(u) < log_ratio.cpu())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 10_001, 100_003])
+def test_accept_compact_matches_its_definition(device, dtype, n):
+    """index[:count] = the ascending i with log u_i < log_ratio[i], u_i = (word + 1) 2^-32 for float64 ratios and
+    ((word >> 8) + 1) 2^-24 for float32 (the documented maps); sizes around the CPU's 4096-entry chunks."""
+    log_ratio = torch.empty(n, dtype=torch.float64).uniform_(-3, 0.5).to(device=device, dtype=dtype)
+    index, count = torch.ops.fastgan.accept_compact(log_ratio, 3, 7, 2)
+    words = fastgan.random_bits(n, seed=3, offset=7, stream=2)
+    u = (words.double() + 1) * 2.0**-32 if dtype == torch.float64 else ((words >> 8) + 1).float() * 2.0**-24
+    expected = torch.nonzero(torch.log(u) < log_ratio.cpu()).flatten()
+    assert index.shape == (n,) and count.shape == () and count.item() == len(expected)
+    assert torch.equal(index[:count.item()].cpu(), expected)
+    assert (index[count.item():] == -1).all()
+
+
+def test_mh_step_follows_its_definition():
+    """One fused step against its definition: accept where log u < lp' - lp, keep the state in its slot, propose
+    from `latent`'s normals of the next step's rows."""
+    chains, d, step, seed, stream = 3000, 3, 4, 11, 5
+    state, proposal = torch.randn(chains, d, dtype=torch.float64), torch.randn(chains, d, dtype=torch.float64)
+    log_prob, proposal_log_prob = torch.randn(chains, dtype=torch.float64), torch.randn(chains, dtype=torch.float64)
+    accepted, samples = torch.randint(0, 5, (chains,)), torch.zeros(chains, 2, d, dtype=torch.float64)
+    x, lp, xp, count, kept = state.clone(), log_prob.clone(), proposal.clone(), accepted.clone(), samples.clone()
+    torch.ops.fastgan.mh_step_(x, lp, xp, proposal_log_prob, count, kept, step, 1, 0.25, seed, stream)
+
+    words = fastgan.random_bits(chains, seed=seed, offset=step * chains, stream=stream + 1)
+    move = torch.log((words.double() + 1) * 2.0**-32) < proposal_log_prob - log_prob
+    assert 0.2 < move.double().mean() < 0.8  # both branches exercised
+    expected = torch.where(move[:, None], proposal, state)
+    assert torch.equal(x, expected)
+    assert torch.equal(lp, torch.where(move, proposal_log_prob, log_prob))
+    assert torch.equal(count, accepted + move.long())
+    assert torch.equal(kept[:, 1], expected) and torch.equal(kept[:, 0], samples[:, 0])
+    noise = fastgan.latent(chains, d, seed=seed, offset=(step + 1) * chains, stream=stream, dtype=torch.float64)
+    torch.testing.assert_close(xp, expected + 0.25 * noise, rtol=0, atol=1e-15)

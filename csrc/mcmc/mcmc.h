@@ -25,4 +25,9 @@ FASTGAN_HD bool accept(T u, T log_ratio) {
   return math::log(u) < log_ratio;
 }
 
+// Random-walk MH draws step t's proposal noise from rows t C .. of stream `stream` (so `latent` reproduces it) and
+// its acceptance uniforms from the next stream: drawn from the same stream, an acceptance would depend on the
+// very words that made the proposal.
+FASTGAN_HD uint64_t accept_stream(uint64_t stream) { return stream + 1; }
+
 }  // namespace fastgan::mcmc

@@ -5,6 +5,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "../common/cpu_isa.h"
+#include "../sampling/sampling_cpu_kernel.h"
 #include "mcmc.h"
 #include "mcmc_ops.h"
 
@@ -13,14 +20,10 @@ namespace {
 
 using at::Tensor;
 
-// f(i, u_i) for i in [0, n), u_i the (0, 1] uniform of word offset + i, in parallel.
-template <class T, class F>
-void for_each_uniform(int64_t seed, int64_t stream, int64_t offset, int64_t n, const F& f) {
-  at::parallel_for(0, n, 1024, [&](int64_t i0, int64_t i1) {
-    philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
-    for (int64_t i = i0; i < i1; ++i)
-      f(i, sampling::to_uniform<T>(word(static_cast<uint64_t>(offset + i)), sampling::UniformKind::OpenLow));
-  });
+// The (0, 1] uniform of word w of a stream read in increasing order.
+template <class T>
+T uniform_at(philox::WordCursor& word, int64_t w) {
+  return sampling::to_uniform<T>(word(static_cast<uint64_t>(w)), sampling::UniformKind::OpenLow);
 }
 
 std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
@@ -48,45 +51,123 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
   return {index, moved};
 }
 
-void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Tensor& proposal_log_prob,
-               Tensor& accepted, int64_t seed, int64_t offset, int64_t stream) {
-  check_mh_accept(state, log_prob, proposal, proposal_log_prob, accepted, offset);
-  const int64_t chains = state.size(0), d = state.size(1);
-  AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_accept", [&] {
+// Fills out with draws of `dist` (parameters a, b) from words offset .. of a stream, by the per-ISA vector fill.
+void fill_stream(Tensor& out, sampling::Dist dist, double a, double b, int64_t seed, uint64_t stream, int64_t offset) {
+  const sampling::cpu::FillArgs args{dist,
+                                     a,
+                                     b,
+                                     static_cast<uint64_t>(seed),
+                                     stream,
+                                     offset,
+                                     out.numel(),
+                                     fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::mh_step_"),
+                                     out.mutable_data_ptr()};
+  FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
+}
+
+// mask ? a : b for an all-ones or all-zeros mask, on the bits.
+template <class Bits, class T>
+T blend(Bits mask, T a, T b) {
+  Bits x, y;
+  std::memcpy(&x, &a, sizeof(T));
+  std::memcpy(&y, &b, sizeof(T));
+  const Bits r = (x & mask) | (y & ~mask);
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
+// next = state + scale z, elementwise (restrict: a loop the compiler vectorises).
+template <class T>
+void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int64_t n, T* __restrict__ next) {
+  for (int64_t i = 0; i < n; ++i) next[i] = state[i] + scale * z[i];
+}
+
+// The random numbers come from the vector fills, the same numbers `latent` draws (noise: normals; the acceptance
+// test's -log u: Exponential(1) draws, -log(u) / 1 exactly); the pass over the chains is then scalar and cheap.
+void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
+             Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
+  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size);
+  const int64_t chains = state.size(0), d = state.size(1), slots = samples.size(1);
+  if (chains == 0) return;
+  Tensor noise = at::empty_like(state);
+  fill_stream(noise, sampling::Dist::Normal, 0.0, 1.0, seed, static_cast<uint64_t>(stream), (step + 1) * chains * d);
+  Tensor neg_log_u = at::empty_like(log_prob);
+  if (step >= 0)
+    fill_stream(neg_log_u, sampling::Dist::Exponential, 1.0, 0.0, seed, accept_stream(static_cast<uint64_t>(stream)),
+                step * chains);
+  AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step", [&] {
     scalar_t* x = state.mutable_data_ptr<scalar_t>();
     scalar_t* lp = log_prob.mutable_data_ptr<scalar_t>();
-    const scalar_t* xp = proposal.const_data_ptr<scalar_t>();
+    scalar_t* xp = proposal.mutable_data_ptr<scalar_t>();
     const scalar_t* lpp = proposal_log_prob.const_data_ptr<scalar_t>();
+    const scalar_t* z = noise.const_data_ptr<scalar_t>();
+    const scalar_t* e = neg_log_u.const_data_ptr<scalar_t>();
     int64_t* count = accepted.mutable_data_ptr<int64_t>();
-    for_each_uniform<scalar_t>(seed, stream, offset, chains, [&](int64_t c, scalar_t u) {
-      if (accept(u, lpp[c] - lp[c])) {
-        for (int64_t k = 0; k < d; ++k) x[c * d + k] = xp[c * d + k];
-        lp[c] = lpp[c];
-        ++count[c];
+    scalar_t* kept = samples.mutable_data_ptr<scalar_t>();
+    const auto scale = static_cast<scalar_t>(step_size);
+    using Bits = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
+    at::parallel_for(0, chains, 2048, [&](int64_t c0, int64_t c1) {
+      if (step >= 0) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const bool move = -e[c] < lpp[c] - lp[c];  // mcmc::accept, with log u = -e
+          // Bit masks, not a branch (nor a select the compiler may turn into one): the outcome is a coin flip
+          // that no branch predictor learns, and a mispredict costs more than the whole update.
+          const Bits mask = Bits{0} - static_cast<Bits>(move);
+          for (int64_t k = 0; k < d; ++k) x[c * d + k] = blend(mask, xp[c * d + k], x[c * d + k]);
+          lp[c] = blend(mask, lpp[c], lp[c]);
+          count[c] += move;
+        }
       }
+      if (keep >= 0) {
+        for (int64_t c = c0; c < c1; ++c) std::copy(x + c * d, x + (c + 1) * d, kept + (c * slots + keep) * d);
+      }
+      propose(x + c0 * d, z + c0 * d, scale, (c1 - c0) * d, xp + c0 * d);
     });
   });
 }
 
-Tensor accept_test(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
-  check_accept_test(log_ratio_in, offset);
+// Two passes over fixed chunks (so the result does not depend on the thread count): each chunk writes its accepted
+// indices at its own start, in parallel; then the chunks slide down into place, in order, and -1 fills the tail.
+std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
+  check_accept_compact(log_ratio_in, offset);
   const Tensor log_ratio = log_ratio_in.contiguous();
-  Tensor out = at::empty(log_ratio.sizes(), log_ratio.options().dtype(at::kBool));
-  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_test", [&] {
+  const int64_t n = log_ratio.numel();
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  Tensor index = at::empty({n}, log_ratio.options().dtype(at::kLong));
+  std::vector<int64_t> chunk_count(static_cast<size_t>(chunks));
+  int64_t* out = index.mutable_data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact", [&] {
     const scalar_t* r = log_ratio.const_data_ptr<scalar_t>();
-    bool* a = out.mutable_data_ptr<bool>();
-    for_each_uniform<scalar_t>(seed, stream, offset, log_ratio.numel(),
-                               [&](int64_t i, scalar_t u) { a[i] = accept(u, r[i]); });
+    at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
+      philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
+      for (int64_t b = b0; b < b1; ++b) {
+        int64_t* dst = out + b * kChunk;
+        for (int64_t i = b * kChunk, end = std::min(n, i + kChunk); i < end; ++i) {
+          *dst = i;  // written always, kept by advancing: no branch on a random accept pattern
+          dst += accept(uniform_at<scalar_t>(word, offset + i), r[i]) ? 1 : 0;
+        }
+        chunk_count[static_cast<size_t>(b)] = dst - (out + b * kChunk);
+      }
+    });
   });
-  return out;
+  int64_t total = 0;
+  for (int64_t b = 0; b < chunks; ++b) {
+    const int64_t m = chunk_count[static_cast<size_t>(b)];
+    std::memmove(out + total, out + b * kChunk, static_cast<size_t>(m) * sizeof(int64_t));
+    total += m;
+  }
+  std::fill(out + total, out + n, int64_t{-1});
+  return {index, at::scalar_tensor(total, log_ratio.options().dtype(at::kLong))};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
-  m.impl("accept_test", &accept_test);
+  m.impl("accept_compact", &accept_compact);
   m.impl("mh_select", &mh_select);
-  m.impl("mh_accept_", &mh_accept);
+  m.impl("mh_step_", &mh_step);
 }
 
 }  // namespace fastgan::mcmc

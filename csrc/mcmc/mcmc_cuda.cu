@@ -1,10 +1,14 @@
-// CUDA entry points of the MCMC ops: ONE launch each, a thread per chain, no host synchronisation.
+// CUDA entry points of the MCMC ops: ONE launch each (a thread per chain), no host synchronisation; the rejection
+// sampler's accept-and-compact is one cub select pass.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
 
 #include "mcmc_ops.h"
 
@@ -31,41 +35,73 @@ __global__ void __launch_bounds__(kThreads) mh_select_kernel(const T* __restrict
 }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) mh_accept_kernel(T* __restrict__ x, T* __restrict__ lp,
-                                                             const T* __restrict__ xp, const T* __restrict__ lpp,
-                                                             int64_t* __restrict__ count, int64_t chains, int64_t d,
-                                                             uint64_t seed, uint64_t stream, int64_t offset) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= chains) return;
-  if (accept(stream_uniform<T>(seed, stream, offset + c), lpp[c] - lp[c])) {
-    for (int64_t k = 0; k < d; ++k) x[c * d + k] = xp[c * d + k];
-    lp[c] = lpp[c];
-    ++count[c];
-  }
-}
+struct MhStepArgs {
+  T* __restrict__ state;
+  T* __restrict__ log_prob;
+  T* __restrict__ proposal;
+  const T* __restrict__ proposal_log_prob;
+  int64_t* __restrict__ accepted;
+  T* __restrict__ samples;
+  int64_t chains, d, slots, step, keep;
+  T step_size;
+  uint64_t seed, stream;
+};
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) accept_test_kernel(const T* __restrict__ log_ratio, int64_t n,
-                                                               uint64_t seed, uint64_t stream, int64_t offset,
-                                                               bool* __restrict__ out) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]);
+__global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= a.chains) return;
+  T* row = a.state + c * a.d;
+  T* next = a.proposal + c * a.d;
+  if (a.step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), a.step * a.chains + c),
+                            a.proposal_log_prob[c] - a.log_prob[c])) {
+    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k];
+    a.log_prob[c] = a.proposal_log_prob[c];
+    ++a.accepted[c];
+  }
+  if (a.keep >= 0) {
+    T* slot = a.samples + (c * a.slots + a.keep) * a.d;
+    for (int64_t k = 0; k < a.d; ++k) slot[k] = row[k];
+  }
+  sampling::NormalCursor<T> z(a.seed, a.stream);
+  const uint64_t first = static_cast<uint64_t>(((a.step + 1) * a.chains + c) * a.d);
+  for (int64_t k = 0; k < a.d; ++k) next[k] = row[k] + a.step_size * z(first + k);
 }
 
-Tensor accept_test(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
-  check_accept_test(log_ratio_in, offset);
+// The predicate of the select pass: proposal i is accepted.
+template <class T>
+struct Accepted {
+  const T* __restrict__ log_ratio;
+  uint64_t seed, stream;
+  int64_t offset;
+  __device__ bool operator()(int64_t i) const { return accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]); }
+};
+
+std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
+  check_accept_compact(log_ratio_in, offset);
   const Tensor log_ratio = log_ratio_in.contiguous();
-  Tensor out = at::empty(log_ratio.sizes(), log_ratio.options().dtype(at::kBool));
   const int64_t n = log_ratio.numel();
-  if (n == 0) return out;
   const c10::cuda::CUDAGuard guard(log_ratio.device());
-  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_test_cuda", [&] {
-    accept_test_kernel<scalar_t><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        log_ratio.const_data_ptr<scalar_t>(), n, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
-        out.mutable_data_ptr<bool>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  Tensor index = at::full({n}, -1, log_ratio.options().dtype(at::kLong));  // the tail stays -1
+  Tensor count = at::zeros({}, log_ratio.options().dtype(at::kLong));
+  if (n == 0) return {index, count};
+  const cudaStream_t cuda_stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact_cuda", [&] {
+    // cub's single-pass select (decoupled look-back) runs the accept test inside its scan and keeps the input
+    // order, so the result is deterministic. The first call only sizes the scratch space.
+    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), static_cast<uint64_t>(seed),
+                                      static_cast<uint64_t>(stream), offset};
+    const thrust::counting_iterator<int64_t> items(0);
+    int64_t* selected = index.mutable_data_ptr<int64_t>();
+    int64_t* selected_count = count.mutable_data_ptr<int64_t>();
+    size_t scratch_bytes = 0;
+    C10_CUDA_CHECK(
+        cub::DeviceSelect::If(nullptr, scratch_bytes, items, selected, selected_count, n, accepted, cuda_stream));
+    Tensor scratch = at::empty({static_cast<int64_t>(scratch_bytes)}, log_ratio.options().dtype(at::kByte));
+    C10_CUDA_CHECK(cub::DeviceSelect::If(scratch.mutable_data_ptr(), scratch_bytes, items, selected, selected_count, n,
+                                         accepted, cuda_stream));
   });
-  return out;
+  return {index, count};
 }
 
 std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
@@ -88,17 +124,28 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
   return {index, moved};
 }
 
-void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Tensor& proposal_log_prob,
-               Tensor& accepted, int64_t seed, int64_t offset, int64_t stream) {
-  check_mh_accept(state, log_prob, proposal, proposal_log_prob, accepted, offset);
+void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
+             Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
+  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size);
   const int64_t chains = state.size(0);
   if (chains == 0) return;
   const c10::cuda::CUDAGuard guard(state.device());
-  AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_accept_cuda", [&] {
-    mh_accept_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        state.mutable_data_ptr<scalar_t>(), log_prob.mutable_data_ptr<scalar_t>(), proposal.const_data_ptr<scalar_t>(),
-        proposal_log_prob.const_data_ptr<scalar_t>(), accepted.mutable_data_ptr<int64_t>(), chains, state.size(1),
-        static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset);
+  AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step_cuda", [&] {
+    const MhStepArgs<scalar_t> args{state.mutable_data_ptr<scalar_t>(),
+                                    log_prob.mutable_data_ptr<scalar_t>(),
+                                    proposal.mutable_data_ptr<scalar_t>(),
+                                    proposal_log_prob.const_data_ptr<scalar_t>(),
+                                    accepted.mutable_data_ptr<int64_t>(),
+                                    samples.mutable_data_ptr<scalar_t>(),
+                                    chains,
+                                    state.size(1),
+                                    samples.size(1),
+                                    step,
+                                    keep,
+                                    static_cast<scalar_t>(step_size),
+                                    static_cast<uint64_t>(seed),
+                                    static_cast<uint64_t>(stream)};
+    mh_step_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
@@ -106,9 +153,9 @@ void mh_accept(Tensor& state, Tensor& log_prob, const Tensor& proposal, const Te
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
-  m.impl("accept_test", &accept_test);
+  m.impl("accept_compact", &accept_compact);
   m.impl("mh_select", &mh_select);
-  m.impl("mh_accept_", &mh_accept);
+  m.impl("mh_step_", &mh_step);
 }
 
 }  // namespace fastgan::mcmc

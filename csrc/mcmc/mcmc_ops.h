@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "../common/checks.h"
 #include "mcmc.h"
 
@@ -47,15 +49,17 @@ inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Te
   }
 }
 
-inline void check_mh_accept(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
-                            const at::Tensor& proposal_log_prob, const at::Tensor& accepted, int64_t offset) {
-  constexpr const char* op = "fastgan::mh_accept_";
+inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
+                          const at::Tensor& proposal_log_prob, const at::Tensor& accepted, const at::Tensor& samples,
+                          int64_t step, int64_t keep, double step_size) {
+  constexpr const char* op = "fastgan::mh_step_";
   TORCH_CHECK_TYPE(state.scalar_type() == at::kFloat || state.scalar_type() == at::kDouble, op,
                    ": the chains' state must be float32 or float64, got ", state.scalar_type());
   TORCH_CHECK_VALUE(state.dim() == 2 && state.is_contiguous(), op, ": state must be a contiguous [chains, d] tensor");
   check_same_device_and_dtype(state, "state", proposal, "proposal", op);
   check_same_device_and_dtype(state, "state", log_prob, "log_prob", op);
   check_same_device_and_dtype(state, "state", proposal_log_prob, "proposal_log_prob", op);
+  check_same_device_and_dtype(state, "state", samples, "samples", op);
   TORCH_CHECK_VALUE(proposal.sizes() == state.sizes() && proposal.is_contiguous(), op,
                     ": proposal must be contiguous and shaped like state");
   const int64_t chains = state.size(0);
@@ -66,13 +70,20 @@ inline void check_mh_accept(const at::Tensor& state, const at::Tensor& log_prob,
   TORCH_CHECK_VALUE(accepted.scalar_type() == at::kLong && accepted.dim() == 1 && accepted.size(0) == chains &&
                         accepted.device() == state.device() && accepted.is_contiguous(),
                     op, ": accepted must be a contiguous int64 [chains] tensor on ", state.device());
-  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  TORCH_CHECK_VALUE(samples.dim() == 3 && samples.size(0) == chains && samples.size(2) == state.size(1) &&
+                        samples.is_contiguous(),
+                    op, ": samples must be a contiguous [chains, kept, d] tensor, got ", samples.sizes());
+  TORCH_CHECK_VALUE(step >= -1, op, ": step must be >= -1 (-1: only propose), got ", step);
+  TORCH_CHECK_VALUE(keep >= -1 && keep < samples.size(1), op, ": keep must be -1 or a slot of samples' [", chains,
+                    ", ", samples.size(1), ", d], got ", keep);
+  TORCH_CHECK_VALUE(std::isfinite(step_size) && step_size > 0, op, ": step_size must be finite and > 0, got ",
+                    step_size);
 }
 
-inline void check_accept_test(const at::Tensor& log_ratio, int64_t offset) {
+inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {
   TORCH_CHECK_TYPE(log_ratio.scalar_type() == at::kFloat || log_ratio.scalar_type() == at::kDouble,
-                   "fastgan::accept_test: log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
-  TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_test: offset must be >= 0, got ", offset);
+                   "fastgan::accept_compact: log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
+  TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_compact: offset must be >= 0, got ", offset);
 }
 
 }  // namespace fastgan::mcmc

@@ -168,6 +168,28 @@ FASTGAN_HD T cdf_uniform(uint64_t seed, uint64_t stream, int64_t i) {
   return to_uniform<T>(w.w[i % 4], UniformKind::ClosedLow);
 }
 
+// Standard normals of a stream read in increasing element order by one thread, exactly as the CUDA `latent`
+// kernel draws them (Box-Muller on the word pair e & ~1, e | 1): one Philox block per 4 elements and one
+// Box-Muller per pair. (The CPU `latent` evaluates the same formula with vector math, which rounds sin/cos
+// differently; CPU code that must match it draws through the vector fill instead.)
+template <class T>
+struct NormalCursor {
+  philox::WordCursor words;
+  uint64_t pair = ~uint64_t{0};
+  T z[2]{};
+
+  FASTGAN_HD NormalCursor(uint64_t seed, uint64_t stream) : words(seed, stream) {}
+
+  FASTGAN_HD T operator()(uint64_t e) {
+    if (e / 2 != pair) {
+      pair = e / 2;
+      box_muller(to_uniform<T>(words(2 * pair), UniformKind::OpenLow),
+                 to_uniform<T>(words(2 * pair + 1), UniformKind::ClosedLow), z[0], z[1]);
+    }
+    return z[e % 2];
+  }
+};
+
 template <class Fn>
 decltype(auto) dispatch_dist(Dist d, Fn&& fn) {
   switch (d) {

