@@ -51,17 +51,20 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
   return {index, moved};
 }
 
-// Fills out with draws of `dist` (parameters a, b) from words offset .. of a stream, by the per-ISA vector fill.
-void fill_stream(Tensor& out, sampling::Dist dist, double a, double b, int64_t seed, uint64_t stream, int64_t offset) {
+// Fills out[0, count) with draws of `dist` (parameters a, b) from words offset .. of a stream, by the per-ISA vector
+// fill (inside a parallel_for task it runs on the calling thread).
+template <class T>
+void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, int64_t seed, uint64_t stream,
+                 int64_t offset) {
   const sampling::cpu::FillArgs args{dist,
                                      a,
                                      b,
                                      static_cast<uint64_t>(seed),
                                      stream,
                                      offset,
-                                     out.numel(),
-                                     fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::mh_step_"),
-                                     out.mutable_data_ptr()};
+                                     count,
+                                     std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float,
+                                     out};
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
 }
 
@@ -83,34 +86,31 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
   for (int64_t i = 0; i < n; ++i) next[i] = state[i] + scale * z[i];
 }
 
-// The random numbers come from the vector fills, the same numbers `latent` draws (noise: normals; the acceptance
-// test's -log u: Exponential(1) draws, -log(u) / 1 exactly); the pass over the chains is then scalar and cheap.
+// Each task takes a block of chains whole: it draws their random numbers with the vector fills (the numbers
+// `latent` draws: normals for the noise, Exponential(1) for the acceptance test's -log u = -log(u) / 1, exact),
+// then makes scalar passes over them while they are in cache. Small steps run on one thread: below ~8k chains,
+// waking the pool costs more than the step.
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
              Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
   check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size);
   const int64_t chains = state.size(0), d = state.size(1), slots = samples.size(1);
-  if (chains == 0) return;
-  Tensor noise = at::empty_like(state);
-  fill_stream(noise, sampling::Dist::Normal, 0.0, 1.0, seed, static_cast<uint64_t>(stream), (step + 1) * chains * d);
-  Tensor neg_log_u = at::empty_like(log_prob);
-  if (step >= 0)
-    fill_stream(neg_log_u, sampling::Dist::Exponential, 1.0, 0.0, seed, accept_stream(static_cast<uint64_t>(stream)),
-                step * chains);
+  constexpr int64_t kChainsPerTask = 8192;
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step", [&] {
     scalar_t* x = state.mutable_data_ptr<scalar_t>();
     scalar_t* lp = log_prob.mutable_data_ptr<scalar_t>();
     scalar_t* xp = proposal.mutable_data_ptr<scalar_t>();
     const scalar_t* lpp = proposal_log_prob.const_data_ptr<scalar_t>();
-    const scalar_t* z = noise.const_data_ptr<scalar_t>();
-    const scalar_t* e = neg_log_u.const_data_ptr<scalar_t>();
     int64_t* count = accepted.mutable_data_ptr<int64_t>();
     scalar_t* kept = samples.mutable_data_ptr<scalar_t>();
     const auto scale = static_cast<scalar_t>(step_size);
     using Bits = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
-    at::parallel_for(0, chains, 2048, [&](int64_t c0, int64_t c1) {
+    at::parallel_for(0, chains, kChainsPerTask, [&](int64_t c0, int64_t c1) {
+      std::vector<scalar_t> z(static_cast<size_t>((c1 - c0) * d)), e(static_cast<size_t>(c1 - c0));
       if (step >= 0) {
+        fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed,
+                    accept_stream(static_cast<uint64_t>(stream)), step * chains + c0);
         for (int64_t c = c0; c < c1; ++c) {
-          const bool move = -e[c] < lpp[c] - lp[c];  // mcmc::accept, with log u = -e
+          const bool move = -e[c - c0] < lpp[c] - lp[c];  // mcmc::accept, with log u = -e
           // Bit masks, not a branch (nor a select the compiler may turn into one): the outcome is a coin flip
           // that no branch predictor learns, and a mispredict costs more than the whole update.
           const Bits mask = Bits{0} - static_cast<Bits>(move);
@@ -122,7 +122,9 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
       if (keep >= 0) {
         for (int64_t c = c0; c < c1; ++c) std::copy(x + c * d, x + (c + 1) * d, kept + (c * slots + keep) * d);
       }
-      propose(x + c0 * d, z + c0 * d, scale, (c1 - c0) * d, xp + c0 * d);
+      fill_stream(z.data(), (c1 - c0) * d, sampling::Dist::Normal, 0.0, 1.0, seed, static_cast<uint64_t>(stream),
+                  ((step + 1) * chains + c0) * d);
+      propose(x + c0 * d, z.data(), scale, (c1 - c0) * d, xp + c0 * d);
     });
   });
 }
