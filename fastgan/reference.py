@@ -118,3 +118,19 @@ def metropolis_hastings(log_prob, x0, steps, step_size, generator=None):
         x = torch.where(accept[:, None], proposal, x)
         lp = torch.where(accept, lp_new, lp)
     return x
+
+
+def philox_words(n: int, *, seed: int, offset: int = 0, stream: int = 0) -> torch.Tensor:
+    """Words offset .. offset + n - 1 of fastgan's stream (seed, stream), Philox4x32-10 written out from the paper
+    (Salmon et al., SC'11) in int64 tensor arithmetic, one block per element: the spec of ``fastgan.random_bits``."""
+    low = 0xFFFFFFFF
+    w = torch.arange(offset, offset + n, dtype=torch.int64)
+    j = w // 4  # the block (w < 2^63: its high word is j >> 32)
+    c = [j & low, j >> 32, torch.full_like(j, stream & low), torch.full_like(j, stream >> 32)]
+    k0, k1 = seed & low, seed >> 32
+    for _ in range(10):
+        p0, p1 = c[0] * 0xD2511F53, c[2] * 0xCD9E8D57  # exact: a product of two 32-bit values fits in 64 bits...
+        hi0, hi1 = (p0 >> 32) & low, (p1 >> 32) & low  # ...as a wrapped int64, whose bits are the same
+        c = [hi1 ^ c[1] ^ k0, p1 & low, hi0 ^ c[3] ^ k1, p0 & low]
+        k0, k1 = (k0 + 0x9E3779B9) & low, (k1 + 0xBB67AE85) & low
+    return torch.stack(c, dim=1).gather(1, (w % 4)[:, None])[:, 0]

@@ -1,5 +1,6 @@
 """The build and the import contract: build_info, and no silent fallback."""
 
+import json
 import subprocess
 import sys
 
@@ -44,15 +45,19 @@ def test_a_missing_extension_is_a_clear_import_error():
 
 
 def test_isa_override_is_honoured():
-    """ATEN_CPU_CAPABILITY=default selects the portable kernels, and they compute the same losses."""
-    code = ("import torch, fastgan; x = torch.linspace(-9, 9, 1001, dtype=torch.float64); "
-            "print(fastgan.build_info()['cpu_isa'], repr(fastgan.fused_gan_loss(x, x.flip(0)).item()))")
+    """ATEN_CPU_CAPABILITY=default selects the portable kernels, and they compute the same losses and draw the same
+    words (each ISA has its own Philox code)."""
+    code = ("import json, torch, fastgan; x = torch.linspace(-9, 9, 1001, dtype=torch.float64); "
+            "print(fastgan.build_info()['cpu_isa'], repr(fastgan.fused_gan_loss(x, x.flip(0)).item()), "
+            "json.dumps(fastgan.random_bits(5003, seed=2**64 - 3, offset=2**40 + 1, stream=2**63 + 5).tolist()))")
     outputs = {}
     for isa in ["default"] + (["avx2"] if "avx2" in fastgan.build_info()["cpu_isas"] else []):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 env={**__import__("os").environ, "ATEN_CPU_CAPABILITY": isa})
-        outputs[isa] = result.stdout.split()
+        outputs[isa] = result.stdout.split(maxsplit=2)
     assert outputs["default"][0] == "generic"
     x = torch.linspace(-9, 9, 1001, dtype=torch.float64)
-    for chosen, value in outputs.values():
+    words = fastgan.random_bits(5003, seed=2**64 - 3, offset=2**40 + 1, stream=2**63 + 5).tolist()
+    for chosen, value, their_words in outputs.values():
         assert abs(float(value) - fastgan.fused_gan_loss(x, x.flip(0)).item()) <= 1e-14
+        assert json.loads(their_words) == words, chosen

@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import fastgan
+from fastgan import reference
 from conftest import DEVICES, HAS_CUDA
 
 
@@ -20,6 +21,17 @@ def test_known_answer():
     words = fastgan.random_bits(8, seed=0)
     assert [f"{int(w):08x}" for w in words[:4]] == ["6627e8d5", "e169c58d", "bc57ac4c", "9b00dbd8"]
     assert words.dtype == torch.int64 and (words >= 0).all() and (words < 2**32).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_words_match_philox_written_from_the_paper(device):
+    """Against fastgan.reference.philox_words at fresh seeds, streams and offsets with every 32-bit half in use
+    (the block counter's high word too), unaligned to the CPU's SIMD groups."""
+    for _ in range(3):
+        seed, stream = (int(v) + 2**63 * int(v % 2) for v in torch.randint(0, 2**63 - 1, (2,)))  # 64-bit patterns
+        offset, n = int(torch.randint(0, 2**50, ())), 1037
+        got = fastgan.random_bits(n, seed=seed, offset=offset, stream=stream, device=device).cpu()
+        assert torch.equal(got, reference.philox_words(n, seed=seed, offset=offset, stream=stream))
 
 
 @pytest.mark.parametrize("device", DEVICES)
