@@ -86,6 +86,21 @@ def timer_for(device: str):
     return time_cuda if device == "cuda" else time_cpu
 
 
+def time_interleaved(calls: dict, device: str, min_run_time: float, rounds: int = 5) -> dict:
+    """Times each call in interleaved rounds (A B C A B C ...), so that a machine's drift (frequency, other tenants)
+    lands on every implementation alike: name -> median and IQR over the rounds' medians."""
+    time = timer_for(device)
+    per_round = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            per_round[name].append(time(call, min_run_time / rounds)["median_s"])
+    result = {}
+    for name, times in per_round.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        result[name] = {"median_s": float(median), "iqr_s": float(q3 - q1), "repeats": rounds}
+    return result
+
+
 # ---- the loss ops ----
 
 
@@ -239,8 +254,7 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
     """Random-walk MH on `chains` 2-D chains, `steps` steps per call, the same target callable for both: fastgan
     (one fused kernel per step besides log_prob) vs the straightforward torch loop
     (fastgan.reference.metropolis_hastings); and the target's log_prob alone, called as often (steps + 1 times):
-    the floor neither can go below."""
-    time = timer_for(device)
+    the floor neither can go below. Interleaved rounds: the three are timed side by side."""
     log_prob = MH_TARGETS[target]
     x0 = torch.randn(chains, 2, device=device)
     impls = {
@@ -248,13 +262,11 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
         "eager": lambda: reference.metropolis_hastings(log_prob, x0, steps, 0.5),
         "log_prob": lambda: [log_prob(x0) for _ in range(steps + 1)],
     }
-    rows = []
-    for impl, call in impls.items():
+    for call in impls.values():
         call()
-        t = time(call, min_run_time)
-        rows.append({"chains": chains, "target": target, "steps": steps, "impl": impl,
-                     "chain_steps_per_s": chains * steps / t["median_s"], **t})
-    return rows
+    return [{"chains": chains, "target": target, "steps": steps, "impl": impl,
+             "chain_steps_per_s": chains * steps / t["median_s"], **t}
+            for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
 
 
 # ---- training steps ----
@@ -264,7 +276,6 @@ def bench_training(setup: str, device: str, min_run_time: float, impls, rounds: 
     """Steps per second of each implementation, measured in interleaved rounds (A B C A B C ...), so that a
     machine's slow drift (frequency, other tenants) lands on every implementation alike; the median and IQR are
     over the rounds' medians."""
-    time = timer_for(device)
     batch = int(re.sub(r"\D", "", setup))
     trainers = {}
     for impl in impls:
@@ -276,16 +287,9 @@ def bench_training(setup: str, device: str, min_run_time: float, impls, rounds: 
             trainers[impl] = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
         for _ in range(3):  # compile and warm up
             trainers[impl].step()
-    per_round = {impl: [] for impl in trainers}
-    for _ in range(rounds):
-        for impl, trainer in trainers.items():
-            per_round[impl].append(time(trainer.step, min_run_time / rounds)["median_s"])
-    rows = []
-    for impl, times in per_round.items():
-        q1, median, q3 = np.percentile(times, [25, 50, 75])
-        rows.append({"setup": setup, "impl": impl, "steps_per_s": 1.0 / median, "median_s": float(median),
-                     "iqr_s": float(q3 - q1), "repeats": rounds})
-    return rows
+    return [{"setup": setup, "impl": impl, "steps_per_s": 1.0 / t["median_s"], **t}
+            for impl, t in time_interleaved({impl: trainer.step for impl, trainer in trainers.items()}, device,
+                                            min_run_time, rounds).items()]
 
 
 def tutorial_agreement(device: str, steps: int = 20) -> float:

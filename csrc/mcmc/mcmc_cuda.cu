@@ -97,7 +97,9 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
     size_t scratch_bytes = 0;
     C10_CUDA_CHECK(
         cub::DeviceSelect::If(nullptr, scratch_bytes, items, selected, selected_count, n, accepted, cuda_stream));
-    Tensor scratch = at::empty({static_cast<int64_t>(scratch_bytes)}, log_ratio.options().dtype(at::kByte));
+    // (at least one byte: a null scratch pointer would make the second call another size query)
+    Tensor scratch = at::empty({std::max<int64_t>(1, static_cast<int64_t>(scratch_bytes))},
+                               log_ratio.options().dtype(at::kByte));
     C10_CUDA_CHECK(cub::DeviceSelect::If(scratch.mutable_data_ptr(), scratch_bytes, items, selected, selected_count, n,
                                          accepted, cuda_stream));
   });
