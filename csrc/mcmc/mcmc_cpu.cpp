@@ -20,12 +20,6 @@ namespace {
 
 using at::Tensor;
 
-// The (0, 1] uniform of word w of a stream read in increasing order.
-template <class T>
-T uniform_at(philox::WordCursor& word, int64_t w) {
-  return sampling::to_uniform<T>(word(static_cast<uint64_t>(w)), sampling::UniformKind::OpenLow);
-}
-
 std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
                                      int64_t offset, int64_t stream) {
   check_mh_select(logits_in, init_logit, offset);
@@ -68,6 +62,13 @@ void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b,
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
 }
 
+// mcmc::accept(u, log_ratio) given e = -log(u), as the Exponential(1) fill draws it (-log(u) / 1, exact): the CPU
+// draws its acceptance uniforms that way, so that the logs are taken with vector math.
+template <class T>
+bool accepts(T neg_log_u, T log_ratio) {
+  return -neg_log_u < log_ratio;
+}
+
 // mask ? a : b for an all-ones or all-zeros mask, on the bits.
 template <class Bits, class T>
 T blend(Bits mask, T a, T b) {
@@ -86,9 +87,8 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
   for (int64_t i = 0; i < n; ++i) next[i] = state[i] + scale * z[i];
 }
 
-// Each task takes a block of chains whole: it draws their random numbers with the vector fills (the numbers
-// `latent` draws: normals for the noise, Exponential(1) for the acceptance test's -log u = -log(u) / 1, exact),
-// then makes scalar passes over them while they are in cache. Small steps run on one thread: below ~8k chains,
+// Each task takes a block of chains whole: it draws their random numbers with the vector fills (the normals
+// `latent` draws, and -log u for the acceptance test), then makes scalar passes over them while they are in cache. Small steps run on one thread: below ~8k chains,
 // waking the pool costs more than the step.
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
              Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
@@ -110,7 +110,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
         fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed,
                     accept_stream(static_cast<uint64_t>(stream)), step * chains + c0);
         for (int64_t c = c0; c < c1; ++c) {
-          const bool move = -e[c - c0] < lpp[c] - lp[c];  // mcmc::accept, with log u = -e
+          const bool move = accepts(e[c - c0], lpp[c] - lp[c]);
           // Bit masks, not a branch (nor a select the compiler may turn into one): the outcome is a coin flip
           // that no branch predictor learns, and a mispredict costs more than the whole update.
           const Bits mask = Bits{0} - static_cast<Bits>(move);
@@ -129,8 +129,9 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
   });
 }
 
-// Two passes over fixed chunks (so the result does not depend on the thread count): each chunk writes its accepted
-// indices at its own start, in parallel; then the chunks slide down into place, in order, and -1 fills the tail.
+// Two passes over fixed chunks (so the result does not depend on the thread count): each chunk draws its -log u
+// with the vector fill and writes its accepted indices at its own start, in parallel; then the chunks slide down
+// into place, in order, and -1 fills the tail.
 std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
   check_accept_compact(log_ratio_in, offset);
   const Tensor log_ratio = log_ratio_in.contiguous();
@@ -143,14 +144,17 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact", [&] {
     const scalar_t* r = log_ratio.const_data_ptr<scalar_t>();
     at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
-      philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
+      std::vector<scalar_t> e(kChunk);
       for (int64_t b = b0; b < b1; ++b) {
-        int64_t* dst = out + b * kChunk;
-        for (int64_t i = b * kChunk, end = std::min(n, i + kChunk); i < end; ++i) {
-          *dst = i;  // written always, kept by advancing: no branch on a random accept pattern
-          dst += accept(uniform_at<scalar_t>(word, offset + i), r[i]) ? 1 : 0;
+        const int64_t first = b * kChunk, size = std::min(n - first, kChunk);
+        fill_stream(e.data(), size, sampling::Dist::Exponential, 1.0, 0.0, seed, static_cast<uint64_t>(stream),
+                    offset + first);
+        int64_t* dst = out + first;
+        for (int64_t i = 0; i < size; ++i) {
+          *dst = first + i;  // written always, kept by advancing: no branch on a random accept pattern
+          dst += accepts(e[i], r[first + i]) ? 1 : 0;
         }
-        chunk_count[static_cast<size_t>(b)] = dst - (out + b * kChunk);
+        chunk_count[static_cast<size_t>(b)] = dst - (out + first);
       }
     });
   });
