@@ -64,6 +64,25 @@ def test_metropolis_hastings_takes_a_log_prob_that_returns_a_view_of_its_input()
     assert torch.equal(as_view, as_copy)
 
 
+def test_cpu_chains_and_compaction_do_not_depend_on_the_thread_count():
+    """mh_step splits 20000 chains among the threads (blocks of at least 8192), accept_compact its 25 chunks of
+    100003 ratios: one thread and several give the same bits."""
+    x0 = fastgan.latent(20_000, 2, seed=15)
+    log_ratio = fastgan.latent(100_003, 1, dist="uniform", low=-2.0, high=0.5, seed=16)[:, 0]
+    threads = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, max(2, threads)):
+            torch.set_num_threads(n)
+            runs.append((fastgan.metropolis_hastings(lambda x: -0.5 * (x * x).sum(1), x0, 5, step_size=0.5, seed=17),
+                         torch.ops.fastgan.accept_compact(log_ratio, 18, 0, 0)))
+    finally:
+        torch.set_num_threads(threads)
+    (chains_one, index_one), (chains_many, index_many) = runs
+    assert torch.equal(chains_one[0], chains_many[0]) and torch.equal(chains_one[1], chains_many[1])
+    assert torch.equal(index_one[0], index_many[0]) and torch.equal(index_one[1], index_many[1])
+
+
 def known_ratio_proposals(chains, k, seed, device):
     """Proposals from q = N(0, 1) with logits = log p/q for the target p = N(1, 1): l(x) = x - 1/2."""
     x = fastgan.latent(chains, k, seed=seed, device=device, dtype=torch.float64)
