@@ -43,12 +43,14 @@ TORCH_LIBRARY(fastgan, m) {
   // MH-GAN's independent chain over the K proposals of each of C chains (logits [C, K]); returns the index of
   // each chain's final state (-1: the initial state) and whether any proposal was accepted.
   m.def("mh_select(Tensor logits, Tensor? init_logit, int seed, int offset, int stream) -> (Tensor, Tensor)");
-  // One random-walk Metropolis-Hastings step of C chains (state [C, d]), fused and in place: (1) for step >= 0,
-  // where log u < lp' - lp (u: word step C + c of stream + 1) the chain takes the step's proposal, log_prob its
-  // log-density, and accepted counts one more; (2) for keep >= 0, samples[:, keep] = state; (3) the next
-  // proposal, state + step_size z, z rows (step + 1) C .. of stream's standard normals. step = -1 only proposes.
+  // One random-walk Metropolis-Hastings step t = step (+ *step_offset, read on the device, when given: a captured
+  // CUDA graph replays with a counter there) of C chains (state [C, d]), fused and in place: (1) for t >= 0, where
+  // log u < lp' - lp (u: word t C + c of stream + 1) the chain takes the proposal, log_prob its log-density, and
+  // accepted counts one more; (2) steps burn_in, burn_in + thin, ... copy the state to samples[:, slot]; (3) the
+  // next proposal, state + step_size z, z rows (t + 1) C .. of stream's standard normals. t = -1 only proposes.
   m.def("mh_step_(Tensor(a!) state, Tensor(b!) log_prob, Tensor(c!) proposal, Tensor proposal_log_prob, "
-        "Tensor(d!) accepted, Tensor(e!) samples, int step, int keep, float step_size, int seed, int stream) -> ()");
+        "Tensor(d!) accepted, Tensor(e!) samples, int step, Tensor? step_offset, int burn_in, int thin, "
+        "float step_size, int seed, int stream) -> ()");
   // Rejection sampling's accept test and compaction in one pass: index[:count] holds, ascending, the i where
   // log u_i < log_ratio[i] (u_i: word offset + i); index has log_ratio's numel, its tail is -1.
   m.def("accept_compact(Tensor log_ratio, int seed, int offset, int stream) -> (Tensor index, Tensor count)");

@@ -60,6 +60,7 @@ def metropolis_hastings(
     burn_in: int = 0,
     thin: int = 1,
     stream: int = 0,
+    cuda_graph: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Random-walk Metropolis-Hastings on C parallel chains: x0 [C, d], ``log_prob`` a vectorised callable
     [C, d] -> [C] (the unnormalised log target; -inf outside its support). Each step proposes
@@ -67,6 +68,10 @@ def metropolis_hastings(
     probability min(1, exp(log_prob(x') - log_prob(x))) (uniforms from stream ``stream + 1``). A step is one
     fused kernel besides ``log_prob``: the accept/reject update, the kept sample's copy and the next proposal's
     draw.
+
+    ``cuda_graph=True`` (CUDA tensors only) captures one step, ``log_prob`` included, in a CUDA graph and replays it
+    ``steps`` times, the step number counted on the device: the same chains as without it, with no per-step launch
+    cost. ``log_prob`` must then be capturable (no host synchronisation such as ``.item()``, no CPU tensors).
 
     Returns (samples [C, kept, d]: the states after steps burn_in, burn_in + thin, ...; acceptance rate [C])."""
     steps, burn_in, thin = _count(steps, "steps"), _count(burn_in, "burn_in"), _count(thin, "thin")
@@ -76,6 +81,8 @@ def metropolis_hastings(
         raise ValueError(f"step_size must be > 0, got {step_size}")
     if x0.dim() != 2 or x0.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"x0 must be a float32/float64 [chains, d] tensor, got {x0.dtype} {tuple(x0.shape)}")
+    if cuda_graph and x0.device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs x0 on a CUDA device, got {x0.device}")
     seed, stream = _seed(seed), _word64(stream, "stream")
     chains, d = x0.shape
     x = x0.clone().contiguous()
@@ -94,11 +101,36 @@ def metropolis_hastings(
     accepted = torch.zeros(chains, dtype=torch.int64, device=x.device)
     samples = x.new_empty((chains, len(range(burn_in, steps, thin)), d))
     proposal = torch.empty_like(x)
-    _mh_step(x, lp, proposal, lp, accepted, samples, -1, -1, step_size, seed, stream)  # step 0's proposal
-    for t in range(steps):
-        keep = (t - burn_in) // thin if t >= burn_in and (t - burn_in) % thin == 0 else -1
-        _mh_step(x, lp, proposal, evaluate(proposal), accepted, samples, t, keep, step_size, seed, stream)
+
+    def step(t: int, counter: Optional[torch.Tensor] = None) -> None:
+        _mh_step(x, lp, proposal, evaluate(proposal) if t >= 0 else lp, accepted, samples, t, counter, burn_in, thin,
+                 step_size, seed, stream)
+
+    step(-1)  # step 0's proposal
+    if cuda_graph and steps > 0:
+        _replay_in_cuda_graph(step, evaluate, proposal, steps)
+    else:
+        for t in range(steps):
+            step(t)
     return samples, accepted.to(x.dtype) / max(steps, 1)
+
+
+def _replay_in_cuda_graph(step, evaluate, proposal: torch.Tensor, steps: int) -> None:
+    """Runs step(0, counter) `steps` times as a CUDA graph whose last node adds one to the device counter."""
+    # torch.cuda.graph wants the captured work to have run before (lazy initialisation in log_prob, cuBLAS
+    # workspaces...), on a side stream; evaluate() only reads the points, so this does not move the chains
+    side = torch.cuda.Stream(proposal.device)
+    side.wait_stream(torch.cuda.current_stream(proposal.device))
+    with torch.cuda.stream(side):
+        evaluate(proposal)
+    torch.cuda.current_stream(proposal.device).wait_stream(side)
+    counter = torch.zeros((), dtype=torch.int64, device=proposal.device)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(0, counter)
+        counter.add_(1)
+    for _ in range(steps):
+        graph.replay()
 
 
 def drs(
@@ -277,5 +309,6 @@ def _(logits, init_logit, seed, offset, stream):
 
 
 @torch.library.register_fake("fastgan::mh_step_")
-def _(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size, seed, stream):
+def _(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, step_offset, burn_in, thin, step_size,
+      seed, stream):
     return None

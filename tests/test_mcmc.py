@@ -149,6 +149,22 @@ def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
 
 
+@pytest.mark.cuda
+def test_cuda_graph_replays_the_same_chains():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    """The graph runs log_prob and the fused step with the step number read from a device counter: the chains,
+    the kept states and the acceptance rates are those of the eager loop, bit for bit."""
+    x0 = fastgan.latent(4096, 2, seed=19, device="cuda")
+
+    def log_prob(x):  # two unit Gaussians at (1.5, 0) and (0, 1.5)
+        return torch.logsumexp(-0.5 * ((x[:, None, :] - 1.5 * torch.eye(2, device=x.device)) ** 2).sum(-1), dim=1)
+
+    eager = fastgan.metropolis_hastings(log_prob, x0, 40, step_size=0.6, seed=20, burn_in=7, thin=3)
+    graph = fastgan.metropolis_hastings(log_prob, x0, 40, step_size=0.6, seed=20, burn_in=7, thin=3, cuda_graph=True)
+    assert torch.equal(eager[0], graph[0]) and torch.equal(eager[1], graph[1])
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [
@@ -163,6 +179,8 @@ def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
          ValueError, "step_size must be > 0"),
         (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4), 3, step_size=0.1, seed=0),
          ValueError, r"\[chains, d\]"),
+        (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4, 2), 3, step_size=0.1, seed=0,
+                                             cuda_graph=True), ValueError, "CUDA device"),
         (lambda: fastgan.drs(torch.tensor([0.0, float("inf")]), max_logit=1.0, seed=0), ValueError, "non-finite"),
     ],
 )
@@ -175,10 +193,10 @@ def test_opcheck_mcmc_ops():
     logits = torch.randn(5, 4, dtype=torch.float64)
     torch.library.opcheck(torch.ops.fastgan.mh_select.default, (logits, torch.randn(5, dtype=torch.float64), 1, 0, 0))
     torch.library.opcheck(torch.ops.fastgan.accept_compact.default, (torch.randn(7), 1, 2, 3))
-    for step, keep in ((-1, -1), (2, 1)):
+    for step, offset in ((-1, None), (1, torch.tensor(1))):  # the second keeps step 2 in slot 1
         torch.library.opcheck(torch.ops.fastgan.mh_step_.default,
                               (torch.randn(5, 2), torch.randn(5), torch.randn(5, 2), torch.randn(5),
-                               torch.zeros(5, dtype=torch.int64), torch.zeros(5, 3, 2), step, keep, 0.5, 3, 1))
+                               torch.zeros(5, dtype=torch.int64), torch.zeros(5, 3, 2), step, offset, 0, 2, 0.5, 3, 1))
 
 
 # ---- rejection sampling, DRS and MH-GAN end to end ----
@@ -289,15 +307,18 @@ def test_accept_compact_matches_its_definition(device, dtype, n):
     assert (index[count.item():] == -1).all()
 
 
-def test_mh_step_follows_its_definition():
-    """One fused step against its definition: accept where log u < lp' - lp, keep the state in its slot, propose
-    from `latent`'s normals of the next step's rows."""
+@pytest.mark.parametrize("step_arg, step_offset", [(4, None), (1, 3)])
+def test_mh_step_follows_its_definition(step_arg, step_offset):
+    """One fused step (step 4, given directly or as 1 plus a counter of 3) against its definition: accept where
+    log u < lp' - lp, keep the state in its slot (burn-in 0, thin 4: slot 1), propose from `latent`'s normals of
+    the next step's rows."""
     chains, d, step, seed, stream = 3000, 3, 4, 11, 5
+    counter = None if step_offset is None else torch.tensor(step_offset)
     state, proposal = torch.randn(chains, d, dtype=torch.float64), torch.randn(chains, d, dtype=torch.float64)
     log_prob, proposal_log_prob = torch.randn(chains, dtype=torch.float64), torch.randn(chains, dtype=torch.float64)
     accepted, samples = torch.randint(0, 5, (chains,)), torch.zeros(chains, 2, d, dtype=torch.float64)
     x, lp, xp, count, kept = state.clone(), log_prob.clone(), proposal.clone(), accepted.clone(), samples.clone()
-    torch.ops.fastgan.mh_step_(x, lp, xp, proposal_log_prob, count, kept, step, 1, 0.25, seed, stream)
+    torch.ops.fastgan.mh_step_(x, lp, xp, proposal_log_prob, count, kept, step_arg, counter, 0, 4, 0.25, seed, stream)
 
     words = fastgan.random_bits(chains, seed=seed, offset=step * chains, stream=stream + 1)
     move = torch.log((words.double() + 1) * 2.0**-32) < proposal_log_prob - log_prob

@@ -30,4 +30,12 @@ FASTGAN_HD bool accept(T u, T log_ratio) {
 // very words that made the proposal.
 FASTGAN_HD uint64_t accept_stream(uint64_t stream) { return stream + 1; }
 
+// The slot of the samples [C, slots, d] that step t's state is kept in, or -1: steps burn_in, burn_in + thin, ...
+// are kept, as long as there are slots.
+FASTGAN_HD int64_t kept_slot(int64_t t, int64_t burn_in, int64_t thin, int64_t slots) {
+  if (t < burn_in || (t - burn_in) % thin != 0) return -1;
+  const int64_t slot = (t - burn_in) / thin;
+  return slot < slots ? slot : -1;
+}
+
 }  // namespace fastgan::mcmc

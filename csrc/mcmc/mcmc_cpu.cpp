@@ -91,9 +91,14 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
 // `latent` draws, and -log u for the acceptance test), then makes scalar passes over them while they are in cache. Small steps run on one thread: below ~8k chains,
 // waking the pool costs more than the step.
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
-             Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
-  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size);
+             Tensor& samples, int64_t step_arg, const std::optional<Tensor>& step_offset, int64_t burn_in, int64_t thin,
+             double step_size, int64_t seed, int64_t stream) {
+  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step_arg, step_offset, burn_in, thin,
+                step_size);
+  const int64_t step = step_arg + (step_offset.has_value() ? step_offset->item<int64_t>() : 0);
+  TORCH_CHECK_VALUE(step >= -1, "fastgan::mh_step_: step + step_offset must be >= -1, got ", step);
   const int64_t chains = state.size(0), d = state.size(1), slots = samples.size(1);
+  const int64_t keep = kept_slot(step, burn_in, thin, slots);
   constexpr int64_t kChainsPerTask = 8192;
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step", [&] {
     scalar_t* x = state.mutable_data_ptr<scalar_t>();

@@ -42,7 +42,8 @@ struct MhStepArgs {
   const T* __restrict__ proposal_log_prob;
   int64_t* __restrict__ accepted;
   T* __restrict__ samples;
-  int64_t chains, d, slots, step, keep;
+  const int64_t* __restrict__ step_offset;  // added to step when not null
+  int64_t chains, d, slots, step, burn_in, thin;
   T step_size;
   uint64_t seed, stream;
 };
@@ -51,20 +52,23 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= a.chains) return;
+  const int64_t step = a.step + (a.step_offset != nullptr ? *a.step_offset : 0);
+  if (step < -1) return;  // a corrupt counter (the host cannot check it without a sync): no stream word below 0
   T* row = a.state + c * a.d;
   T* next = a.proposal + c * a.d;
-  if (a.step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), a.step * a.chains + c),
-                            a.proposal_log_prob[c] - a.log_prob[c])) {
+  if (step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), step * a.chains + c),
+                          a.proposal_log_prob[c] - a.log_prob[c])) {
     for (int64_t k = 0; k < a.d; ++k) row[k] = next[k];
     a.log_prob[c] = a.proposal_log_prob[c];
     ++a.accepted[c];
   }
-  if (a.keep >= 0) {
-    T* slot = a.samples + (c * a.slots + a.keep) * a.d;
+  const int64_t keep = kept_slot(step, a.burn_in, a.thin, a.slots);
+  if (keep >= 0) {
+    T* slot = a.samples + (c * a.slots + keep) * a.d;
     for (int64_t k = 0; k < a.d; ++k) slot[k] = row[k];
   }
   sampling::NormalCursor<T> z(a.seed, a.stream);
-  const uint64_t first = static_cast<uint64_t>(((a.step + 1) * a.chains + c) * a.d);
+  const uint64_t first = static_cast<uint64_t>(((step + 1) * a.chains + c) * a.d);
   for (int64_t k = 0; k < a.d; ++k) next[k] = row[k] + a.step_size * z(first + k);
 }
 
@@ -127,8 +131,10 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
 }
 
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
-             Tensor& samples, int64_t step, int64_t keep, double step_size, int64_t seed, int64_t stream) {
-  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, keep, step_size);
+             Tensor& samples, int64_t step, const std::optional<Tensor>& step_offset, int64_t burn_in, int64_t thin,
+             double step_size, int64_t seed, int64_t stream) {
+  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, step_offset, burn_in, thin,
+                step_size);
   const int64_t chains = state.size(0);
   if (chains == 0) return;
   const c10::cuda::CUDAGuard guard(state.device());
@@ -139,11 +145,13 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
                                     proposal_log_prob.const_data_ptr<scalar_t>(),
                                     accepted.mutable_data_ptr<int64_t>(),
                                     samples.mutable_data_ptr<scalar_t>(),
+                                    step_offset.has_value() ? step_offset->const_data_ptr<int64_t>() : nullptr,
                                     chains,
                                     state.size(1),
                                     samples.size(1),
                                     step,
-                                    keep,
+                                    burn_in,
+                                    thin,
                                     static_cast<scalar_t>(step_size),
                                     static_cast<uint64_t>(seed),
                                     static_cast<uint64_t>(stream)};

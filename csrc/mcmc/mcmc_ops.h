@@ -51,7 +51,8 @@ inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Te
 
 inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
                           const at::Tensor& proposal_log_prob, const at::Tensor& accepted, const at::Tensor& samples,
-                          int64_t step, int64_t keep, double step_size) {
+                          int64_t step, const std::optional<at::Tensor>& step_offset, int64_t burn_in, int64_t thin,
+                          double step_size) {
   constexpr const char* op = "fastgan::mh_step_";
   TORCH_CHECK_TYPE(state.scalar_type() == at::kFloat || state.scalar_type() == at::kDouble, op,
                    ": the chains' state must be float32 or float64, got ", state.scalar_type());
@@ -74,8 +75,12 @@ inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, c
                         samples.is_contiguous(),
                     op, ": samples must be a contiguous [chains, kept, d] tensor, got ", samples.sizes());
   TORCH_CHECK_VALUE(step >= -1, op, ": step must be >= -1 (-1: only propose), got ", step);
-  TORCH_CHECK_VALUE(keep >= -1 && keep < samples.size(1), op, ": keep must be -1 or a slot of samples' [", chains,
-                    ", ", samples.size(1), ", d], got ", keep);
+  if (step_offset.has_value())
+    TORCH_CHECK_VALUE(step_offset->scalar_type() == at::kLong && step_offset->numel() == 1 &&
+                          step_offset->device() == state.device(),
+                      op, ": step_offset must be a one-element int64 tensor on ", state.device());
+  TORCH_CHECK_VALUE(burn_in >= 0 && thin >= 1, op, ": burn_in must be >= 0 and thin >= 1, got ", burn_in, " and ",
+                    thin);
   TORCH_CHECK_VALUE(std::isfinite(step_size) && step_size > 0, op, ": step_size must be finite and > 0, got ",
                     step_size);
 }
