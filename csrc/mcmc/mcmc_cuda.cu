@@ -87,8 +87,8 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
   const int64_t n = log_ratio.numel();
   const c10::cuda::CUDAGuard guard(log_ratio.device());
   Tensor index = at::full({n}, -1, log_ratio.options().dtype(at::kLong));  // the tail stays -1
-  Tensor count = at::zeros({}, log_ratio.options().dtype(at::kLong));
-  if (n == 0) return {index, count};
+  Tensor count = at::empty({}, log_ratio.options().dtype(at::kLong));       // written by the select pass
+  if (n == 0) return {index, count.zero_()};
   const cudaStream_t cuda_stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact_cuda", [&] {
     // cub's single-pass select (decoupled look-back) runs the accept test inside its scan and keeps the input
