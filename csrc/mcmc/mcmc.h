@@ -19,10 +19,15 @@ FASTGAN_HD T stream_uniform(uint64_t seed, uint64_t stream, int64_t w) {
 
 // Metropolis-Hastings acceptance of a move with log ratio `log_ratio` (target ratio times proposal ratio):
 // accept when log u < log_ratio. A NaN ratio (a NaN log-density) rejects; +inf (leaving a zero-density state)
-// accepts.
+// accepts. accept_log takes log u itself (the CPU draws it with vector math).
+template <class T>
+FASTGAN_HD bool accept_log(T log_u, T log_ratio) {
+  return log_u < log_ratio;
+}
+
 template <class T>
 FASTGAN_HD bool accept(T u, T log_ratio) {
-  return math::log(u) < log_ratio;
+  return accept_log(math::log(u), log_ratio);
 }
 
 // Random-walk MH draws step t's proposal noise from rows t C .. of stream `stream` (so `latent` reproduces it) and

@@ -50,6 +50,7 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
 template <class T>
 void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, int64_t seed, uint64_t stream,
                  int64_t offset) {
+  constexpr auto dtype = std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float;
   const sampling::cpu::FillArgs args{dist,
                                      a,
                                      b,
@@ -57,16 +58,9 @@ void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b,
                                      stream,
                                      offset,
                                      count,
-                                     std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float,
+                                     dtype,
                                      out};
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
-}
-
-// mcmc::accept(u, log_ratio) given e = -log(u), as the Exponential(1) fill draws it (-log(u) / 1, exact): the CPU
-// draws its acceptance uniforms that way, so that the logs are taken with vector math.
-template <class T>
-bool accepts(T neg_log_u, T log_ratio) {
-  return -neg_log_u < log_ratio;
 }
 
 // mask ? a : b for an all-ones or all-zeros mask, on the bits.
@@ -88,8 +82,9 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
 }
 
 // Each task takes a block of chains whole: it draws their random numbers with the vector fills (the normals
-// `latent` draws, and -log u for the acceptance test), then makes scalar passes over them while they are in cache. Small steps run on one thread: below ~8k chains,
-// waking the pool costs more than the step.
+// `latent` draws, and for the acceptance test Exponential(1) draws, -log(u) / 1 = -log u exactly, so the logs are
+// vector math), then makes scalar passes over them while they are in cache. Small steps run on one thread: below
+// ~8k chains, waking the pool costs more than the step.
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
              Tensor& samples, int64_t step_arg, const std::optional<Tensor>& step_offset, int64_t burn_in, int64_t thin,
              double step_size, int64_t seed, int64_t stream) {
@@ -115,7 +110,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
         fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed,
                     accept_stream(static_cast<uint64_t>(stream)), step * chains + c0);
         for (int64_t c = c0; c < c1; ++c) {
-          const bool move = accepts(e[c - c0], lpp[c] - lp[c]);
+          const bool move = accept_log(-e[c - c0], lpp[c] - lp[c]);
           // Bit masks, not a branch (nor a select the compiler may turn into one): the outcome is a coin flip
           // that no branch predictor learns, and a mispredict costs more than the whole update.
           const Bits mask = Bits{0} - static_cast<Bits>(move);
@@ -157,7 +152,7 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
         int64_t* dst = out + first;
         for (int64_t i = 0; i < size; ++i) {
           *dst = first + i;  // written always, kept by advancing: no branch on a random accept pattern
-          dst += accepts(e[i], r[first + i]) ? 1 : 0;
+          dst += accept_log(-e[i], r[first + i]) ? 1 : 0;
         }
         chunk_count[static_cast<size_t>(b)] = dst - (out + first);
       }

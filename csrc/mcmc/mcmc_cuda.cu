@@ -78,7 +78,9 @@ struct Accepted {
   const T* __restrict__ log_ratio;
   uint64_t seed, stream;
   int64_t offset;
-  __device__ bool operator()(int64_t i) const { return accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]); }
+  __device__ bool operator()(int64_t i) const {
+    return accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]);
+  }
 };
 
 std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {

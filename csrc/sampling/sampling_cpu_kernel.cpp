@@ -34,14 +34,17 @@ inline Lanes splat(uint64_t v) { return _mm512_set1_epi64(static_cast<int64_t>(v
 inline Lanes mul32(Lanes a, Lanes b) { return _mm512_mul_epu32(a, b); }
 inline Lanes high32(Lanes a) { return _mm512_srli_epi64(a, 32); }
 inline Lanes xor3(Lanes a, Lanes b, Lanes c) { return _mm512_ternarylogic_epi64(a, b, c, 0x96); }
-inline Lanes counters(uint64_t first) { return _mm512_add_epi64(splat(first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0)); }
+inline Lanes counters(uint64_t first) {
+  return _mm512_add_epi64(splat(first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+}
 // Lane i of lo and hi as words 2i and 2i + 1 (little-endian 64-bit lanes).
 inline Lanes pack(Lanes lo, Lanes hi) {
   return _mm512_or_si512(_mm512_and_si512(lo, splat(0xffffffffu)), _mm512_slli_epi64(hi, 32));
 }
 // Blocks' word pairs (w0, w1) in ab and (w2, w3) in cd -> 4 kLanes words in block order.
 inline void store_blocks(Lanes ab, Lanes cd, uint32_t* out) {
-  const __m512i first = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), second = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+  const __m512i first = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+  const __m512i second = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
   _mm512_storeu_si512(out, _mm512_permutex2var_epi64(ab, first, cd));
   _mm512_storeu_si512(out + 16, _mm512_permutex2var_epi64(ab, second, cd));
 }
@@ -84,36 +87,12 @@ void philox_blocks(uint64_t seed, uint64_t stream, uint64_t first, uint32_t* wor
   }
 }
 #else
-// Portable: the rounds over all blocks at once in structure-of-arrays form, for the compiler to vectorise.
+// Portable: block() one block at a time (only CPUs without AVX2 run this).
 template <int kBlocks>
 void philox_blocks(uint64_t seed, uint64_t stream, uint64_t first, uint32_t* words) {
-  using philox::kM0, philox::kM1, philox::kW0, philox::kW1;
-  alignas(64) uint32_t c0[kBlocks], c1[kBlocks], c2[kBlocks], c3[kBlocks];
   for (int q = 0; q < kBlocks; ++q) {
-    c0[q] = static_cast<uint32_t>(first + q);
-    c1[q] = static_cast<uint32_t>((first + q) >> 32);
-    c2[q] = static_cast<uint32_t>(stream);
-    c3[q] = static_cast<uint32_t>(stream >> 32);
-  }
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    for (int q = 0; q < kBlocks; ++q) {
-      const uint64_t p0 = static_cast<uint64_t>(kM0) * c0[q], p1 = static_cast<uint64_t>(kM1) * c2[q];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[q] ^ k0;
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[q] ^ k1;
-      c1[q] = static_cast<uint32_t>(p1);
-      c3[q] = static_cast<uint32_t>(p0);
-      c0[q] = n0;
-      c2[q] = n2;
-    }
-    k0 += kW0;
-    k1 += kW1;
-  }
-  for (int q = 0; q < kBlocks; ++q) {
-    words[4 * q] = c0[q];
-    words[4 * q + 1] = c1[q];
-    words[4 * q + 2] = c2[q];
-    words[4 * q + 3] = c3[q];
+    const philox::Words w = philox::block(seed, stream, first + q);
+    for (int k = 0; k < 4; ++k) words[4 * q + k] = w.w[k];
   }
 }
 #endif
