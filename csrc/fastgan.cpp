@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "common/cpu_isa.h"
+#include "common/parallel.h"
 
 #ifndef FASTGAN_VERSION
 #error "CMake defines FASTGAN_VERSION"
@@ -82,6 +83,10 @@ PYBIND11_MODULE(_C, module) {
     info["compiler"] = FASTGAN_CXX_COMPILER;
     info["cpu_isas"] = fastgan::compiled_cpu_isas();
     info["cpu_isa"] = fastgan::cpu_isa_name(fastgan::cpu_isa());
+    info["parallel_backend"] = fastgan::parallel_backend();
     return info;
   });
+  // Live values, not build facts: the thread count changes with torch.set_num_threads.
+  module.def("parallel_threads", &fastgan::parallel_threads);
+  module.def("last_parallel_threads", &fastgan::last_parallel_threads);
 }

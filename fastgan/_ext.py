@@ -29,5 +29,13 @@ if _BUILD_INFO["torch_version"] != torch.__version__:  # pragma: no cover - need
 
 def build_info() -> dict:
     """What this build of fastgan contains: its version, the torch it was built against, whether the CUDA kernels
-    are in (and for which archs), the compilers, and the CPU ISAs it has kernels for (and the one in use)."""
-    return dict(_BUILD_INFO)
+    are in (and for which archs), the compilers, the CPU ISAs it has kernels for (and the one in use), the intra-op
+    parallel backend (torch's own: "OpenMP" or "native") and ``num_threads``, the threads fastgan's CPU kernels use
+    now (``torch.get_num_threads()``, read from fastgan's side of the shared thread pool)."""
+    return {**_BUILD_INFO, "num_threads": _C.parallel_threads()}
+
+
+def last_parallel_threads() -> int:
+    """How many distinct threads ran the tasks of fastgan's most recent parallel CPU loop (process-wide). A test hook:
+    it proves the kernels really run on several threads."""
+    return _C.last_parallel_threads()

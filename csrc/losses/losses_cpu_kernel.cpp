@@ -1,7 +1,6 @@
 // CPU loss kernels, compiled once per ISA. Determinism: the input is cut into fixed chunks of kChunk elements
 // whatever the thread count, each chunk is summed in a fixed lane order, and the chunk sums are added in index
 // order in double. So the same input gives the same bits with 1 thread or 64.
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../common/parallel.h"
 #include "../common/vec_math.h"
 #include "losses_cpu_kernel.h"
 
@@ -46,7 +46,7 @@ std::array<double, N> reduce_chunks(int64_t n, const ChunkFn& chunk_fn) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   if (chunks == 1) return chunk_fn(int64_t{0}, n);
   std::vector<std::array<double, N>> partial(chunks);
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+  fastgan::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_fn(c * kChunk, std::min(n, (c + 1) * kChunk));
   });
   for (const auto& p : partial)
@@ -224,7 +224,7 @@ void parallel_chunks(int64_t n, const F& chunk_fn) {
     if (n > 0) chunk_fn(int64_t{0}, n);
     return;
   }
-  at::parallel_for(0, n, kChunk, [&](int64_t begin, int64_t end) { chunk_fn(begin, end); });
+  fastgan::parallel_for(0, n, kChunk, [&](int64_t begin, int64_t end) { chunk_fn(begin, end); });
 }
 
 }  // namespace

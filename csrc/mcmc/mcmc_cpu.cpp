@@ -2,7 +2,6 @@
 // function of its index, so any thread count gives the same result).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "../common/cpu_isa.h"
+#include "../common/parallel.h"
 #include "../sampling/sampling_cpu_kernel.h"
 #include "mcmc.h"
 #include "mcmc_ops.h"
@@ -33,7 +33,7 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
     const scalar_t* l0 = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr;
     int64_t* out_index = index.mutable_data_ptr<int64_t>();
     bool* out_moved = moved.mutable_data_ptr<bool>();
-    at::parallel_for(0, chains, 256, [&](int64_t c0, int64_t c1) {
+    fastgan::parallel_for(0, chains, 256, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const auto r = select_chain(l + c * k, k, l0 != nullptr ? l0 + c : nullptr, static_cast<uint64_t>(seed),
                                     static_cast<uint64_t>(stream), offset + c * k);
@@ -104,7 +104,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
     scalar_t* kept = samples.mutable_data_ptr<scalar_t>();
     const auto scale = static_cast<scalar_t>(step_size);
     using Bits = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
-    at::parallel_for(0, chains, kChainsPerTask, [&](int64_t c0, int64_t c1) {
+    fastgan::parallel_for(0, chains, kChainsPerTask, [&](int64_t c0, int64_t c1) {
       std::vector<scalar_t> z(static_cast<size_t>((c1 - c0) * d)), e(static_cast<size_t>(c1 - c0));
       if (step >= 0) {
         fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed,
@@ -143,7 +143,7 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
   int64_t* out = index.mutable_data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact", [&] {
     const scalar_t* r = log_ratio.const_data_ptr<scalar_t>();
-    at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
+    fastgan::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
       std::vector<scalar_t> e(kChunk);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kChunk, size = std::min(n - first, kChunk);

@@ -2,12 +2,12 @@
 // (kColTile x d) stays in cache while every row of the a tile uses it. Lanes run over j (columns of b^T).
 // Determinism: row tiles are a fixed partition, each tile's sum is formed in a fixed order and the tiles' sums
 // are added in index order in double.
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "../common/parallel.h"
 #include "../common/vec_math.h"
 #include "mmd_cpu_kernel.h"
 
@@ -46,7 +46,7 @@ double pair_sum_typed(const Bandwidths& bw, const Pairs<T>& p) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
   std::vector<double> partial(tiles, 0.0);
-  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+  fastgan::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = t * kRowTile, i1 = std::min(p.na, i0 + kRowTile);
       double tile_total = 0;
@@ -76,7 +76,7 @@ template <Kernel K, class T>
 void pair_grad_typed(const Bandwidths& bw, const Pairs<T>& p, double coef, T* grad) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
-  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+  fastgan::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
     std::vector<Vec> acc(kRowTile * p.d);      // lanes of sum_j h (a_ik - b_jk)
     std::vector<double> tail(kRowTile * p.d);  // the same for the columns past the last full vector
     for (int64_t t = t0; t < t1; ++t) {

@@ -1,12 +1,12 @@
 // CPU entry points of the sampler ops.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 
 #include "../common/cpu_isa.h"
+#include "../common/parallel.h"
 #include "sampling_cpu_kernel.h"
 #include "sampling_ops.h"
 
@@ -49,7 +49,7 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf", [&] {
     const scalar_t* table = cdf.const_data_ptr<scalar_t>();
     // Row by row (row r draws stream + r) with a word cursor; no division per sample.
-    at::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
+    fastgan::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin / n, e = begin; e < end; ++r) {
         philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r);
         const int64_t row_end = std::min(end, (r + 1) * n);

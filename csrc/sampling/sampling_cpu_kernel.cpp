@@ -2,7 +2,6 @@
 // to the output), each group computed whole with vector math into a buffer and the needed part copied out. So an
 // element's bits depend only on its stream index: not on the offset, the output size or the thread count (a
 // scalar tail would round differently from the vector lanes and break that).
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
@@ -11,6 +10,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "../common/parallel.h"
 #include "../common/vec_math.h"
 #include "sampling_cpu_kernel.h"
 
@@ -140,7 +140,7 @@ void fill_typed(const FillArgs& args) {
   S* out = static_cast<S*>(args.out);
   const int64_t end = args.start + args.count;
   const int64_t first = args.start / kGroup, last = (end - 1) / kGroup;
-  at::parallel_for(first, last + 1, 16, [&](int64_t g0, int64_t g1) {
+  fastgan::parallel_for(first, last + 1, 16, [&](int64_t g0, int64_t g1) {
     alignas(64) T values[kGroup];
     for (int64_t g = g0; g < g1; ++g) {
       group_values<D, T>(args, g, values);
@@ -175,7 +175,7 @@ void fill_words(uint64_t seed, uint64_t stream, int64_t start, int64_t count, in
   if (count <= 0) return;
   const int64_t end = start + count;
   const int64_t first = start / kGroup, last = (end - 1) / kGroup;
-  at::parallel_for(first, last + 1, 64, [&](int64_t g0, int64_t g1) {
+  fastgan::parallel_for(first, last + 1, 64, [&](int64_t g0, int64_t g1) {
     alignas(64) uint32_t words[kGroup];
     for (int64_t g = g0; g < g1; ++g) {
       group_words(seed, stream, g, words);
