@@ -15,7 +15,7 @@ DEPS_STAMP := $(VENV)/.fastgan-deps
 BUILD_STAMP := $(VENV)/.fastgan-build
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: setup build test bench cuda-check gpu-check clean
+.PHONY: setup build test test-matrix bench cuda-check gpu-check clean
 
 setup: $(BUILD_STAMP)
 build: $(BUILD_STAMP)
@@ -35,6 +35,14 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
 
 test: $(BUILD_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The suite under every CPU kernel ISA and at 1 and 2 threads: what a user's CPU may pick (issue: a suite tuned on
+# one CPU failed on another).
+test-matrix: $(BUILD_STAMP)
+	set -e; for isa in default avx2 avx512; do for threads in 1 2; do \
+		echo "== ATEN_CPU_CAPABILITY=$$isa OMP_NUM_THREADS=$$threads"; \
+		ATEN_CPU_CAPABILITY=$$isa OMP_NUM_THREADS=$$threads $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
+	done; done
 
 bench: $(BUILD_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

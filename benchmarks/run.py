@@ -52,9 +52,13 @@ MODES = ("forward", "backward", "full")
 # ---- timing ----
 
 
-def time_cpu(fn, min_run_time: float) -> dict:
-    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
-    return {"median_s": m.median, "iqr_s": m.iqr, "repeats": len(m.times) * m.number_per_run}
+def time_cpu(fn, min_run_time: float, threads: int | None = None) -> dict:
+    """At `threads` threads, by default the process's: torch.utils.benchmark.Timer itself defaults to one thread,
+    which is not how anyone runs PyTorch."""
+    threads = threads or torch.get_num_threads()
+    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).blocked_autorange(
+        min_run_time=min_run_time)
+    return {"median_s": m.median, "iqr_s": m.iqr, "repeats": len(m.times) * m.number_per_run, "threads": threads}
 
 
 def time_cuda(fn, min_run_time: float) -> dict:
@@ -155,6 +159,43 @@ def call_overhead(device: str, min_run_time: float) -> dict:
     floor = time(lambda: (real.sum() + fake.sum()).backward(), min_run_time)
     return {"fused_gan_loss_1_element_s": ours["median_s"], "torch_neg_1_element_s": neg["median_s"],
             "autograd_floor_256_s": floor["median_s"]}
+
+
+def bench_loss_kernels(min_run_time: float) -> list:
+    """CUDA only: each loss kernel's own time on the device (torch.profiler, launch overhead excluded) at 256 and
+    4M logits, and at 4M its achieved bandwidth as a fraction of a copy_ of the same tensors measured in the same
+    run: forward reads both halves; backward reads them and writes both gradients."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rows = []
+    for n in (256, 1 << 22):
+        real = torch.randn(n, 1, device="cuda", requires_grad=True)
+        fake = torch.randn(n, 1, device="cuda", requires_grad=True)
+        flat = torch.cat([real.detach(), fake.detach()])
+        copy_s = time_cuda(lambda: torch.empty_like(flat).copy_(flat), min_run_time)["median_s"]
+        copy_bandwidth = 2 * flat.nbytes / copy_s  # one read, one write per byte
+        for op, call in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward()),
+                         ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward())):
+            for _ in range(3):
+                call()
+            torch.cuda.synchronize()
+            calls = 50
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(calls):
+                    call()
+                torch.cuda.synchronize()
+            for event in prof.key_averages():
+                for kernel, bytes_moved in (("loss_forward_kernel", flat.nbytes if op == "d_loss" else fake.nbytes),
+                                            ("loss_backward_kernel", 2 * (flat.nbytes if op == "d_loss"
+                                                                          else fake.nbytes))):
+                    if kernel not in event.key:
+                        continue
+                    seconds = event.device_time_total / 1e6 / event.count
+                    rows.append({"op": op, "kernel": kernel, "size": n, "launches_per_call": event.count / calls,
+                                 "kernel_s": seconds, "bandwidth_bytes_per_s": bytes_moved / seconds,
+                                 "fraction_of_copy": bytes_moved / seconds / copy_bandwidth,
+                                 "copy_bandwidth_bytes_per_s": copy_bandwidth})
+    return rows
 
 
 # ---- samplers ----
@@ -272,6 +313,47 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
             for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
 
 
+# ---- thread scaling (CPU) ----
+
+
+def scaling_cases(quick: bool) -> dict:
+    """The large CPU ops (>= 1M elements, or MMD's 4096^2 pairs): name -> {impl: call}, fastgan and the PyTorch way
+    side by side."""
+    n = 1 << (20 if quick else 22)
+    real = torch.randn(n, 1, requires_grad=True)
+    fake = torch.randn(n, 1, requires_grad=True)
+    m = 1 << (20 if quick else 24)
+    x = torch.randn(1024 if quick else 4096, 64, requires_grad=True)
+    y = (torch.randn(x.shape) + 0.5).requires_grad_()
+    probs = torch.rand(1000) + 0.01
+    cdf = probs.cumsum(0)
+    latent = fastgan.LatentSampler(1, seed=0)
+    return {
+        f"d_loss fwd+bwd, n = {n}": {"fastgan": lambda: fastgan.fused_gan_loss(real, fake).backward(),
+                                     "eager": lambda: reference.gan_loss(real, fake).backward()},
+        f"normal, n = {m}": {"fastgan": lambda: latent(m), "eager": lambda: torch.randn(m)},
+        f"sample_cdf, n = {m}": {"fastgan": lambda: fastgan.sample_cdf(cdf, m, seed=0, validate=False),
+                                 "eager": lambda: torch.multinomial(probs, m, replacement=True)},
+        f"mmd fwd+bwd, n = {len(x)}, d = 64": {"fastgan": lambda: fastgan.mmd(x, y).backward(),
+                                               "eager": lambda: reference.mmd(x, y, exact=False).backward()},
+    }
+
+
+def scaling_threads(available: int) -> list:
+    """1 and the process's count, and 4, 8, 16 where the machine has them."""
+    return sorted({1, available} | {t for t in (4, 8, 16) if t < available})
+
+
+def bench_scaling(quick: bool, min_run_time: float) -> list:
+    rows = []
+    for case, impls in scaling_cases(quick).items():
+        for impl, call in impls.items():
+            call()
+            for threads in scaling_threads(torch.get_num_threads()):
+                rows.append({"case": case, "impl": impl, **time_cpu(call, min_run_time, threads)})
+    return rows
+
+
 # ---- training steps ----
 
 
@@ -354,7 +436,8 @@ def markdown(result: dict) -> str:
     meta = result["meta"]
     lines = [f"# fastgan benchmarks on {meta['device_name']}", "",
              f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
-             f"{meta['date']}. Medians; ± is the interquartile range. Speed-up = eager time / time.", ""]
+             f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians; ± is the "
+             f"interquartile range. Speed-up = eager time / time.", ""]
     spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
     if result["ops"]:
         lines += ["## Loss ops ([n, 1] logits)", "",
@@ -425,6 +508,30 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
                          f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
         lines.append("")
+    if result.get("kernels"):
+        lines += ["## Loss kernels on the device (torch.profiler)", "",
+                  "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
+                  "of the same tensors in this run (target: >= 80% at 4M).", "",
+                  "| op | kernel | n | launches per call | kernel time | bandwidth | of copy_ |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in result["kernels"]:
+            lines.append(f"| {r['op']} | {r['kernel']} | {r['size']} | {r['launches_per_call']:.0f} | "
+                         f"{format_time(r['kernel_s'])} | {r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | "
+                         f"{100 * r['fraction_of_copy']:.0f}% |")
+        lines.append("")
+    if result.get("scaling"):
+        threads = sorted({r["threads"] for r in result["scaling"]})
+        lines += ["## Thread scaling (CPU)", "",
+                  "Each large op at each thread count, fastgan and the PyTorch way side by side (eager reference; "
+                  "torch.randn, torch.multinomial, cdist MMD).", "",
+                  "| case | impl | " + " | ".join(f"{t} thr" for t in threads) +
+                  f" | 1 → {threads[-1]} speed-up |", "|---|---|" + "---:|" * (len(threads) + 1)]
+        index = {(r["case"], r["impl"], r["threads"]): r["median_s"] for r in result["scaling"]}
+        for case, impl in dict.fromkeys((r["case"], r["impl"]) for r in result["scaling"]):
+            times = [index[(case, impl, t)] for t in threads]
+            lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
+                         f" | {times[0] / times[-1]:.2f}x |")
+        lines.append("")
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
                      f"= {meta['tutorial_max_loss_difference']:.2e}.")
@@ -490,7 +597,12 @@ def run_device(device: str, args) -> dict:
         mh_chains = (4096,) if args.quick else (4096, 65536)
         tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": []}
+    if device == "cpu" and not args.no_scaling:
+        tasks.append(("scaling", None, None))
+    if device == "cuda" and any(op in LOSS_OPS for op in ops):
+        tasks.append(("kernels", None, None))
+    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": [],
+              "scaling": [], "kernels": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
     for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
         if kind == "loss":
@@ -501,6 +613,10 @@ def run_device(device: str, args) -> dict:
             result["mmd"] += bench_mmd(size, name, device, min_run_time)
         elif kind == "mh":
             result["mh"] += bench_mh(size, name, device, min_run_time)
+        elif kind == "scaling":
+            result["scaling"] += bench_scaling(args.quick, min_run_time)
+        elif kind == "kernels":
+            result["kernels"] += bench_loss_kernels(min_run_time)
         else:
             # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
             result["training"] += bench_training(name, device, 0.4 if args.quick else 4.0, train_impls)
@@ -532,6 +648,9 @@ def parse_args(argv=None):
     parser.add_argument("--mmd-dims", default=None, help="comma-separated dimensions d for mmd")
     parser.add_argument("--quick", action="store_true", help="two sizes, short timing: a smoke run")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for every measurement (default: the process's, torch.get_num_threads())")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the CPU thread-scaling section")
     parser.add_argument("--no-compile-training", action="store_true",
                         help="skip torch.compile in the training steps (its compilation dominates a CPU run)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"),
@@ -554,6 +673,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
         if args.device == "cuda":

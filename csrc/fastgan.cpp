@@ -33,7 +33,8 @@ TORCH_LIBRARY(fastgan, m) {
   // The raw words, as int64 holding the unsigned 32-bit value.
   m.def("fill_random_bits_(Tensor(a!) out, int seed, int offset, int stream) -> ()");
   // A distribution (csrc/sampling/sampling.h) with parameters a, b. offset_tensor, when given, is added to offset
-  // on the device (a sampler object keeps its position there, so a captured CUDA graph draws anew on each replay).
+  // on the device (a sampler object keeps its position there, so a captured CUDA graph draws anew on each replay);
+  // a total below 0 fills out with NaN on every device (the CUDA kernel cannot raise).
   m.def("fill_latent_(Tensor(a!) out, str dist, float a, float b, int seed, int offset, Tensor? offset_tensor, "
         "int stream) -> ()");
   // Inverse-transform sampling from tabulated CDFs [rows, bins]: out[r, i] = the bin of sample offset + i of row r,

@@ -73,10 +73,11 @@ def fused_gan_loss(
             out = (out[:n_real].view(real_logits.shape), out[n_real:].view(fake_logits.shape))
     if not return_stats:
         return out
-    named = {"d_real": stats[2], "d_fake": stats[3]}
+    loss_real, loss_fake, d_real, d_fake = stats.unbind()  # one call, not four indexings
+    named = {"d_real": d_real, "d_fake": d_fake}
     if loss != "rpgan":
-        named["loss_real"] = stats[0]
-        named["loss_fake"] = stats[1]
+        named["loss_real"] = loss_real
+        named["loss_fake"] = loss_fake
     return out, named
 
 

@@ -118,19 +118,24 @@ def metropolis_hastings(
 def _replay_in_cuda_graph(step, evaluate, proposal: torch.Tensor, steps: int) -> None:
     """Runs step(0, counter) `steps` times as a CUDA graph whose last node adds one to the device counter."""
     # torch.cuda.graph wants the captured work to have run before (lazy initialisation in log_prob, cuBLAS
-    # workspaces...), on a side stream; evaluate() only reads the points, so this does not move the chains
-    side = torch.cuda.Stream(proposal.device)
-    side.wait_stream(torch.cuda.current_stream(proposal.device))
-    with torch.cuda.stream(side):
-        evaluate(proposal)
-    torch.cuda.current_stream(proposal.device).wait_stream(side)
-    counter = torch.zeros((), dtype=torch.int64, device=proposal.device)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step(0, counter)
-        counter.add_(1)
-    for _ in range(steps):
-        graph.replay()
+    # workspaces...), on a side stream; evaluate() only reads the points, so this does not move the chains.
+    # Everything happens under the chains' device and on a stream made there: torch.cuda.graph captures on the
+    # *current* device's side stream by default, and with x0 on another device the graph would come out empty
+    # (PyTorch only warns) and the replays would do nothing.
+    device = proposal.device
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            evaluate(proposal)
+        torch.cuda.current_stream(device).wait_stream(side)
+        counter = torch.zeros((), dtype=torch.int64, device=device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
+            step(0, counter)
+            counter.add_(1)
+        for _ in range(steps):
+            graph.replay()
 
 
 def drs(

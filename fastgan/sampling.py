@@ -1,4 +1,4 @@
-"""Counter-based random streams and the samplers built on them (DESIGN.md section 4).
+"""Counter-based random streams and the samplers built on them (docs/DESIGN.md section 4).
 
 Element i of a draw is a pure function of (seed, stream, offset + i): the same numbers on CPU and CUDA, for any
 thread count, grid or GPU. ``offset`` is the index of the first item drawn, in items (rows for ``latent``), so
@@ -237,7 +237,12 @@ class LatentSampler:
         if dist == "sphere":
             raise ValueError("LatentSampler draws one kernel's distributions; normalise 'normal' rows for 'sphere'")
         self.dim = _count(dim, "dim")
-        self.dtype, self.device = dtype, torch.device(device) if device is not None else torch.device("cpu")
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        if device.type == "cuda" and device.index is None:
+            # Resolved now: the position tensor and every output must stay on one device, whichever is current
+            # when the sampler is called later.
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.dtype, self.device = dtype, device
         self._name, self._a, self._b = _latent_params(dist, truncation, low, high, p)
         self._seed, self._stream = _seed(seed), _word64(stream, "stream")
         self._position = torch.full((), _count(offset, "offset") * self.dim, dtype=torch.int64, device=self.device)

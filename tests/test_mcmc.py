@@ -150,9 +150,8 @@ def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
 
 
 @pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_replays_the_same_chains():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     """The graph runs log_prob and the fused step with the step number read from a device counter: the chains,
     the kept states and the acceptance rates are those of the eager loop, bit for bit."""
     x0 = fastgan.latent(4096, 2, seed=19, device="cuda")
@@ -162,6 +161,19 @@ def test_cuda_graph_replays_the_same_chains():
 
     eager = fastgan.metropolis_hastings(log_prob, x0, 40, step_size=0.6, seed=20, burn_in=7, thin=3)
     graph = fastgan.metropolis_hastings(log_prob, x0, 40, step_size=0.6, seed=20, burn_in=7, thin=3, cuda_graph=True)
+    assert torch.equal(eager[0], graph[0]) and torch.equal(eager[1], graph[1])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_cuda_graph_captures_on_the_chains_device_not_the_current_one():
+    """x0 on cuda:1 while cuda:0 is current: the capture must happen on cuda:1 (an empty graph would replay nothing
+    and leave the samples uninitialised)."""
+    x0 = fastgan.latent(512, 2, seed=3, device="cuda:1")
+    log_prob = lambda x: -0.5 * (x * x).sum(1)  # noqa: E731
+    eager = fastgan.metropolis_hastings(log_prob, x0, 20, step_size=0.6, seed=4, burn_in=5)
+    with torch.cuda.device(0):
+        graph = fastgan.metropolis_hastings(log_prob, x0, 20, step_size=0.6, seed=4, burn_in=5, cuda_graph=True)
     assert torch.equal(eager[0], graph[0]) and torch.equal(eager[1], graph[1])
 
 

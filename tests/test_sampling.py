@@ -331,6 +331,32 @@ def test_latent_sampler_in_a_cuda_graph_draws_fresh_noise_each_replay():
     assert torch.equal(torch.cat(replays), full[8:32])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_a_device_position_below_zero_fills_nan(device, dtype):
+    """offset + offset_tensor < 0 names no position of the stream: every element is NaN on every device (the CUDA
+    kernel reads the position on the device and cannot raise), never a partly written output. A valid total
+    draws what latent draws there."""
+    out = torch.full((4099,), 7.0, dtype=dtype, device=device)
+    position = torch.tensor(-3, device=device)
+    torch.ops.fastgan.fill_latent_(out, "normal", 0.0, 1.0, 5, 2, position, 0)
+    assert torch.isnan(out).all()
+    torch.ops.fastgan.fill_latent_(out, "normal", 0.0, 1.0, 5, 5, position, 0)
+    assert torch.equal(out, fastgan.latent(4099, 1, seed=5, offset=2, device=device, dtype=dtype)[:, 0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def test_latent_sampler_stays_on_the_device_current_at_construction():
+    sampler = fastgan.LatentSampler(4, seed=2, device="cuda")
+    assert sampler.device.index == torch.cuda.current_device()
+    other = (torch.cuda.current_device() + 1) % torch.cuda.device_count()
+    with torch.cuda.device(other):
+        z = sampler(3)
+    assert z.device == sampler.device
+    assert torch.equal(z, fastgan.latent(3, 4, seed=2, device=sampler.device))
+
+
 # ---- sample_cdf ----
 
 

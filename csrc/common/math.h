@@ -33,6 +33,7 @@ struct Ops<float> : ScalarOps<float> {
   static FASTGAN_HD float cos(float x) { return ::cosf(x); }
   static FASTGAN_HD float erf(float x) { return ::erff(x); }
   static FASTGAN_HD float tan(float x) { return ::tanf(x); }
+  static FASTGAN_HD float fma(float x, float y, float z) { return ::fmaf(x, y, z); }
 };
 
 template <>
@@ -46,6 +47,7 @@ struct Ops<double> : ScalarOps<double> {
   static FASTGAN_HD double cos(double x) { return ::cos(x); }
   static FASTGAN_HD double erf(double x) { return ::erf(x); }
   static FASTGAN_HD double tan(double x) { return ::tan(x); }
+  static FASTGAN_HD double fma(double x, double y, double z) { return ::fma(x, y, z); }
 };
 
 template <class V>
@@ -69,6 +71,11 @@ template <class V>
 FASTGAN_HD V erf(V x) { return Ops<V>::erf(x); }
 template <class V>
 FASTGAN_HD V tan(V x) { return Ops<V>::tan(x); }
+// x * y + z rounded once, on every device and ISA. Where bits must agree across devices (the uniform map), formulas
+// say fma explicitly: a compiler contracts x * y + z into an FMA on CUDA and AVX2 but cannot on the portable CPU
+// build, which has no FMA instruction.
+template <class V>
+FASTGAN_HD V fma(V x, V y, V z) { return Ops<V>::fma(x, y, z); }
 // select(mask, a, b): a where the mask holds, else b.
 template <class V>
 FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }

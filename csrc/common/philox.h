@@ -1,5 +1,5 @@
 // Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3", SC'11), for host and
-// device. fastgan's random streams (DESIGN.md section 4): word w of stream (seed, stream) is word w % 4 of
+// device. fastgan's random streams (docs/DESIGN.md section 4): word w of stream (seed, stream) is word w % 4 of
 // philox4x32_10(counter, key) with j = w / 4, counter = (lo32(j), hi32(j), lo32(stream), hi32(stream)) and
 // key = (lo32(seed), hi32(seed)). It depends on nothing else, so every device and thread count draws the same words.
 // Known answer: seed 0, stream 0, words 0..3 = 6627e8d5 e169c58d bc57ac4c 9b00dbd8.

@@ -1,5 +1,6 @@
-// Deterministic block reductions: a fixed shuffle tree inside each warp, then warp 0 adds the warps' results in
-// order. No atomics on floats, so the same input gives the same bits on every run.
+// Deterministic block reductions: a fixed shuffle tree inside each warp, then the same fixed shuffle tree in warp 0
+// over the warps' results. The tree's shape depends only on the block size, and there are no float atomics, so the
+// same input gives the same bits on every run.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,13 +9,17 @@ namespace fastgan::cuda {
 
 constexpr int kWarp = 32;
 
-// Sums each of v[0..N) over the block; the totals are valid in thread 0. Every thread of the block must call it.
-template <int N, class T>
+// Sums each of v[0..N) over a block of kBlockThreads threads (the launch's block size; checked at compile time to be
+// whole warps, as the full-mask shuffles need, and at most 32 warps, as warp 0's second tree needs). The totals are
+// valid in thread 0. Every thread of the block must call it.
+template <int kBlockThreads, int N, class T>
 __device__ __forceinline__ void block_sum(T (&v)[N]) {
+  static_assert(kBlockThreads % kWarp == 0 && kBlockThreads <= kWarp * kWarp,
+                "block_sum: the block must be whole warps, at most 1024 threads");
+  constexpr int warps = kBlockThreads / kWarp;
   __shared__ T warp_sums[N][kWarp];
   const int lane = threadIdx.x % kWarp;
   const int warp = threadIdx.x / kWarp;
-  const int warps = (blockDim.x + kWarp - 1) / kWarp;
 #pragma unroll
   for (int k = 0; k < N; ++k) {
 #pragma unroll

@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   // every thread of the last block adds a fixed, strided share of the partials, then a fixed tree: deterministic
   double total[1] = {0.0};
   for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) total[0] += __ldcg(&partials[b]);
-  cuda::block_sum(total);
+  cuda::block_sum<kWarp * kWarpsPerBlock>(total);
   if (threadIdx.x == 0) *out = static_cast<T>(total[0] - diag);  // diag: the unbiased estimator's diagonals
 }
 

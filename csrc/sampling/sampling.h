@@ -109,7 +109,7 @@ FASTGAN_HD V refine_erfinv(V x, V y) {
 template <Dist D, bool kPrecise, class V>
 FASTGAN_HD V from_uniform(V u, V a, V b) {
   if constexpr (D == Dist::Uniform) {
-    return a + (b - a) * u;
+    return math::fma(b - a, u, a);  // one rounding on every device: uniforms are bit-identical everywhere
   } else if constexpr (D == Dist::Bernoulli) {
     return math::select<V>(u < a, V(1), V(0));
   } else if constexpr (D == Dist::TruncatedNormal) {

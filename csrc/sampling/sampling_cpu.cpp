@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "../common/cpu_isa.h"
 #include "../common/parallel.h"
@@ -29,6 +30,12 @@ void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream)
 void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
                  const std::optional<Tensor>& offset_tensor, int64_t stream) {
   check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
+  if (total_offset(offset, offset_tensor) < 0) {
+    // Only offset_tensor can take the position below 0 (offset is checked). The CUDA kernel reads it on the device
+    // and cannot raise without a host sync, so both devices answer alike: NaN, never a silent partial fill.
+    out.fill_(std::numeric_limits<double>::quiet_NaN());
+    return;
+  }
   const cpu::FillArgs args{parse_dist(dist),
                            a,
                            b,

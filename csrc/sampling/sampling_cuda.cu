@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <math_constants.h>
+
 #include <cstdint>
 #include <type_traits>
 
@@ -56,8 +58,13 @@ __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, Str
   using T = Compute<S>;
   if (s.count <= 0) return;
   const int64_t start = first_element(s);
-  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (start < 0) {  // a position before the stream's start (see fill_latent): NaN, since a kernel cannot raise
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < s.count; i += stride)
+      out[i] = static_cast<S>(CUDART_NAN_F);
+    return;
+  }
+  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
   for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
     T v[4];
     block_values<D>(philox::block(s.seed, s.stream, static_cast<uint64_t>(j)), a, b, v);
