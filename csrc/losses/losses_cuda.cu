@@ -107,12 +107,12 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
 
 // Multi-block reductions: each block stores its partial sums, and the last block to finish adds all partials in
 // block order (fixed, whichever block is last), so the result does not depend on scheduling.
-// 8 blocks per SM: <= 32 registers a thread, so 132 SMs hold the 1024 blocks of a large input in one wave (at the
-// default 37-40 registers, 6 blocks per SM gave 1.29 waves). ptxas reports no spills (make cuda-check fails on one).
-constexpr int kForwardBlocksPerSm = 8;
-
+// Occupancy (issue 13, item 5): at the default 37-40 registers a thread, 6 blocks of 256 fit an SM, so the 1024
+// blocks of a large input take 1.29 waves on 132 SMs. __launch_bounds__(kThreads, 8) (<= 32 registers) was tried:
+// ptxas then spills in the paired float16/bfloat16 and every float64 instantiation (make cuda-check fails on it),
+// so the fix is the persistent grid, not a register cap; to be measured on a GPU.
 template <TermKind K, class S, bool kPaired>
-__global__ void __launch_bounds__(kThreads, kForwardBlocksPerSm) loss_forward_kernel(ForwardParams<S> p) {
+__global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S> p) {
   using T = Acc<S>;
   T sums[4] = {T(0), T(0), T(0), T(0)};  // loss a, loss b, score a, score b
   if constexpr (kPaired) {
