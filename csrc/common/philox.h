@@ -13,6 +13,11 @@ namespace fastgan::philox {
 
 struct Words {
   uint32_t w[4];
+  // Word k (0..3) by selects: indexing w with a run-time k would put the array in local memory on CUDA.
+  FASTGAN_HD uint32_t at(uint32_t k) const {
+    const uint32_t even = (k & 2u) ? w[2] : w[0], odd = (k & 2u) ? w[3] : w[1];
+    return (k & 1u) ? odd : even;
+  }
 };
 
 FASTGAN_HD void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
@@ -61,7 +66,7 @@ struct WordCursor {
       current = w / 4;
       words = block(seed, stream, current);
     }
-    return words.w[w % 4];
+    return words.at(static_cast<uint32_t>(w & 3u));
   }
 };
 

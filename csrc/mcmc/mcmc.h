@@ -14,7 +14,7 @@ namespace fastgan::mcmc {
 template <class T>
 FASTGAN_HD T stream_uniform(uint64_t seed, uint64_t stream, int64_t w) {
   const philox::Words words = philox::block(seed, stream, static_cast<uint64_t>(w) / 4);
-  return sampling::to_uniform<T>(words.w[w % 4], sampling::UniformKind::OpenLow);
+  return sampling::to_uniform<T>(words.at(static_cast<uint32_t>(w & 3)), sampling::UniformKind::OpenLow);
 }
 
 // Metropolis-Hastings acceptance of a move with log ratio `log_ratio` (target ratio times proposal ratio):

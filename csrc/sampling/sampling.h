@@ -165,7 +165,7 @@ FASTGAN_HD int64_t search_cdf(const T* row, int64_t k, T u) {
 template <class T>
 FASTGAN_HD T cdf_uniform(uint64_t seed, uint64_t stream, int64_t i) {
   const philox::Words w = philox::block(seed, stream, static_cast<uint64_t>(i) / 4);
-  return to_uniform<T>(w.w[i % 4], UniformKind::ClosedLow);
+  return to_uniform<T>(w.at(static_cast<uint32_t>(i & 3)), UniformKind::ClosedLow);
 }
 
 // Standard normals of a stream read in increasing element order by one thread, exactly as the CUDA `latent`
@@ -186,7 +186,7 @@ struct NormalCursor {
       box_muller(to_uniform<T>(words(2 * pair), UniformKind::OpenLow),
                  to_uniform<T>(words(2 * pair + 1), UniformKind::ClosedLow), z[0], z[1]);
     }
-    return z[e % 2];
+    return (e & 1u) ? z[1] : z[0];  // a select: z[e % 2] would put z in local memory on CUDA
   }
 };
 
