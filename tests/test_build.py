@@ -1,8 +1,12 @@
 """The build and the import contract: build_info, and no silent fallback."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import torch
 
@@ -22,9 +26,41 @@ def test_build_info_describes_this_build():
         assert info["cuda"], "a GPU is present but fastgan was built without CUDA kernels"
 
 
-def test_every_op_is_registered_under_torch_ops():
-    for name in ["gan_loss", "gan_loss_backward", "generator_loss", "generator_loss_backward"]:
-        assert hasattr(torch.ops.fastgan, name)
+SCHEMA_BLOCK = Path(__file__).resolve().parent.parent / "csrc" / "fastgan.cpp"
+
+
+def declared_ops():
+    """The op names of the TORCH_LIBRARY block, read from the source: the table of contents, not a list kept here."""
+    return re.findall(r'm\.def\("(\w+)\(', SCHEMA_BLOCK.read_text())
+
+
+def test_every_declared_op_has_cpu_and_cuda_kernels():
+    """Every op of the schema block is registered, has a CPU kernel and a CUDA one: the real kernel, or in a build
+    without CUDA kernels the one that says so."""
+    ops = declared_ops()
+    assert len(ops) >= 12
+    registered = {name for name in torch._C._dispatch_get_all_op_names() if name.startswith("fastgan::")}
+    assert registered == {f"fastgan::{op}" for op in ops}
+    for op in ops:
+        assert hasattr(torch.ops.fastgan, op)
+        for key in ("CPU", "CUDA"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(f"fastgan::{op}", key), (op, key)
+
+
+@pytest.mark.skipif(fastgan.build_info()["cuda"], reason="this build has CUDA kernels")
+@pytest.mark.parametrize("call", [
+    lambda x, v: torch.ops.fastgan.mmd(x, x, [1.0]),
+    lambda x, v: torch.ops.fastgan.fill_latent_(x, "normal", 0.0, 1.0, 0, 0, None, 0),
+    lambda x, v: torch.ops.fastgan.accept_compact(v, 0, 0, 0),
+    lambda x, v: torch.ops.fastgan.mh_select(x, None, 0, 0, 0),
+], ids=["mmd", "sampling", "rejection", "mh_gan"])
+def test_a_cpu_only_build_says_so_for_every_family(call):
+    """Dispatched to the CUDA key (as a CUDA tensor would be), each family of a build without CUDA kernels gives
+    the same message, not the dispatcher's list of backends."""
+    x, v = torch.zeros(3, 2), torch.zeros(3)  # made outside the guard: no aten op may run under it
+    with torch._C._IncludeDispatchKeyGuard(torch._C.DispatchKey.CUDA), \
+            pytest.raises(RuntimeError, match="this build of fastgan has no CUDA kernels.*FASTGAN_CUDA=1"):
+        call(x, v)
 
 
 def test_a_missing_extension_is_a_clear_import_error():
