@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
-ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh") + TRAINING
+ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh") + TRAINING + ("scaling",)  # scaling: the CPU thread-scaling section
 MMD_SIZES = {"cpu": (1024, 4096), "cuda": (1024, 4096, 16384, 65536)}
 MMD_DIMS = (2, 64)
 SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
@@ -597,7 +597,7 @@ def run_device(device: str, args) -> dict:
         mh_chains = (4096,) if args.quick else (4096, 65536)
         tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    if device == "cpu" and not args.no_scaling:
+    if device == "cpu" and "scaling" in ops:
         tasks.append(("scaling", None, None))
     if device == "cuda" and any(op in LOSS_OPS for op in ops):
         tasks.append(("kernels", None, None))
@@ -650,7 +650,6 @@ def parse_args(argv=None):
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for every measurement (default: the process's, torch.get_num_threads())")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the CPU thread-scaling section")
     parser.add_argument("--no-compile-training", action="store_true",
                         help="skip torch.compile in the training steps (its compilation dominates a CPU run)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"),
@@ -667,7 +666,7 @@ def parse_args(argv=None):
     else:
         args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     if args.quick and args.ops == list(ALL_OPS):
-        args.ops = ["d_loss", "g_loss", "normal", "mmd", "mh", "ring256"]
+        args.ops = ["d_loss", "g_loss", "normal", "mmd", "mh", "ring256", "scaling"]
     return args
 
 

@@ -6,6 +6,7 @@
 #
 # OUT_DIR/gpu_check.log            the build, build_info, the test run and the benchmark tables
 # OUT_DIR/<gpu name>.{json,md,png}  the GPU's benchmark results (copy them into benchmarks/results/ and commit)
+# OUT_DIR/cpu-<model>.{json,md,png} the thread scaling of the large CPU ops on that machine's cores
 # With no benchmark arguments it benchmarks the GPU only (--device cuda): the CPU results are measured on the CI
 # machine, and the lent GPU machine runs one command for at most 10 minutes (build ~2-3 min, tests ~2 min).
 set -uo pipefail
@@ -34,4 +35,6 @@ step build_info "$PYTHON" -c "import fastgan, torch; print(fastgan.build_info(),
 step tests "$PYTHON" -m pytest -q -p no:cacheprovider -p no:logging -ra tests
 if [ "$#" -eq 0 ]; then set -- --device cuda; fi
 step benchmarks "$PYTHON" benchmarks/run.py --output "$out" "$@"
+# The machine's CPU cores give the thread-scaling table at 1, 4, 8 and 16 threads (cpu-<model>-<n>-threads.*).
+step cpu_scaling "$PYTHON" benchmarks/run.py --device cpu --ops scaling --output "$out"
 exit $status
