@@ -172,7 +172,8 @@ def bench_loss_kernels(min_run_time: float) -> list:
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
         fake = torch.randn(n, 1, device="cuda", requires_grad=True)
         flat = torch.cat([real.detach(), fake.detach()])
-        copy_s = time_cuda(lambda: torch.empty_like(flat).copy_(flat), min_run_time)["median_s"]
+        copy_target = torch.empty_like(flat)
+        copy_s = time_cuda(lambda: copy_target.copy_(flat), min_run_time)["median_s"]
         copy_bandwidth = 2 * flat.nbytes / copy_s  # one read, one write per byte
         for op, call in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward()),
                          ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward())):
