@@ -16,7 +16,8 @@ import warnings
 import torch
 
 from . import _ext  # noqa: F401  (loads the ops)
-from .sampling import _count, _seed, _word64, latent
+from ._args import count as _count, seed as _seed, word64 as _word64
+from .sampling import latent
 
 _ops = torch.ops.fastgan
 _mh_select = _ops.mh_select.default

@@ -12,12 +12,12 @@ normals lie within about 5.8 standard deviations (float64: 6.7), as with torch.r
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Optional, Tuple
 
 import torch
 
 from . import _ext  # noqa: F401  (loads the ops)
+from ._args import count as _count, seed as _seed, word64 as _word64
 
 _ops = torch.ops.fastgan
 _fill_bits = _ops.fill_random_bits_.default
@@ -34,28 +34,6 @@ INVERSE_TRANSFORM_DISTS = {  # name -> (parameter names and defaults)
 }
 
 
-def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
-
-
-def _word64(value, name: str) -> int:
-    """A 64-bit seed or stream id, passed to the op as the int64 with the same bits."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if not 0 <= value < 2**64:
-        raise ValueError(f"{name} must lie in [0, 2**64), got {value}")
-    return int(value) - 2**64 if value >= 2**63 else int(value)
-
-
-def _seed(seed) -> int:
-    if seed is None:
-        # From torch's default CPU generator (seeded by torch.manual_seed): no device synchronisation.
-        return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
-    return _word64(seed, "seed")
 
 
 def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=None) -> torch.Tensor:

@@ -9,7 +9,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from .sampling import _count, _seed, latent
+from ._args import count as _count, seed as _seed
+from .sampling import latent
 
 
 def _mixture(centres: torch.Tensor, n: int, std: float, seed, offset: int, stream: int, dtype) -> torch.Tensor:
