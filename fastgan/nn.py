@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
 from .losses import fused_gan_loss, fused_generator_loss
+from .mmd import DEFAULT_BANDWIDTHS, mmd
 
 
 class GANLoss(torch.nn.Module):
@@ -41,3 +42,21 @@ class GeneratorLoss(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"loss={self.loss!r}, saturating={self.saturating}, reduction={self.reduction!r}, inputs={self.inputs!r}"
+
+
+class MMDLoss(torch.nn.Module):
+    """MMD^2 loss module (a GMMN's generator loss): ``MMDLoss(kernel="rbf")(x, y)``; see fastgan.mmd."""
+
+    def __init__(self, *, bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS, kernel: str = "rbf",
+                 estimator: str = "unbiased", squared: bool = True):
+        super().__init__()
+        self.bandwidths, self.kernel = tuple(float(b) for b in bandwidths), kernel
+        self.estimator, self.squared = estimator, squared
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mmd(x, y, bandwidths=self.bandwidths, kernel=self.kernel, estimator=self.estimator,
+                   squared=self.squared)
+
+    def extra_repr(self) -> str:
+        return (f"bandwidths={self.bandwidths}, kernel={self.kernel!r}, estimator={self.estimator!r}, "
+                f"squared={self.squared}")

@@ -82,6 +82,16 @@ def test_two_gaussians_match_the_closed_form_and_one_gaussian_gives_zero():
     assert abs(fastgan.mmd(x, y, bandwidths=bandwidths).item() - exact) < 4 * 0.017
 
 
+def test_module_door_is_the_function(generator):
+    x, y = samples(20, 30, 4, torch.float64, "cpu", generator)
+    module = fastgan.nn.MMDLoss(bandwidths=[0.5, 2.0], kernel="laplacian", estimator="biased")
+    assert module(x, y).item() == fastgan.mmd(x, y, bandwidths=[0.5, 2.0], kernel="laplacian",
+                                              estimator="biased").item()
+    torch.testing.assert_close(module(x, y), reference.mmd(x, y, bandwidths=[0.5, 2.0], kernel="laplacian",
+                                                           estimator="biased"), rtol=1e-12, atol=1e-14)
+    assert "laplacian" in repr(module)
+
+
 def test_squared_false_is_the_root():
     g = torch.Generator().manual_seed(2)
     x, y = torch.randn(50, 3, generator=g), torch.randn(40, 3, generator=g) + 1
