@@ -61,3 +61,13 @@ def generator(request):
     """A CPU generator seeded from the session seed and the test's name: fresh inputs per run and per test."""
     seed = (SESSION_SEED + zlib.crc32(request.node.nodeid.encode())) % (2**31)
     return torch.Generator().manual_seed(seed)
+
+
+def on_device(args, device):
+    """args with every tensor moved to device (leaves stay leaves that require grad where they did): one set of op
+    arguments for every device's opcheck."""
+    def move(a):
+        if isinstance(a, torch.Tensor):
+            return a.detach().to(device).requires_grad_(a.requires_grad)
+        return a
+    return tuple(move(a) for a in args)

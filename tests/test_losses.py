@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, DTYPES, TOLERANCES
+from conftest import DEVICES, DTYPES, TOLERANCES, on_device
 
 # (loss, keyword arguments) of the discriminator and generator losses under test.
 D_CASES = [
@@ -362,9 +362,10 @@ def op_samples(generator):
     return samples
 
 
-def test_opcheck_every_op(generator):
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_every_op(generator, device):
     for op, args in op_samples(generator):
-        torch.library.opcheck(op, args)
+        torch.library.opcheck(op, on_device(args, device))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

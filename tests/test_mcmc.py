@@ -8,7 +8,7 @@ import scipy.stats
 import torch
 
 import fastgan
-from conftest import DEVICES
+from conftest import DEVICES, on_device
 
 
 def beta_log_prob(x):
@@ -201,14 +201,16 @@ def test_bad_input_gets_a_clear_error(call, error, message):
         call()
 
 
-def test_opcheck_mcmc_ops():
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_mcmc_ops(device):
     logits = torch.randn(5, 4, dtype=torch.float64)
-    torch.library.opcheck(torch.ops.fastgan.mh_select.default, (logits, torch.randn(5, dtype=torch.float64), 1, 0, 0))
-    torch.library.opcheck(torch.ops.fastgan.accept_compact.default, (torch.randn(7), 1, 2, 3))
+    torch.library.opcheck(torch.ops.fastgan.mh_select.default,
+                          on_device((logits, torch.randn(5, dtype=torch.float64), 1, 0, 0), device))
+    torch.library.opcheck(torch.ops.fastgan.accept_compact.default, on_device((torch.randn(7), 1, 2, 3), device))
     for step, offset in ((-1, None), (1, torch.tensor(1))):  # the second keeps step 2 in slot 1
-        torch.library.opcheck(torch.ops.fastgan.mh_step_.default,
-                              (torch.randn(5, 2), torch.randn(5), torch.randn(5, 2), torch.randn(5),
-                               torch.zeros(5, dtype=torch.int64), torch.zeros(5, 3, 2), step, offset, 0, 2, 0.5, 3, 1))
+        torch.library.opcheck(torch.ops.fastgan.mh_step_.default, on_device(
+            (torch.randn(5, 2), torch.randn(5), torch.randn(5, 2), torch.randn(5), torch.zeros(5, dtype=torch.int64),
+             torch.zeros(5, 3, 2), step, offset, 0, 2, 0.5, 3, 1), device))
 
 
 # ---- rejection sampling, DRS and MH-GAN end to end ----

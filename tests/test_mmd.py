@@ -98,8 +98,9 @@ def test_squared_false_is_the_root():
     torch.testing.assert_close(fastgan.mmd(x, y, squared=False), fastgan.mmd(x, y).sqrt())
 
 
-def test_gradcheck_and_opcheck(generator):
-    x, y = samples(6, 5, 3, torch.float64, "cpu", generator)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_and_opcheck(generator, device):
+    x, y = samples(6, 5, 3, torch.float64, device, generator)
     for kernel in KERNELS:
         for estimator in ESTIMATORS:
             def fn(a, b):
@@ -107,7 +108,8 @@ def test_gradcheck_and_opcheck(generator):
             assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(), y.clone().requires_grad_()))
         torch.library.opcheck(torch.ops.fastgan.mmd.default, (x.clone().requires_grad_(), y, [0.5, 2.0], kernel, True))
         torch.library.opcheck(torch.ops.fastgan.mmd_backward.default,
-                              (torch.tensor(1.5, dtype=torch.float64), x, y, [0.5, 2.0], kernel, False))
+                              (torch.tensor(1.5, dtype=torch.float64, device=device), x, y, [0.5, 2.0], kernel,
+                               False))
 
 
 def test_compile_fullgraph(generator):

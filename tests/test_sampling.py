@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, HAS_CUDA
+from conftest import DEVICES, HAS_CUDA, on_device
 
 
 def test_known_answer():
@@ -273,12 +273,14 @@ def test_empty_draws():
     assert fastgan.random_bits(0, seed=0).shape == (0,)
 
 
-def test_opcheck_fill_ops():
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_fill_ops(device):
     offset = torch.tensor(6, dtype=torch.int64)
-    torch.library.opcheck(torch.ops.fastgan.fill_random_bits_.default, (torch.empty(9, dtype=torch.int64), 1, 2, 3))
+    torch.library.opcheck(torch.ops.fastgan.fill_random_bits_.default,
+                          on_device((torch.empty(9, dtype=torch.int64), 1, 2, 3), device))
     for name in ["normal", "truncated_normal", "gumbel"]:
         torch.library.opcheck(torch.ops.fastgan.fill_latent_.default,
-                              (torch.empty(3, 5), name, 0.5, 1.0, 11, 4, offset, 0))
+                              on_device((torch.empty(3, 5), name, 0.5, 1.0, 11, 4, offset, 0), device))
 
 
 def test_compile_fullgraph_with_a_latent_draw():
@@ -409,6 +411,7 @@ def test_sample_cdf_bad_input(cdf, kwargs, error, message):
         fastgan.sample_cdf(cdf, 10, seed=0, **kwargs)
 
 
-def test_opcheck_sample_cdf():
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_sample_cdf(device):
     torch.library.opcheck(torch.ops.fastgan.sample_cdf_.default,
-                          (torch.rand(2, 7).cumsum(1), torch.empty(2, 5, dtype=torch.int64), 1, 3, 0))
+                          on_device((torch.rand(2, 7).cumsum(1), torch.empty(2, 5, dtype=torch.int64), 1, 3, 0), device))
