@@ -20,9 +20,7 @@ using math::lane_sum;
 constexpr int64_t kChunk = 16384;  // unit of parallel work and of the deterministic partition
 constexpr int64_t kBlock = 512;    // unit of dtype conversion (stack buffers)
 
-// Half and bfloat16 are computed in float, as on CUDA.
-template <class S>
-using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
+// Half and bfloat16 are computed in float, as on CUDA (fastgan::Acc, common/dtype.h).
 
 template <class S>
 constexpr bool kComputesInPlace = std::is_same_v<S, Acc<S>>;
@@ -205,17 +203,6 @@ void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term ter
       at::vec::convert(obbuf, grad_b + start, m);
     }
   }
-}
-
-template <class Fn>
-decltype(auto) dispatch_dtype(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float: return fn(float{});
-    case DType::Double: return fn(double{});
-    case DType::Half: return fn(c10::Half{});
-    case DType::BFloat16: return fn(c10::BFloat16{});
-  }
-  __builtin_unreachable();
 }
 
 template <class F>

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "../common/cpu_dtype.h"
+#include "../common/dtype.h"
 #include "losses.h"
 
 namespace fastgan::losses::cpu {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "../common/dtype.h"
 #include "../common/reduce.cuh"
 #include "loss_ops.h"
 
@@ -17,8 +18,6 @@ namespace {
 
 using at::Tensor;
 
-template <class S>
-using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
 
 constexpr int kThreads = 256;
 constexpr int kUnroll = 4;             // independent loads in flight per thread

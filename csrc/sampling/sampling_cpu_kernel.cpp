@@ -136,7 +136,7 @@ void group_values(const FillArgs& args, int64_t group, T* values) {
 
 template <Dist D, class S>
 void fill_typed(const FillArgs& args) {
-  using T = std::conditional_t<std::is_same_v<S, double>, double, float>;
+  using T = Acc<S>;
   S* out = static_cast<S*>(args.out);
   const int64_t end = args.start + args.count;
   const int64_t first = args.start / kGroup, last = (end - 1) / kGroup;
@@ -162,12 +162,7 @@ void fill(const FillArgs& args) {
   if (args.count <= 0) return;
   dispatch_dist(args.dist, [&](auto dist) {
     constexpr Dist D = decltype(dist)::value;
-    switch (args.dtype) {
-      case DType::Float: return fill_typed<D, float>(args);
-      case DType::Double: return fill_typed<D, double>(args);
-      case DType::Half: return fill_typed<D, c10::Half>(args);
-      case DType::BFloat16: return fill_typed<D, c10::BFloat16>(args);
-    }
+    dispatch_dtype(args.dtype, [&](auto storage) { fill_typed<D, decltype(storage)>(args); });
   });
 }
 

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "../common/cpu_dtype.h"
+#include "../common/dtype.h"
 #include "sampling.h"
 
 namespace fastgan::sampling::cpu {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../common/dtype.h"
 #include "sampling_ops.h"
 
 namespace fastgan::sampling {
@@ -21,8 +22,6 @@ using at::Tensor;
 
 constexpr int kThreads = 256;
 
-template <class S>
-using Compute = std::conditional_t<std::is_same_v<S, double>, double, float>;
 
 struct StreamArgs {
   uint64_t seed, stream;
@@ -53,9 +52,9 @@ __device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T
 }
 
 template <Dist D, class S>
-__global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamArgs s, Compute<S> a, Compute<S> b,
+__global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamArgs s, Acc<S> a, Acc<S> b,
                                                         bool aligned_out) {
-  using T = Compute<S>;
+  using T = Acc<S>;
   if (s.count <= 0) return;
   const int64_t start = first_element(s);
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -137,7 +136,7 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
   auto stream_handle = c10::cuda::getCurrentCUDAStream();
   auto launch = [&](auto tag) {
     using S = decltype(tag);
-    using T = Compute<S>;
+    using T = Acc<S>;
     dispatch_dist(d, [&](auto dist_tag) {
       constexpr Dist D = decltype(dist_tag)::value;
       fill_kernel<D, S><<<grid_for(out.numel()), kThreads, 0, stream_handle>>>(

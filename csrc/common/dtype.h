@@ -1,0 +1,47 @@
+// The floating dtypes of fastgan's kernels: the type they compute in, and (CPU) the mapping from torch's dtype
+// for the per-ISA kernels, which see raw pointers, not Tensors.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include <c10/core/ScalarType.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Half.h>
+
+namespace fastgan {
+
+// The type a kernel computes and accumulates in for storage type S: double for double, float for float and the
+// 16-bit types (as aten does). One definition for every device.
+template <class S>
+using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+namespace cpu {
+
+enum class DType : int8_t { Float, Double, Half, BFloat16 };
+
+inline DType kernel_dtype(c10::ScalarType t, const char* op) {
+  switch (t) {
+    case c10::ScalarType::Float: return DType::Float;
+    case c10::ScalarType::Double: return DType::Double;
+    case c10::ScalarType::Half: return DType::Half;
+    case c10::ScalarType::BFloat16: return DType::BFloat16;
+    default: TORCH_CHECK_TYPE(false, op, ": expected float32, float64, float16 or bfloat16, got ", t);
+  }
+}
+
+// fn(S{}) for the storage type S of dtype: the one dtype switch of the per-ISA kernels.
+template <class Fn>
+decltype(auto) dispatch_dtype(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float: return fn(float{});
+    case DType::Double: return fn(double{});
+    case DType::Half: return fn(c10::Half{});
+    case DType::BFloat16: return fn(c10::BFloat16{});
+  }
+  __builtin_unreachable();
+}
+
+}  // namespace cpu
+}  // namespace fastgan
