@@ -104,8 +104,8 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
   for (int k = 0; k < 4; ++k) p.stats[k] = sums[k] * p.stat_weight[k];
 }
 
-// Multi-block reductions: each block stores its partial sums, and the last block to finish adds all partials in
-// block order (fixed, whichever block is last), so the result does not depend on scheduling.
+// One launch: block sums, then across blocks cuda::grid_sum (common/reduce.cuh), deterministic; a single block
+// (n <= kPerBlock) needs no workspace.
 // Occupancy (issue 13, item 5): at the default 37-40 registers a thread, 6 blocks of 256 fit an SM, so the 1024
 // blocks of a large input take 1.29 waves on 132 SMs. __launch_bounds__(kThreads, 8) (<= 32 registers) was tried:
 // ptxas then spills in the paired float16/bfloat16 and every float64 instantiation (make cuda-check fails on it),
@@ -125,24 +125,7 @@ __global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S>
     if (threadIdx.x == 0) write_results(p, sums);
     return;
   }
-  __shared__ bool is_last;
-  if (threadIdx.x == 0) {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) p.partials[blockIdx.x * 4 + k] = sums[k];
-    __threadfence();  // partials visible to every block before the count says so
-    is_last = atomicAdd(p.blocks_done, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-#pragma unroll
-  for (int k = 0; k < 4; ++k) sums[k] = T(0);
-  for (int block = threadIdx.x; block < gridDim.x; block += blockDim.x) {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) sums[k] += __ldcg(&p.partials[block * 4 + k]);  // L2, not a stale L1 line
-  }
-  cuda::block_sum<kThreads>(sums);
-  if (threadIdx.x == 0) write_results(p, sums);
+  if (cuda::grid_sum<kThreads>(sums, p.partials, p.blocks_done) && threadIdx.x == 0) write_results(p, sums);
 }
 
 template <class S>
@@ -215,14 +198,11 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     p.stats = stats.mutable_data_ptr<T>();
     for (int k = 0; k < 2; ++k) p.loss_weight[k] = static_cast<T>(w.loss[k]);
     for (int k = 0; k < 4; ++k) p.stat_weight[k] = static_cast<T>(w.stats[k]);
-    Tensor workspace;
+    cuda::GridSumWorkspace<T> workspace;
     if (blocks > 1) {
-      // [blocks * 4] partial sums, then the counter of finished blocks; only the counter needs zeroing.
-      const int64_t partial_bytes = blocks * 4 * static_cast<int64_t>(sizeof(T));
-      workspace = at::empty({partial_bytes + 16}, b.options().dtype(at::kByte));
-      p.partials = reinterpret_cast<T*>(workspace.mutable_data_ptr());
-      p.blocks_done = reinterpret_cast<unsigned int*>(static_cast<char*>(workspace.mutable_data_ptr()) + partial_bytes);
-      C10_CUDA_CHECK(cudaMemsetAsync(p.blocks_done, 0, sizeof(unsigned int), stream));
+      workspace = cuda::grid_sum_workspace<T>(blocks, 4, b.options(), stream);
+      p.partials = workspace.partials;
+      p.blocks_done = workspace.blocks_done;
     }
     dispatch_kind(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;

@@ -98,22 +98,12 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   __shared__ double warp_sums[kWarpsPerBlock];
   if (lane == 0) warp_sums[warp] = weight * sum;
   __syncthreads();
-  __shared__ bool is_last;
+  double total[1] = {0.0};  // the block's total, in thread 0: its warps in order
   if (threadIdx.x == 0) {
-    double warps_total = 0;
-    for (int w = 0; w < kWarpsPerBlock; ++w) warps_total += warp_sums[w];
-    partials[blockIdx.x] = warps_total;
-    __threadfence();
-    is_last = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+    for (int w = 0; w < kWarpsPerBlock; ++w) total[0] += warp_sums[w];
   }
-  __syncthreads();
-  if (!is_last) return;  // block-uniform
-  __threadfence();
-  // every thread of the last block adds a fixed, strided share of the partials, then a fixed tree: deterministic
-  double total[1] = {0.0};
-  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) total[0] += __ldcg(&partials[b]);
-  cuda::block_sum<kWarp * kWarpsPerBlock>(total);
-  if (threadIdx.x == 0) *out = static_cast<T>(total[0] - diag);  // diag: the unbiased estimator's diagonals
+  if (cuda::grid_sum<kWarp * kWarpsPerBlock>(total, partials, blocks_done) && threadIdx.x == 0)
+    *out = static_cast<T>(total[0] - diag);  // diag: the unbiased estimator's diagonals
 }
 
 template <Kernel K, class T>
@@ -177,18 +167,15 @@ Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> 
   const int64_t by = (y.size(0) + kWarpsPerBlock - 1) / kWarpsPerBlock;
   const int64_t blocks = 2 * bx + by;
   Tensor out = at::empty({}, x.options());
-  Tensor workspace = at::empty({blocks * 8 + 16}, x.options().dtype(at::kByte));
-  auto* partials = reinterpret_cast<double*>(workspace.mutable_data_ptr());
-  auto* blocks_done = reinterpret_cast<unsigned int*>(static_cast<char*>(workspace.mutable_data_ptr()) + blocks * 8);
-  C10_CUDA_CHECK(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned int), stream));
+  const auto workspace = cuda::grid_sum_workspace<double>(blocks, 1, x.options(), stream);
   const double diag = spec.w_xx * spec.diag_x + spec.w_yy * spec.diag_y;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_cuda", [&] {
     const Sets<scalar_t> sets{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0), y.size(0),
                               x.size(1)};
     dispatch_kernel(spec.kernel, [&](auto k) {
       mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kWarp * kWarpsPerBlock, 0, stream>>>(
-          sets, spec.bw, spec.w_xx, spec.w_yy, spec.w_xy, diag, out.mutable_data_ptr<scalar_t>(), partials,
-          blocks_done);
+          sets, spec.bw, spec.w_xx, spec.w_yy, spec.w_xy, diag, out.mutable_data_ptr<scalar_t>(), workspace.partials,
+          workspace.blocks_done);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
