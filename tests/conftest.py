@@ -28,11 +28,16 @@ def pytest_terminal_summary(terminalreporter):
 
 HAS_CUDA = torch.cuda.is_available()
 
-# Devices every op is tested on: CPU always; CUDA marked (pytest -m cuda) and skipped on machines without a GPU.
-DEVICES = [
-    pytest.param("cpu", id="cpu"),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]),
-]
+# The one way CUDA tests are gated: marked `cuda` (so `pytest -m cuda` selects them on a GPU machine) and skipped
+# where there is no GPU. A test for both devices takes DEVICES; a CUDA-only test is decorated with needs_cuda.
+CUDA_MARKS = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS)]
+
+
+def needs_cuda(test):
+    for mark in reversed(CUDA_MARKS):
+        test = mark(test)
+    return test
 
 # Tolerances for fastgan in a dtype against the float64 reference evaluated on the same (already rounded) inputs.
 # float64: a few ulp of the result (1e-16) times the condition of a long sum.

@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, DTYPES, TOLERANCES, on_device
+from conftest import DEVICES, DTYPES, TOLERANCES, needs_cuda, on_device
 
 # (loss, keyword arguments) of the discriminator and generator losses under test.
 D_CASES = [
@@ -325,8 +325,7 @@ def test_bad_input_gets_a_clear_error(call, error, message):
         call(torch.randn(6))
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_mismatched_devices():
     with pytest.raises(ValueError, match="must be on the same device"):
         fastgan.fused_gan_loss(torch.randn(4), torch.randn(4, device="cuda"))
@@ -448,8 +447,7 @@ def test_torch_compile_fullgraph(device, generator):
 # ---- CPU and CUDA compute the same function ----
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", D_CASES, ids=case_id)
 def test_cuda_matches_cpu(case, dtype, generator):

@@ -8,7 +8,7 @@ import scipy.stats
 import torch
 
 import fastgan
-from conftest import DEVICES, on_device
+from conftest import DEVICES, needs_cuda, on_device
 
 
 def beta_log_prob(x):
@@ -126,21 +126,18 @@ def test_drs_recovers_the_target_from_a_known_density_ratio(device):
     assert abs(torch.quantile(f_default.double(), 0.95).item()) < 1e-9  # gamma=None centres the 95th percentile
 
 
+@needs_cuda
 def test_cuda_and_cpu_select_the_same_states():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     _, logits = known_ratio_proposals(1000, 30, 11, "cpu")
     cpu = fastgan.mh_gan_select(logits, seed=12)
     gpu = fastgan.mh_gan_select(logits.cuda(), seed=12)
     assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
 
 
-@pytest.mark.cuda
+@needs_cuda
 def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
     """The same seed gives the same chains: the noise agrees to a few ulps between devices (vector vs CUDA
     sin/cos), the Gaussian log-density is exact arithmetic, so no accept decision flips and the states agree."""
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     x0 = fastgan.latent(2048, 2, seed=13, dtype=torch.float64)
     log_prob = lambda x: -0.5 * (x * x).sum(1)  # noqa: E731
     cpu, rate_cpu = fastgan.metropolis_hastings(log_prob, x0, 30, step_size=0.7, seed=14, burn_in=10, thin=5)
@@ -149,8 +146,7 @@ def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_cuda_graph_replays_the_same_chains():
     """The graph runs log_prob and the fused step with the step number read from a device counter: the chains,
     the kept states and the acceptance rates are those of the eager loop, bit for bit."""
@@ -164,7 +160,7 @@ def test_cuda_graph_replays_the_same_chains():
     assert torch.equal(eager[0], graph[0]) and torch.equal(eager[1], graph[1])
 
 
-@pytest.mark.cuda
+@needs_cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 def test_cuda_graph_captures_on_the_chains_device_not_the_current_one():
     """x0 on cuda:1 while cuda:0 is current: the capture must happen on cuda:1 (an empty graph would replay nothing

@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES
+from conftest import DEVICES, needs_cuda
 
 KERNELS = ["rbf", "laplacian", "energy"]
 ESTIMATORS = ["unbiased", "biased"]
@@ -158,8 +158,7 @@ def test_biased_estimator_accepts_single_samples():
     assert abs(fastgan.mmd(x, y, estimator="biased").item() - expected) < 1e-6
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_cuda_dimension_limit_is_a_clear_error():
     x = torch.randn(4, 257, device="cuda")
     with pytest.raises(ValueError, match="on CUDA the dimension d must be <= 256"):

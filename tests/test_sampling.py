@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, HAS_CUDA, on_device
+from conftest import DEVICES, needs_cuda, on_device
 
 
 def test_known_answer():
@@ -298,8 +298,7 @@ def test_compile_fullgraph_with_a_latent_draw():
 # ---- CPU and CUDA draw the same numbers ----
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("case", LATENT_CASES + INVERSE_CASES, ids=lambda c: c[0] + str(list(c[1].values())))
 def test_cuda_draws_what_the_cpu_draws(case, dtype):
@@ -316,8 +315,7 @@ def test_cuda_draws_what_the_cpu_draws(case, dtype):
         torch.testing.assert_close(gpu, cpu, **MAP_TOLERANCE[dtype])
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@needs_cuda
 def test_latent_sampler_in_a_cuda_graph_draws_fresh_noise_each_replay():
     sampler = fastgan.LatentSampler(16, seed=21, device="cuda")
     sampler(8)  # warm up outside the capture
@@ -347,8 +345,7 @@ def test_a_device_position_below_zero_fills_nan(device, dtype):
     assert torch.equal(out, fastgan.latent(4099, 1, seed=5, offset=2, device=device, dtype=dtype)[:, 0])
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@needs_cuda
 def test_latent_sampler_stays_on_the_device_current_at_construction():
     sampler = fastgan.LatentSampler(4, seed=2, device="cuda")
     assert sampler.device.index == torch.cuda.current_device()
