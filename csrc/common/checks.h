@@ -4,9 +4,32 @@
 
 #include <ATen/ATen.h>
 
-
+#include <array>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace fastgan {
+
+// The names an enum-valued string argument accepts, in the order messages list them.
+template <class E, size_t N>
+using NameTable = std::array<std::pair<std::string_view, E>, N>;
+
+// The value `name` stands for in `table`; otherwise a ValueError naming the op, the argument, every accepted
+// name ("'a', 'b' or 'c'", or "one of 'a', 'b', ..." for more than three) and what was given. The one parser of
+// every enum argument, so a new name is one table row and the message follows.
+template <class E, size_t N>
+E parse_name(std::string_view name, const NameTable<E, N>& table, const char* op, const char* arg) {
+  for (const auto& [accepted, value] : table) {
+    if (name == accepted) return value;
+  }
+  std::string names = N > 3 ? "one of " : "";
+  for (size_t i = 0; i < N; ++i) {
+    if (i > 0) names += (N <= 3 && i + 1 == N) ? " or " : ", ";
+    names += "'" + std::string(table[i].first) + "'";
+  }
+  TORCH_CHECK_VALUE(false, op, ": ", arg, " must be ", names, ", got '", name, "'");
+}
 
 inline bool is_supported_float(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;

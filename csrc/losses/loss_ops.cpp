@@ -17,28 +17,23 @@ using at::Tensor;
 
 enum class Family { Bce, Hinge, LeastSquares, Wasserstein, RpGan };
 
-constexpr const char* kFamilies = "'bce', 'hinge', 'least_squares', 'wasserstein', 'rpgan'";
+constexpr NameTable<Family, 5> kFamilyNames{{{"bce", Family::Bce},
+                                             {"hinge", Family::Hinge},
+                                             {"least_squares", Family::LeastSquares},
+                                             {"wasserstein", Family::Wasserstein},
+                                             {"rpgan", Family::RpGan}}};
+constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};  // true: probabilities
+constexpr NameTable<Reduction, 3> kReductionNames{
+    {{"mean", Reduction::Mean}, {"sum", Reduction::Sum}, {"none", Reduction::None}}};
 
-Family parse_family(c10::string_view name, const char* op) {
-  if (name == "bce") return Family::Bce;
-  if (name == "hinge") return Family::Hinge;
-  if (name == "least_squares") return Family::LeastSquares;
-  if (name == "wasserstein") return Family::Wasserstein;
-  TORCH_CHECK_VALUE(name == "rpgan", op, ": loss must be one of ", kFamilies, ", got '", name, "'");
-  return Family::RpGan;
-}
+std::string_view view(c10::string_view s) { return {s.data(), s.size()}; }
 
-bool parse_probs(c10::string_view inputs, const char* op) {
-  TORCH_CHECK_VALUE(inputs == "logits" || inputs == "probs", op,
-                    ": inputs must be 'logits' or 'probs', got '", inputs, "'");
-  return inputs == "probs";
-}
+Family parse_family(c10::string_view name, const char* op) { return parse_name(view(name), kFamilyNames, op, "loss"); }
+
+bool parse_probs(c10::string_view inputs, const char* op) { return parse_name(view(inputs), kInputsNames, op, "inputs"); }
 
 Reduction parse_reduction(c10::string_view name, const char* op) {
-  if (name == "mean") return Reduction::Mean;
-  if (name == "sum") return Reduction::Sum;
-  TORCH_CHECK_VALUE(name == "none", op, ": reduction must be 'mean', 'sum' or 'none', got '", name, "'");
-  return Reduction::None;
+  return parse_name(view(name), kReductionNames, op, "reduction");
 }
 
 void check_input(const Tensor& t, const char* arg, Reduction reduction, const char* op) {

@@ -17,6 +17,9 @@ struct MmdSpec {
   double w_xx, w_yy, w_xy, diag_x, diag_y;
 };
 
+inline constexpr NameTable<Kernel, 3> kKernelNames{
+    {{"rbf", Kernel::Rbf}, {"laplacian", Kernel::Laplacian}, {"energy", Kernel::Energy}}};
+
 inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<double> bandwidths,
                          c10::string_view kernel, bool unbiased) {
   constexpr const char* op = "fastgan.mmd";
@@ -33,14 +36,7 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
   TORCH_CHECK_VALUE(n >= minimum && m >= minimum, op, ": the ", unbiased ? "unbiased" : "biased",
                     " estimator needs at least ", minimum, " samples in x and in y, got ", n, " and ", m);
   MmdSpec spec{};
-  if (kernel == "rbf") {
-    spec.kernel = Kernel::Rbf;
-  } else if (kernel == "laplacian") {
-    spec.kernel = Kernel::Laplacian;
-  } else {
-    TORCH_CHECK_VALUE(kernel == "energy", op, ": kernel must be 'rbf', 'laplacian' or 'energy', got '", kernel, "'");
-    spec.kernel = Kernel::Energy;
-  }
+  spec.kernel = parse_name(std::string_view(kernel.data(), kernel.size()), kKernelNames, op, "kernel");
   if (spec.kernel != Kernel::Energy) {
     TORCH_CHECK_VALUE(!bandwidths.empty() && bandwidths.size() <= kMaxBandwidths, op, ": give 1 to ",
                       kMaxBandwidths, " bandwidths, got ", bandwidths.size());

@@ -8,19 +8,18 @@
 
 namespace fastgan::sampling {
 
+inline constexpr NameTable<Dist, 9> kDistNames{{{"normal", Dist::Normal},
+                                                {"uniform", Dist::Uniform},
+                                                {"truncated_normal", Dist::TruncatedNormal},
+                                                {"bernoulli", Dist::Bernoulli},
+                                                {"exponential", Dist::Exponential},
+                                                {"logistic", Dist::Logistic},
+                                                {"cauchy", Dist::Cauchy},
+                                                {"laplace", Dist::Laplace},
+                                                {"gumbel", Dist::Gumbel}}};
+
 inline Dist parse_dist(c10::string_view name) {
-  if (name == "normal") return Dist::Normal;
-  if (name == "uniform") return Dist::Uniform;
-  if (name == "truncated_normal") return Dist::TruncatedNormal;
-  if (name == "bernoulli") return Dist::Bernoulli;
-  if (name == "exponential") return Dist::Exponential;
-  if (name == "logistic") return Dist::Logistic;
-  if (name == "cauchy") return Dist::Cauchy;
-  if (name == "laplace") return Dist::Laplace;
-  TORCH_CHECK_VALUE(name == "gumbel", "fastgan::fill_latent_: dist must be one of 'normal', 'uniform', "
-                    "'truncated_normal', 'bernoulli', 'exponential', 'logistic', 'cauchy', 'laplace', 'gumbel', got '",
-                    name, "'");
-  return Dist::Gumbel;
+  return parse_name(std::string_view(name.data(), name.size()), kDistNames, "fastgan::fill_latent_", "dist");
 }
 
 inline void check_fill(const at::Tensor& out, int64_t offset, const std::optional<at::Tensor>& offset_tensor,
