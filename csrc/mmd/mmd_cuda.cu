@@ -58,10 +58,22 @@ __device__ __forceinline__ T lane_distance(const T (&a)[kMaxChunks], const T* b_
   return d2;
 }
 
+template <class T>
+struct ForwardParams {
+  Sets<T> s;                       // x [n, d], y [m, d]
+  Bandwidths bw;                   // the kernel's per-bandwidth coefficients
+  double w_xx, w_yy, w_xy;         // the estimator's weights of the three pair sums
+  double diag;                     // subtracted at the end: the diagonal terms the unbiased estimator drops
+  T* out;                          // 0-d MMD^2
+  double* partials;                // [gridDim.x], cuda::grid_sum's workspace
+  unsigned int* blocks_done;       // zeroed before the launch
+};
+
 template <Kernel K, class T>
-__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
-    mmd_forward_kernel(Sets<T> s, Bandwidths bw, double w_xx, double w_yy, double w_xy, double diag, T* out,
-                       double* partials, unsigned int* blocks_done) {
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock) mmd_forward_kernel(ForwardParams<T> p) {
+  const Sets<T>& s = p.s;
+  const Bandwidths& bw = p.bw;
+  const double w_xx = p.w_xx, w_yy = p.w_yy, w_xy = p.w_xy;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   // blocks [0, bx): x vs x; [bx, 2 bx): x vs y; [2 bx, 2 bx + by): y vs y
   const int64_t bx = (s.n + kWarpsPerBlock - 1) / kWarpsPerBlock;
@@ -102,8 +114,8 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   if (threadIdx.x == 0) {
     for (int w = 0; w < kWarpsPerBlock; ++w) total[0] += warp_sums[w];
   }
-  if (cuda::grid_sum<kWarp * kWarpsPerBlock>(total, partials, blocks_done) && threadIdx.x == 0)
-    *out = static_cast<T>(total[0] - diag);  // diag: the unbiased estimator's diagonals
+  if (cuda::grid_sum<kWarp * kWarpsPerBlock>(total, p.partials, p.blocks_done) && threadIdx.x == 0)
+    *p.out = static_cast<T>(total[0] - p.diag);
 }
 
 template <Kernel K, class T>
@@ -173,9 +185,9 @@ Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> 
     const Sets<scalar_t> sets{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0), y.size(0),
                               x.size(1)};
     dispatch_kernel(spec.kernel, [&](auto k) {
-      mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kWarp * kWarpsPerBlock, 0, stream>>>(
-          sets, spec.bw, spec.w_xx, spec.w_yy, spec.w_xy, diag, out.mutable_data_ptr<scalar_t>(), workspace.partials,
-          workspace.blocks_done);
+      const ForwardParams<scalar_t> p{sets, spec.bw, spec.w_xx, spec.w_yy, spec.w_xy, diag,
+                                      out.mutable_data_ptr<scalar_t>(), workspace.partials, workspace.blocks_done};
+      mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kWarp * kWarpsPerBlock, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

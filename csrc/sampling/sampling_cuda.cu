@@ -98,13 +98,21 @@ __global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ o
 }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) sample_cdf_kernel(const T* __restrict__ cdf, int64_t rows, int64_t bins,
-                                                              int64_t n, uint64_t seed, uint64_t stream,
-                                                              int64_t offset, int64_t* __restrict__ out) {
+struct SampleCdfParams {
+  const T* cdf;          // [rows, bins], each row non-decreasing
+  int64_t rows, bins;
+  int64_t n;             // samples per row
+  uint64_t seed, stream; // row r draws from stream + r
+  int64_t offset;        // index of the first sample within each row's stream
+  int64_t* out;          // [rows, n] bin indices
+};
+
+template <class T>
+__global__ void __launch_bounds__(kThreads) sample_cdf_kernel(SampleCdfParams<T> p) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < rows * n; e += stride) {
-    const int64_t r = e / n, i = e % n;
-    out[e] = search_cdf(cdf + r * bins, bins, cdf_uniform<T>(seed, stream + r, offset + i));
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < p.rows * p.n; e += stride) {
+    const int64_t r = e / p.n, i = e % p.n;
+    p.out[e] = search_cdf(p.cdf + r * p.bins, p.bins, cdf_uniform<T>(p.seed, p.stream + r, p.offset + i));
   }
 }
 
@@ -163,9 +171,10 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   const int64_t blocks = std::min<int64_t>((out.numel() + kThreads - 1) / kThreads, 65535 * 4);
   auto launch = [&](auto tag) {
     using T = decltype(tag);
-    sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1), static_cast<uint64_t>(seed),
-        static_cast<uint64_t>(stream), offset, out.mutable_data_ptr<int64_t>());
+    const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1),
+                               static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+                               out.mutable_data_ptr<int64_t>()};
+    sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (cdf.scalar_type() == at::kDouble) launch(double{}); else launch(float{});
