@@ -26,14 +26,12 @@ constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};
 constexpr NameTable<Reduction, 3> kReductionNames{
     {{"mean", Reduction::Mean}, {"sum", Reduction::Sum}, {"none", Reduction::None}}};
 
-std::string_view view(c10::string_view s) { return {s.data(), s.size()}; }
+Family parse_family(c10::string_view name, const char* op) { return parse_name(name, kFamilyNames, op, "loss"); }
 
-Family parse_family(c10::string_view name, const char* op) { return parse_name(view(name), kFamilyNames, op, "loss"); }
-
-bool parse_probs(c10::string_view inputs, const char* op) { return parse_name(view(inputs), kInputsNames, op, "inputs"); }
+bool parse_probs(c10::string_view inputs, const char* op) { return parse_name(inputs, kInputsNames, op, "inputs"); }
 
 Reduction parse_reduction(c10::string_view name, const char* op) {
-  return parse_name(view(name), kReductionNames, op, "reduction");
+  return parse_name(name, kReductionNames, op, "reduction");
 }
 
 void check_input(const Tensor& t, const char* arg, Reduction reduction, const char* op) {

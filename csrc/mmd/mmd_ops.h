@@ -36,7 +36,7 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
   TORCH_CHECK_VALUE(n >= minimum && m >= minimum, op, ": the ", unbiased ? "unbiased" : "biased",
                     " estimator needs at least ", minimum, " samples in x and in y, got ", n, " and ", m);
   MmdSpec spec{};
-  spec.kernel = parse_name(std::string_view(kernel.data(), kernel.size()), kKernelNames, op, "kernel");
+  spec.kernel = parse_name(kernel, kKernelNames, op, "kernel");
   if (spec.kernel != Kernel::Energy) {
     TORCH_CHECK_VALUE(!bandwidths.empty() && bandwidths.size() <= kMaxBandwidths, op, ": give 1 to ",
                       kMaxBandwidths, " bandwidths, got ", bandwidths.size());

@@ -30,7 +30,8 @@ void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream)
 void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
                  const std::optional<Tensor>& offset_tensor, int64_t stream) {
   check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
-  if (total_offset(offset, offset_tensor) < 0) {
+  const int64_t start = total_offset(offset, offset_tensor);  // reads offset_tensor once
+  if (start < 0) {
     // Only offset_tensor can take the position below 0 (offset is checked). The CUDA kernel reads it on the device
     // and cannot raise without a host sync, so both devices answer alike: NaN, never a silent partial fill.
     out.fill_(std::numeric_limits<double>::quiet_NaN());
@@ -41,7 +42,7 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
                            b,
                            static_cast<uint64_t>(seed),
                            static_cast<uint64_t>(stream),
-                           total_offset(offset, offset_tensor),
+                           start,
                            out.numel(),
                            fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
                            out.mutable_data_ptr()};

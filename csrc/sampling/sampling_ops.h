@@ -19,7 +19,7 @@ inline constexpr NameTable<Dist, 9> kDistNames{{{"normal", Dist::Normal},
                                                 {"gumbel", Dist::Gumbel}}};
 
 inline Dist parse_dist(c10::string_view name) {
-  return parse_name(std::string_view(name.data(), name.size()), kDistNames, "fastgan::fill_latent_", "dist");
+  return parse_name(name, kDistNames, "fastgan::fill_latent_", "dist");
 }
 
 inline void check_fill(const at::Tensor& out, int64_t offset, const std::optional<at::Tensor>& offset_tensor,
