@@ -1,14 +1,42 @@
-"""Sample-quality measures for the toy distributions (PacGAN, Lin et al. 2018; VEEGAN, Srivastava et al. 2017)."""
+"""Sample-quality measures: the toy-mixture mode coverage, and the feature-space metrics every GAN paper reports
+(KID, FID, precision/recall, density/coverage), exact on all samples with memory linear in the sample count.
+
+The feature metrics take features in (``[n, d]``, float32 or float64, CPU or CUDA) and give numbers out; the user
+brings the feature extractor (Inception for the papers' numbers, anything else for a quick signal).
+
+How they scale (docs/DESIGN.md section 10): every pairwise quantity is computed tile by tile, ``tile x tile`` blocks
+of the Gram matrix made by one GEMM each (``torch.addmm``: MKL/oneDNN on the CPU, cuBLAS on CUDA) and reduced at
+once, so memory is O((n + m) (d + k) + tile^2), never the n x m matrix, and the work is the GEMM's. Tiles come in a
+fixed order and their partial sums are added in float64 in that order, so a result is the same on every run of the
+same device and thread count. Same-set sums use only the tiles on and above the diagonal (half the GEMM work).
+
+Precision: the GEMMs run in the features' dtype. float64 features give results exact to float64 rounding (what the
+tests check against torchmetrics, prdc and pytorch-fid); float32 features run float32 GEMMs, whose dot products
+carry a relative error of about sqrt(d) 2^-24 (and TF32 on CUDA when the user enables it with
+``torch.backends.cuda.matmul.allow_tf32`` / ``torch.set_float32_matmul_precision``: about 2^-11). All sums over
+tiles, and every covariance and matrix square root, are float64.
+"""
 
 from __future__ import annotations
 
-from typing import Dict
+import math
+import warnings
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
+from . import _args
+from .sampling import random_bits
+
+# Edge of the square Gram tiles. Large enough that each GEMM runs near peak; small enough that a tile (64 MiB in
+# float32 at 4096) is a rounding error next to 50k x 2048 features. Fixed per device: the sums' order, and so their
+# last bits, depend on it.
+_TILE = {"cpu": 2048, "cuda": 4096}
+
 
 def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float) -> Dict[str, float]:
-    """How well samples [N, D] cover the modes centres [K, D] of a mixture with per-mode standard deviation std.
+    """How well samples [N, D] cover the modes centres [K, D] of a mixture with per-mode standard deviation std
+    (PacGAN, Lin et al. 2018; VEEGAN, Srivastava et al. 2017).
 
     A sample is high quality when it lies within 3 std of its nearest centre. Returns:
 
@@ -38,3 +66,421 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float) -> D
         "high_quality": float(good.double().mean().item()) if len(samples) else 0.0,
         "reverse_kl": reverse_kl,
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------------------------------------------
+
+def _check_features(real: torch.Tensor, fake: torch.Tensor, metric: str, minimum: int) -> None:
+    for name, t in (("real_feats", real), ("fake_feats", fake)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{metric}: {name} must be a tensor, got {type(t).__name__}")
+        if t.dim() != 2:
+            raise ValueError(f"{metric}: {name} must be [n, d] (one feature vector per row), got shape "
+                             f"{tuple(t.shape)}")
+        if t.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{metric}: {name} must be float32 or float64, got {t.dtype}")
+        if t.shape[0] < minimum:
+            raise ValueError(f"{metric}: {name} needs at least {minimum} samples, got {t.shape[0]}")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"{metric}: real_feats and fake_feats must have the same feature dimension, got "
+                         f"{real.shape[1]} and {fake.shape[1]}")
+    if real.device != fake.device or real.dtype != fake.dtype:
+        raise ValueError(f"{metric}: real_feats and fake_feats must share device and dtype, got "
+                         f"{real.device}/{real.dtype} and {fake.device}/{fake.dtype}")
+    for name, t in (("real_feats", real), ("fake_feats", fake)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{metric}: {name} has non-finite values (NaN or inf); a feature extractor that "
+                             f"produced them is broken, and no metric of them means anything")
+
+
+def _tiles(n: int, device: torch.device):
+    step = _TILE.get(device.type, _TILE["cuda"])
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KID
+# ---------------------------------------------------------------------------------------------------------------
+
+def _poly_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, coef: float, degree: int, same: bool) -> float:
+    """sum_{i, j} (gamma a_i . b_j + coef)^degree over all pairs, without the diagonal when ``same`` (then a is b).
+    Float64 accumulation over tiles; same-set sums visit only the tiles on and above the diagonal."""
+    total = 0.0
+    rows = _tiles(a.shape[0], a.device)
+    cols = _tiles(b.shape[0], b.device)
+    for ti, (i0, i1) in enumerate(rows):
+        for tj, (j0, j1) in enumerate(cols):
+            if same and tj < ti:
+                continue
+            # coef + gamma a b^T in one GEMM (beta on a broadcast scalar tensor)
+            k = torch.addmm(a.new_full((1, 1), coef), a[i0:i1], b[j0:j1].T, alpha=gamma)
+            k.pow_(degree)
+            if same and tj == ti:
+                k.fill_diagonal_(0)
+            # rows summed in the tile's dtype (2048 terms, pairwise: error ~ 11 u of a row), rows in float64;
+            # a float64 sum of the whole tile costs 10% of the GEMM on the CPU
+            tile_sum = float(k.sum(1).sum(dtype=torch.float64))
+            total += 2 * tile_sum if same and tj > ti else tile_sum
+    return total
+
+
+def _kid_exact(real: torch.Tensor, fake: torch.Tensor, gamma: float, coef: float, degree: int) -> torch.Tensor:
+    n, m = real.shape[0], fake.shape[0]
+    xx = _poly_sum(real, real, gamma, coef, degree, same=True)
+    yy = _poly_sum(fake, fake, gamma, coef, degree, same=True)
+    xy = _poly_sum(real, fake, gamma, coef, degree, same=False)
+    return torch.tensor(xx / (n * (n - 1)) + yy / (m * (m - 1)) - 2 * xy / (n * m), dtype=torch.float64)
+
+
+def subset_indices(n: int, subsets: int, subset_size: int, *, seed: int, stream: int = 0,
+                   device=None) -> torch.Tensor:
+    """[subsets, subset_size] row indices, each row a uniform draw without replacement from range(n): the first
+    subset_size entries of a permutation that sorts 64-bit keys from fastgan's stream (seed, stream), keys
+    subset r * n .. (r + 1) * n - 1 (stable sort: a tie, about n^2 / 2^65 likely, keeps index order).
+    The same indices on every device. ``kid(..., subsets=)`` draws the real rows with stream 0 and the fake rows
+    with stream 1."""
+    _args.count(n, "n")
+    _args.count(subsets, "subsets")
+    _args.count(subset_size, "subset_size")
+    if subset_size > n:
+        raise ValueError(f"subset_size must be <= the number of samples {n}, got {subset_size}")
+    words = random_bits(2 * n * subsets, seed=seed, stream=stream, device=device).view(subsets, n, 2)
+    keys = (words[..., 0] << 32) | words[..., 1]  # the 64 bits as int64 (wrapping into the sign is still an order)
+    return torch.sort(keys, dim=1, stable=True).indices[:, :subset_size]
+
+
+def kid(
+    real_feats: torch.Tensor,
+    fake_feats: torch.Tensor,
+    *,
+    degree: int = 3,
+    gamma: Optional[float] = None,
+    coef: float = 1.0,
+    subsets: Optional[int] = None,
+    subset_size: int = 1000,
+    seed: Optional[int] = None,
+):
+    """Kernel Inception Distance (Binkowski et al. 2018): the unbiased MMD^2 between real_feats [n, d] and
+    fake_feats [m, d] with the polynomial kernel ``k(x, y) = (gamma x . y + coef)^degree``, gamma = 1 / d by default.
+
+    By default on all samples: exact, with no subset noise, in O((n + m) d) memory (float64 0-d tensor; n and m may
+    differ). ``subsets=R`` instead averages R estimates on ``subset_size`` rows of each set drawn without
+    replacement (torchmetrics' and clean-fid's protocol, 100 x 1000 there) and returns ``(mean, std)`` with the
+    population std, as torchmetrics does; the subsets come from fastgan's streams (``subset_indices``) with
+    ``seed`` (None: drawn from torch's generator), so they are the same on every device.
+    """
+    _check_features(real_feats, fake_feats, "kid", 2)
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+        raise ValueError(f"kid: degree must be an int >= 1, got {degree!r}")
+    d = real_feats.shape[1]
+    gamma = 1.0 / d if gamma is None else float(gamma)
+    if not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"kid: gamma must be finite and > 0, got {gamma}")
+    if not math.isfinite(coef):
+        raise ValueError(f"kid: coef must be finite, got {coef}")
+    if subsets is None:
+        return _kid_exact(real_feats, fake_feats, gamma, float(coef), degree)
+    if _args.count(subsets, "subsets") < 1 or _args.count(subset_size, "subset_size") < 2:
+        raise ValueError(f"kid: subsets must be >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
+    for name, t in (("real_feats", real_feats), ("fake_feats", fake_feats)):
+        if subset_size > t.shape[0]:
+            raise ValueError(f"kid: subset_size {subset_size} exceeds the {t.shape[0]} samples of {name}")
+    seed = _args.seed(seed)
+    device = real_feats.device
+    real_rows = subset_indices(real_feats.shape[0], subsets, subset_size, seed=seed, stream=0, device=device)
+    fake_rows = subset_indices(fake_feats.shape[0], subsets, subset_size, seed=seed, stream=1, device=device)
+    scores = torch.stack([
+        _kid_exact(real_feats[r], fake_feats[f], gamma, float(coef), degree) for r, f in zip(real_rows, fake_rows)
+    ])
+    return scores.mean(), scores.std(unbiased=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FID
+# ---------------------------------------------------------------------------------------------------------------
+
+class FeatureStats:
+    """Streaming float64 mean and covariance of feature batches (Chan et al.'s pairwise update: each batch is
+    centred on its own mean before it is merged, so the result does not lose digits to a large common offset, as
+    the sum-of-outer-products formula does). ``merge`` combines stats from other ranks or loaders."""
+
+    def __init__(self, dim: int, device=None):
+        self.count = 0
+        self.mean = torch.zeros(_args.count(dim, "dim"), dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(dim, dim, dtype=torch.float64, device=device)  # sum of centred outer products
+
+    def update(self, feats: torch.Tensor) -> "FeatureStats":
+        if feats.dim() != 2 or feats.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"FeatureStats.update: expected [b, {self.mean.shape[0]}] features, got "
+                             f"{tuple(feats.shape)}")
+        if not bool(torch.isfinite(feats).all()):
+            raise ValueError("FeatureStats.update: features have non-finite values (NaN or inf)")
+        if feats.shape[0] == 0:
+            return self
+        x = feats.to(device=self.mean.device, dtype=torch.float64)
+        batch_mean = x.mean(0)
+        centred = x - batch_mean
+        return self._merge(x.shape[0], batch_mean, centred.T @ centred)
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        return self._merge(other.count, other.mean.to(self.mean.device), other.m2.to(self.mean.device))
+
+    def _merge(self, count: int, mean: torch.Tensor, m2: torch.Tensor) -> "FeatureStats":
+        if count == 0:
+            return self
+        total = self.count + count
+        delta = mean - self.mean
+        self.m2 += m2 + torch.outer(delta, delta) * (self.count * count / total)
+        self.mean += delta * (count / total)
+        self.count = total
+        return self
+
+    def covariance(self) -> torch.Tensor:
+        """The unbiased sample covariance (numpy.cov's default, as pytorch-fid and torchmetrics use)."""
+        if self.count < 2:
+            raise ValueError(f"FeatureStats: a covariance needs at least 2 samples, got {self.count}")
+        return self.m2 / (self.count - 1)
+
+
+def _psd_sqrt(matrix: torch.Tensor) -> Tuple[torch.Tensor, int]:
+    """The PSD square root of a symmetric matrix through its eigendecomposition, and its numerical rank.
+    Eigenvalues below zero are rounding (a covariance has none) and are clamped."""
+    values, vectors = torch.linalg.eigh(matrix)
+    floor = values.abs().max() * matrix.shape[0] * torch.finfo(torch.float64).eps
+    rank = int((values > floor).sum())
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T, rank
+
+
+def fid_from_stats(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
+    """The Frechet distance ``|mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2))`` between the
+    Gaussians N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al. 2017), in float64 (tensors or numpy arrays in).
+
+    Method: ``tr((sigma1 sigma2)^(1/2)) = tr((s sigma2 s)^(1/2))`` with ``s = sigma1^(1/2)`` (the two matrices are
+    similar), and ``s sigma2 s`` is symmetric PSD, so both roots come from symmetric eigendecompositions
+    (backward stable) instead of scipy's general ``sqrtm`` on the non-symmetric product, which pytorch-fid needs
+    to patch when it returns complex or non-finite values. Accuracy: each eigenvalue carries an absolute error of
+    about d u ||s sigma2 s|| (u = 2^-53), so the trace is exact to about ``d sqrt(d u ||.||)`` in the worst case of
+    eigenvalues near zero, and to float64 rounding otherwise. A singular covariance (fewer samples than
+    dimensions, or constant features) needs no patching here: zero eigenvalues have the root zero. pytorch-fid
+    instead adds 1e-6 to both diagonals when its sqrtm fails, which shifts its value by about 2e-6 d; fastgan warns
+    and gives the exact value of the singular estimate.
+    """
+    mu1, mu2, sigma1, sigma2 = (torch.as_tensor(t, dtype=torch.float64) for t in (mu1, mu2, sigma1, sigma2))
+    d = mu1.shape[-1] if mu1.dim() == 1 else -1
+    if mu1.dim() != 1 or mu2.shape != mu1.shape or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"fid_from_stats: expected mu [d] and sigma [d, d] for both sets, got {tuple(mu1.shape)}, "
+                         f"{tuple(sigma1.shape)}, {tuple(mu2.shape)}, {tuple(sigma2.shape)}")
+    sigma2 = sigma2.to(sigma1.device)
+    for name, t in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"fid_from_stats: {name} has non-finite values")
+    root1, rank1 = _psd_sqrt(sigma1)
+    product = root1 @ sigma2 @ root1
+    product = (product + product.T) / 2  # symmetric up to rounding; make it exactly so for eigvalsh
+    tr_covmean = torch.linalg.eigvalsh(product).clamp_min(0).sqrt().sum()
+    rank2 = int(torch.linalg.matrix_rank(sigma2, hermitian=True)) if rank1 == d else d
+    if rank1 < d or rank2 < d:
+        warnings.warn(f"fid: a covariance is singular (rank {min(rank1, rank2)} < d = {d}; fewer samples than "
+                      f"feature dimensions, or constant features), so the FID estimate is poor; fastgan computes "
+                      f"it exactly where pytorch-fid would add 1e-6 to the diagonals", RuntimeWarning, stacklevel=2)
+    diff = mu1 - mu2.to(mu1.device)
+    return diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * tr_covmean
+
+
+def fid(real_feats: torch.Tensor, fake_feats: torch.Tensor) -> torch.Tensor:
+    """FID between real_feats [n, d] and fake_feats [m, d] (float64 0-d tensor): their means and unbiased
+    covariances (``FeatureStats``) into ``fid_from_stats``. For features that arrive in batches, update a
+    ``FeatureStats`` per set and call ``fid_from_stats`` (or use ``GANMetrics``)."""
+    _check_features(real_feats, fake_feats, "fid", 2)
+    d = real_feats.shape[1]
+    real = FeatureStats(d, real_feats.device).update(real_feats)
+    fake = FeatureStats(d, fake_feats.device).update(fake_feats)
+    return fid_from_stats(real.mean, real.covariance(), fake.mean, fake.covariance())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# k-NN metrics: precision/recall (Kynkaanniemi et al. 2019), density/coverage (Naeem et al. 2020)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _squared_distances(a: torch.Tensor, a_norms: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor):
+    """|a_i - b_j|^2 for one tile, as |a|^2 + |b|^2 - 2 a.b (one GEMM; the form sklearn, and so prdc, uses),
+    clamped at 0 where rounding makes it negative."""
+    d2 = torch.addmm(b_norms[None, :], a, b.T, alpha=-2)
+    return d2.add_(a_norms[:, None]).clamp_min_(0)
+
+
+def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Squared distance from each row to its k-th nearest other row ([n], the row itself excluded, duplicates
+    counted: prdc's radius). A running top-(k+1) per row over the tiles on and above the diagonal, each tile
+    updating the rows of both of its sides; self-distances are set to exactly 0, as sklearn does."""
+    n = x.shape[0]
+    norms = x.square().sum(1)
+    best = x.new_full((n, k + 1), math.inf)
+    tiles = _tiles(n, x.device)
+    for ti, (i0, i1) in enumerate(tiles):
+        for j0, j1 in tiles[ti:]:
+            d2 = _squared_distances(x[i0:i1], norms[i0:i1], x[j0:j1], norms[j0:j1])
+            if j0 == i0:
+                d2.fill_diagonal_(0)
+            width = min(k + 1, d2.shape[1])
+            best[i0:i1] = torch.cat([best[i0:i1], d2.topk(width, dim=1, largest=False).values], 1).topk(
+                k + 1, dim=1, largest=False).values
+            if j0 != i0:
+                width = min(k + 1, d2.shape[0])
+                best[j0:j1] = torch.cat([best[j0:j1], d2.topk(width, dim=0, largest=False).values.T], 1).topk(
+                    k + 1, dim=1, largest=False).values
+    return best[:, k]
+
+
+def _prdc(real: torch.Tensor, fake: torch.Tensor, k: int, metric: str) -> Dict[str, float]:
+    _check_features(real, fake, metric, 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{metric}: k must be an int >= 1, got {k!r}")
+    for name, t in (("real_feats", real), ("fake_feats", fake)):
+        if t.shape[0] < k + 1:
+            raise ValueError(f"{metric}: k = {k} nearest neighbours need at least k + 1 = {k + 1} samples in "
+                             f"{name}, got {t.shape[0]}")
+    real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
+    real_norms, fake_norms = real.square().sum(1), fake.square().sum(1)
+    in_real_ball_count = torch.zeros(fake.shape[0], dtype=torch.int64, device=real.device)  # per fake sample
+    covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # real ball holds a fake sample
+    recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # real sample in a fake ball
+    for i0, i1 in _tiles(real.shape[0], real.device):
+        for j0, j1 in _tiles(fake.shape[0], fake.device):
+            d2 = _squared_distances(real[i0:i1], real_norms[i0:i1], fake[j0:j1], fake_norms[j0:j1])
+            inside_real = d2 < real_radii[i0:i1, None]
+            in_real_ball_count[j0:j1] += inside_real.sum(0)
+            covered[i0:i1] |= inside_real.any(1)
+            recalled[i0:i1] |= (d2 < fake_radii[None, j0:j1]).any(1)
+    return {
+        "precision": float((in_real_ball_count > 0).double().mean()),
+        "recall": float(recalled.double().mean()),
+        "density": (1.0 / k) * float(in_real_ball_count.double().mean()),  # prdc's order of operations
+        "coverage": float(covered.double().mean()),
+    }
+
+
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 3) -> Dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019), as the ``prdc`` package defines them: the
+    radius of a sample is the distance to its k-th nearest neighbour in its own set; precision is the fraction of
+    fake samples strictly inside some real sample's ball, recall the fraction of real samples strictly inside
+    some fake sample's ball. Tiled (docs/DESIGN.md section 10): memory O((n + m)(d + k) + tile^2), deterministic.
+    Returns ``{"precision", "recall"}`` as floats."""
+    result = _prdc(real_feats, fake_feats, k, "precision_recall")
+    return {"precision": result["precision"], "recall": result["recall"]}
+
+
+def density_coverage(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 5) -> Dict[str, float]:
+    """Density and coverage (Naeem et al. 2020), as the ``prdc`` package defines them: density is the mean over
+    fake samples of how many real balls (k-NN radii) hold them, divided by k; coverage the fraction of real balls
+    that hold at least one fake sample. Same tiling and memory as ``precision_recall``.
+    Returns ``{"density", "coverage"}`` as floats."""
+    result = _prdc(real_feats, fake_feats, k, "density_coverage")
+    return {"density": result["density"], "coverage": result["coverage"]}
+
+
+def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 5) -> Dict[str, float]:
+    """All four k-NN metrics with one k in one pass (``prdc.compute_prdc``'s interface; its default k is 5)."""
+    return _prdc(real_feats, fake_feats, k, "prdc")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accumulating over a training loop
+# ---------------------------------------------------------------------------------------------------------------
+
+FEATURE_METRICS = ("kid", "fid", "precision_recall", "density_coverage")
+
+
+def _gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows, concatenated in rank order (torchmetrics' gather: sizes first, then equal-size padded
+    all_gather, then trim). The identity outside torch.distributed."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    world = dist.get_world_size()
+    size = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = t.new_zeros((longest,) + tuple(t.shape[1:]))
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
+
+
+class GANMetrics:
+    """The feature metrics over a training loop's evaluation: ``update`` with batches of real and fake features as
+    they come, ``compute`` at the end, ``reset`` for the next evaluation.
+
+    FID keeps only streaming float64 statistics (``FeatureStats``); KID and the k-NN metrics keep the features
+    (they are exact on all samples). Under ``torch.distributed`` each rank updates with its own batches and
+    ``compute`` gathers every rank's features in rank order (as torchmetrics does), so every rank returns the
+    value one process would on all the samples; call it on every rank.
+
+    ``metrics`` picks from ``FEATURE_METRICS``; ``kid_options`` goes to ``kid`` (e.g. ``{"subsets": 100}``);
+    ``pr_k`` and ``dc_k`` are the k of ``precision_recall`` and ``density_coverage``.
+    """
+
+    def __init__(self, metrics: Sequence[str] = FEATURE_METRICS, *, kid_options: Optional[dict] = None,
+                 pr_k: int = 3, dc_k: int = 5):
+        unknown = [name for name in metrics if name not in FEATURE_METRICS]
+        if unknown or not metrics:
+            raise ValueError(f"GANMetrics: metrics must be a non-empty subset of {FEATURE_METRICS}, got "
+                             f"{tuple(metrics)}")
+        self.metrics = tuple(metrics)
+        self.kid_options = dict(kid_options or {})
+        self.pr_k, self.dc_k = pr_k, dc_k
+        self.reset()
+
+    def reset(self) -> None:
+        self._feats = {True: [], False: []}
+        self._stats: Dict[bool, Optional[FeatureStats]] = {True: None, False: None}
+
+    def update(self, feats: torch.Tensor, *, real: bool) -> None:
+        if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
+            raise ValueError(f"GANMetrics.update: features must be a [b, d] tensor, got "
+                             f"{getattr(feats, 'shape', type(feats).__name__)}")
+        feats = feats.detach()
+        if "fid" in self.metrics:
+            if self._stats[real] is None:
+                self._stats[real] = FeatureStats(feats.shape[1], feats.device)
+            self._stats[real].update(feats)
+        if set(self.metrics) - {"fid"}:
+            self._feats[real].append(feats)
+
+    def _all_stats(self, real: bool) -> FeatureStats:
+        stats = self._stats[real]
+        if stats is None:
+            raise RuntimeError(f"GANMetrics.compute: no {'real' if real else 'fake'} features were given")
+        rows = _gather_rows(torch.cat([torch.tensor([float(stats.count)], dtype=torch.float64, device=stats.mean.device),
+                                       stats.mean, stats.m2.flatten()])[None])
+        merged = FeatureStats(stats.mean.shape[0], stats.mean.device)
+        d = stats.mean.shape[0]
+        for row in rows:
+            merged._merge(int(row[0].item()), row[1:1 + d], row[1 + d:].view(d, d))
+        return merged
+
+    def compute(self) -> Dict[str, float]:
+        result: Dict[str, float] = {}
+        if "fid" in self.metrics:
+            real, fake = self._all_stats(True), self._all_stats(False)
+            result["fid"] = float(fid_from_stats(real.mean, real.covariance(), fake.mean, fake.covariance()))
+        if set(self.metrics) - {"fid"}:
+            if not self._feats[True] or not self._feats[False]:
+                raise RuntimeError("GANMetrics.compute: give both real and fake features before compute")
+            real = _gather_rows(torch.cat(self._feats[True]))
+            fake = _gather_rows(torch.cat(self._feats[False]))
+            if "kid" in self.metrics:
+                value = kid(real, fake, **self.kid_options)
+                if isinstance(value, tuple):
+                    result["kid"], result["kid_std"] = float(value[0]), float(value[1])
+                else:
+                    result["kid"] = float(value)
+            if "precision_recall" in self.metrics:
+                result.update(precision_recall(real, fake, k=self.pr_k))
+            if "density_coverage" in self.metrics:
+                result.update(density_coverage(real, fake, k=self.dc_k))
+        return result

@@ -1,3 +1,4 @@
+import importlib
 import os
 import random
 import tempfile
@@ -32,6 +33,15 @@ HAS_CUDA = torch.cuda.is_available()
 # where there is no GPU. A test for both devices takes DEVICES; a CUDA-only test is decorated with needs_cuda.
 CUDA_MARKS = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS)]
+
+
+def peer(module: str):
+    """A peer package used as a test reference (torchmetrics, prdc, pytorch_fid). `make test` installs them and
+    sets FASTGAN_REQUIRE_PEERS=1, so there a missing peer fails; elsewhere (a GPU machine without network) the
+    test is skipped with the reason."""
+    if os.environ.get("FASTGAN_REQUIRE_PEERS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"the peer package {module} is not installed")
 
 
 def needs_cuda(test):
