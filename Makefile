@@ -15,7 +15,7 @@ DEPS_STAMP := $(VENV)/.fastgan-deps
 BUILD_STAMP := $(VENV)/.fastgan-build
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: setup build test test-matrix bench cuda-check gpu-check clean
+.PHONY: setup build test test-matrix bench cuda-check gpu-check peer-wheels clean
 
 setup: $(BUILD_STAMP)
 build: $(BUILD_STAMP)
@@ -57,6 +57,11 @@ bench: $(BUILD_STAMP)
 cuda-check: $(DEPS_STAMP)
 	$(PY) -m cmake -S . -B build/cuda-check -G Ninja -DFASTGAN_CUDA_COMPILE_ONLY=ON -DPython_EXECUTABLE=$(abspath $(PY))
 	$(PY) -m cmake --build build/cuda-check
+
+# Wheels of the metrics tests' peers, for a GPU machine without network (scripts/gpu_check.sh installs them).
+peer-wheels: $(DEPS_STAMP)
+	$(PY) -m pip download --quiet --no-deps -d .peer-wheels "torchmetrics==1.9.0" "lightning-utilities==0.15.3" \
+		"prdc==0.2" "pytorch-fid==0.3.0"
 
 clean:
 	rm -rf build $(BUILD_STAMP)

@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import sys
+import time as time_module
 import warnings
 from pathlib import Path
 
@@ -39,7 +40,7 @@ SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
-ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh") + TRAINING + ("scaling",)  # scaling: the CPU thread-scaling section
+ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh", "metrics") + TRAINING + ("scaling",)  # scaling: the CPU thread-scaling section
 MMD_SIZES = {"cpu": (1024, 4096), "cuda": (1024, 4096, 16384, 65536)}
 MMD_DIMS = (2, 64)
 SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
@@ -274,6 +275,150 @@ def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
     return rows
 
 
+# ---- evaluation metrics (issue 14) ----
+# Rows in the common schema: suite, case, impl, mode, median_s, iqr_s, peak_bytes, threads, device.
+
+METRIC_SIZES = {"cpu": (10000, 50000), "cuda": (10000, 50000)}
+METRIC_DIM = 2048  # Inception pool features' width; the features are random (|N(0, 1)|, float32), not Inception's
+
+
+class _Identity(torch.nn.Module):
+    """torchmetrics' KID takes a feature extractor; the features here are given."""
+
+    def forward(self, x):
+        return x
+
+
+def _torchmetrics_kid(real, fake):
+    from torchmetrics.image.kid import KernelInceptionDistance
+    metric = KernelInceptionDistance(feature=_Identity(), subsets=100, subset_size=1000).to(real.device)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return metric.compute()
+
+
+def _full_matrix_kid(real, fake):
+    from torchmetrics.image.kid import poly_mmd
+    return poly_mmd(real, fake)  # the three n x n kernel matrices at once: torchmetrics' formula on all samples
+
+
+def _prdc_package(real, fake):
+    import prdc
+    return prdc.compute_prdc(real.cpu().numpy(), fake.cpu().numpy(), nearest_k=5)
+
+
+def _full_matrix_prdc(real, fake, k=5):
+    """prdc's algorithm in PyTorch on full n x n distance matrices (as StudioGAN and others write it)."""
+    real_radii = torch.cdist(real, real).kthvalue(k + 1, dim=1).values
+    fake_radii = torch.cdist(fake, fake).kthvalue(k + 1, dim=1).values
+    cross = torch.cdist(real, fake)
+    inside = cross < real_radii[:, None]
+    return {"precision": inside.any(0).float().mean(), "recall": (cross < fake_radii[None]).any(1).float().mean(),
+            "density": inside.sum(0).float().mean() / k, "coverage": inside.any(1).float().mean()}
+
+
+def _torchmetrics_fid(real, fake):
+    from torchmetrics.image.fid import _compute_fid
+    real, fake = real.double(), fake.double()
+    return _compute_fid(real.mean(0), torch.cov(real.T), fake.mean(0), torch.cov(fake.T))
+
+
+# case -> impl -> (callable(real, fake), bytes its largest intermediates need at n samples, or None if O(n d))
+METRIC_IMPLS = {
+    "kid": {
+        "fastgan (exact)": (lambda r, f: fastgan.metrics.kid(r, f), None),
+        "fastgan (100 x 1000)": (lambda r, f: fastgan.metrics.kid(r, f, subsets=100, subset_size=1000, seed=0), None),
+        "torchmetrics (100 x 1000)": (_torchmetrics_kid, None),
+        "full matrix (exact)": (_full_matrix_kid, lambda n: 4 * 4 * n * n),
+    },
+    "prdc": {
+        "fastgan": (lambda r, f: fastgan.metrics.prdc(r, f, k=5), None),
+        "prdc package": (_prdc_package, lambda n: 3 * 4 * n * n + 8 * n * n),  # + argpartition's int64 indices
+        "full matrix": (_full_matrix_prdc, lambda n: 4 * 4 * n * n),
+    },
+    "fid": {
+        "fastgan": (lambda r, f: fastgan.metrics.fid(r, f), None),
+        "torchmetrics": (_torchmetrics_fid, None),
+    },
+}
+
+
+def _metric_features(n: int, device: str):
+    generator = torch.Generator().manual_seed(n)
+    real = torch.randn(n, METRIC_DIM, generator=generator).abs_()
+    fake = (torch.randn(n, METRIC_DIM, generator=generator) + 0.1).abs_()
+    return real.to(device), fake.to(device)
+
+
+def _vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _metric_call_cpu(case: str, impl: str, n: int, threads: int, queue) -> None:
+    """In a fresh process (spawned): the peak resident memory the call adds (VmHWM after it minus VmRSS before it,
+    inputs already made) and its time. One call per process: at n = 50k a call takes minutes."""
+    torch.set_num_threads(threads)
+    fn = METRIC_IMPLS[case][impl][0]
+    fn(*_metric_features(1000, "cpu"))  # libraries loaded, thread pool started (1000: KID's subset size)
+    real, fake = _metric_features(n, "cpu")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: making the inputs had its own peak
+    before = _vm_kib("VmRSS")
+    start = time_module.perf_counter()
+    fn(real, fake)
+    elapsed = time_module.perf_counter() - start
+    queue.put({"median_s": elapsed, "iqr_s": 0.0, "peak_bytes": (_vm_kib("VmHWM") - before) * 1024, "repeats": 1})
+
+
+def bench_metrics(case: str, n: int, device: str, threads: int) -> list:
+    """Each implementation of one metric on n real and n fake random features of width 2048. CPU: one call per
+    implementation in its own process (time and peak resident memory added by the call). CUDA: median of 3 calls
+    after a warm-up, peak allocated memory. Full-matrix implementations are skipped where their matrices would
+    take more than half the machine's memory (CPU) or run out of it (CUDA)."""
+    import multiprocessing
+    rows = []
+    for impl, (fn, matrix_bytes) in METRIC_IMPLS[case].items():
+        row = {"suite": "metrics", "case": f"{case} n={n} d={METRIC_DIM}", "impl": impl, "mode": "forward",
+               "threads": threads, "device": device, "n": n, "d": METRIC_DIM}
+        limit = physical_memory_bytes() // 2 if device == "cpu" else torch.cuda.get_device_properties(0).total_memory
+        if matrix_bytes and matrix_bytes(n) > limit:
+            rows.append({**row, "skipped": f"needs ~{matrix_bytes(n) / 2**30:.0f} GiB"})
+            continue
+        if device == "cuda" and impl == "prdc package":
+            continue  # numpy: CPU only
+        if device == "cpu":
+            context = multiprocessing.get_context("spawn")
+            queue = context.Queue()
+            process = context.Process(target=_metric_call_cpu, args=(case, impl, n, threads, queue))
+            process.start()
+            process.join()
+            rows.append({**row, **queue.get()} if process.exitcode == 0 else
+                        {**row, "skipped": f"failed (exit code {process.exitcode})"})
+            continue
+        real, fake = _metric_features(n, device)
+        try:
+            fn(real[:1000], fake[:1000])
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            times = []
+            for _ in range(3):
+                start = time_module.perf_counter()
+                fn(real, fake)
+                torch.cuda.synchronize()
+                times.append(time_module.perf_counter() - start)
+            q1, median, q3 = np.percentile(times, [25, 50, 75])
+            rows.append({**row, "median_s": float(median), "iqr_s": float(q3 - q1), "repeats": 3,
+                         "peak_bytes": torch.cuda.max_memory_allocated() - base})
+        except torch.cuda.OutOfMemoryError:
+            rows.append({**row, "skipped": "out of memory"})
+        del real, fake
+        torch.cuda.empty_cache()
+    return rows
+
+
 # ---- Metropolis-Hastings ----
 
 
@@ -430,6 +575,8 @@ def speedups(ops: list) -> list:
 
 
 def format_time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
@@ -439,6 +586,10 @@ def markdown(result: dict) -> str:
              f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
              f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians; ± is the "
              f"interquartile range. Speed-up = eager time / time.", ""]
+    dates = meta.get("sections_measured", {})
+    if len(set(dates.values())) > 1:
+        lines += ["Sections measured at different times (`run.py` keeps the sections a run of some `--ops` skips): " +
+                  ", ".join(f"{section} {when}" for section, when in dates.items()) + ".", ""]
     spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
     if result["ops"]:
         lines += ["## Loss ops ([n, 1] logits)", "",
@@ -533,6 +684,23 @@ def markdown(result: dict) -> str:
             lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
                          f" | {times[0] / times[-1]:.2f}x |")
         lines.append("")
+    if result.get("metrics"):
+        lines += ["## Evaluation metrics (n real + n fake random features, d = 2048, float32)", "",
+                  "CPU: one call per implementation, each in its own process; memory = the peak resident memory the "
+                  "call adds. CUDA: median of 3 calls; memory = peak allocated. KID subsets: 100 of 1000 samples.",
+                  "", "| case | impl | time | peak memory | time / fastgan's (same estimate) |", "|---|---|---:|---:|---:|"]
+        def protocol(row):  # KID on all samples or on 100 subsets: compare like with like
+            return (row["case"], "100 x 1000" in row["impl"])
+        fastgan_time = {protocol(r): r["median_s"] for r in result["metrics"]
+                        if r["impl"].startswith("fastgan") and "median_s" in r}
+        for r in result["metrics"]:
+            if "skipped" in r:
+                lines.append(f"| {r['case']} | {r['impl']} | skipped: {r['skipped']} | | |")
+                continue
+            ratio = r["median_s"] / fastgan_time.get(protocol(r), float("nan"))
+            lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
+                         f"{r['peak_bytes'] / 2**20:.0f} MiB | {ratio:.2f}x |")
+        lines.append("")
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
                      f"= {meta['tutorial_max_loss_difference']:.2e}.")
@@ -598,12 +766,15 @@ def run_device(device: str, args) -> dict:
         mh_chains = (4096,) if args.quick else (4096, 65536)
         tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]
     tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
+    if "metrics" in ops:
+        sizes = args.metric_sizes or ((2000,) if args.quick else METRIC_SIZES[device])
+        tasks += [("metrics", case, n) for n in sizes for case in METRIC_IMPLS]
     if device == "cpu" and "scaling" in ops:
         tasks.append(("scaling", None, None))
     if device == "cuda" and any(op in LOSS_OPS for op in ops):
         tasks.append(("kernels", None, None))
     result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": [],
-              "scaling": [], "kernels": []}
+              "scaling": [], "kernels": [], "metrics": []}
     train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
     for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
         if kind == "loss":
@@ -616,6 +787,8 @@ def run_device(device: str, args) -> dict:
             result["mh"] += bench_mh(size, name, device, min_run_time)
         elif kind == "scaling":
             result["scaling"] += bench_scaling(args.quick, min_run_time)
+        elif kind == "metrics":
+            result["metrics"] += bench_metrics(name, size, device, torch.get_num_threads())
         elif kind == "kernels":
             result["kernels"] += bench_loss_kernels(min_run_time)
         else:
@@ -639,6 +812,29 @@ def run_device(device: str, args) -> dict:
     return result
 
 
+RESULT_SECTIONS = ("ops", "speedups", "samplers", "mmd", "mh", "training", "scaling", "kernels", "metrics")
+
+
+def merge_sections(previous: dict, result: dict) -> dict:
+    """A run of some --ops keeps the sections of the previous result file (same machine) that it did not measure,
+    each with the date it was measured (meta.sections_measured), so one suite can be rerun alone."""
+    if previous.get("schema_version") != result["schema_version"]:
+        return result
+    date = result["meta"]["date"]
+    earlier = previous["meta"].get("sections_measured", {})
+    measured = {}
+    for section in RESULT_SECTIONS:
+        if result.get(section):
+            measured[section] = date
+        elif previous.get(section):
+            result[section] = previous[section]
+            measured[section] = earlier.get(section, previous["meta"]["date"])
+    if "tutorial_max_loss_difference" not in result["meta"] and "tutorial_max_loss_difference" in previous["meta"]:
+        result["meta"]["tutorial_max_loss_difference"] = previous["meta"]["tutorial_max_loss_difference"]
+    result["meta"]["sections_measured"] = measured
+    return result
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all",
@@ -647,12 +843,15 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default=None, help="comma-separated logit counts for the loss ops")
     parser.add_argument("--mmd-sizes", default=None, help="comma-separated sample counts n = m for mmd")
     parser.add_argument("--mmd-dims", default=None, help="comma-separated dimensions d for mmd")
+    parser.add_argument("--metric-sizes", default=None, help="comma-separated sample counts n = m for metrics")
     parser.add_argument("--quick", action="store_true", help="two sizes, short timing: a smoke run")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for every measurement (default: the process's, torch.get_num_threads())")
     parser.add_argument("--no-compile-training", action="store_true",
                         help="skip torch.compile in the training steps (its compilation dominates a CPU run)")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="replace the device's result file instead of keeping the sections this run skips")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"),
                         help="directory for <device>.json, .md and .png")
     args = parser.parse_args(argv)
@@ -662,6 +861,7 @@ def parse_args(argv=None):
         parser.error(f"unknown --ops {unknown}; choose from {', '.join(ALL_OPS)}")
     args.mmd_sizes = [int(s) for s in args.mmd_sizes.split(",")] if args.mmd_sizes else None
     args.mmd_dims = [int(s) for s in args.mmd_dims.split(",")] if args.mmd_dims else None
+    args.metric_sizes = [int(s) for s in args.metric_sizes.split(",")] if args.metric_sizes else None
     if args.sizes:
         args.sizes = [int(s) for s in args.sizes.split(",")]
     else:
@@ -688,6 +888,8 @@ def main(argv=None) -> None:
     for device in devices:
         result = run_device(device, args)
         name = slug(("cpu-" if device == "cpu" else "") + result["meta"]["device_name"])
+        if not args.no_merge and (out_dir / f"{name}.json").exists():
+            result = merge_sections(json.loads((out_dir / f"{name}.json").read_text()), result)
         (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
         text = markdown(result)
         (out_dir / f"{name}.md").write_text(text)

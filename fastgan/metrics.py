@@ -206,6 +206,8 @@ class FeatureStats:
     centred on its own mean before it is merged, so the result does not lose digits to a large common offset, as
     the sum-of-outer-products formula does). ``merge`` combines stats from other ranks or loaders."""
 
+    CHUNK_ROWS = 4096
+
     def __init__(self, dim: int, device=None):
         self.count = 0
         self.mean = torch.zeros(_args.count(dim, "dim"), dtype=torch.float64, device=device)
@@ -217,12 +219,13 @@ class FeatureStats:
                              f"{tuple(feats.shape)}")
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("FeatureStats.update: features have non-finite values (NaN or inf)")
-        if feats.shape[0] == 0:
-            return self
-        x = feats.to(device=self.mean.device, dtype=torch.float64)
-        batch_mean = x.mean(0)
-        centred = x - batch_mean
-        return self._merge(x.shape[0], batch_mean, centred.T @ centred)
+        # in chunks: the float64 copy of a 50k x 2048 batch alone would be 800 MB
+        for chunk in feats.split(self.CHUNK_ROWS):
+            x = chunk.to(device=self.mean.device, dtype=torch.float64)
+            batch_mean = x.mean(0)
+            centred = x - batch_mean
+            self._merge(x.shape[0], batch_mean, centred.T @ centred)
+        return self
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
         return self._merge(other.count, other.mean.to(self.mean.device), other.m2.to(self.mean.device))
@@ -279,8 +282,10 @@ def fid_from_stats(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
     root1, rank1 = _psd_sqrt(sigma1)
     product = root1 @ sigma2 @ root1
     product = (product + product.T) / 2  # symmetric up to rounding; make it exactly so for eigvalsh
-    tr_covmean = torch.linalg.eigvalsh(product).clamp_min(0).sqrt().sum()
-    rank2 = int(torch.linalg.matrix_rank(sigma2, hermitian=True)) if rank1 == d else d
+    values = torch.linalg.eigvalsh(product)
+    tr_covmean = values.clamp_min(0).sqrt().sum()
+    # with sigma1 of full rank, rank(s sigma2 s) = rank(sigma2): no third decomposition to check sigma2
+    rank2 = int((values > values.abs().max() * d * torch.finfo(torch.float64).eps).sum())
     if rank1 < d or rank2 < d:
         warnings.warn(f"fid: a covariance is singular (rank {min(rank1, rank2)} < d = {d}; fewer samples than "
                       f"feature dimensions, or constant features), so the FID estimate is poor; fastgan computes "

@@ -9,6 +9,9 @@
 # OUT_DIR/cpu-<model>.{json,md,png} the thread scaling of the large CPU ops on that machine's cores
 # With no benchmark arguments it benchmarks the GPU only (--device cuda): the CPU results are measured on the CI
 # machine, and the lent GPU machine runs one command for at most 10 minutes (build ~2-3 min, tests ~2 min).
+# The GPU machine has no network: the metrics tests' peer packages (torchmetrics, prdc, pytorch-fid) come from
+# .peer-wheels/ when the call carries it (`make peer-wheels` here, then run(carry=[".peer-wheels"])); without it
+# those tests are skipped, and say why.
 set -uo pipefail
 out="${1:?usage: scripts/gpu_check.sh OUT_DIR [benchmark args]}"
 shift
@@ -30,6 +33,9 @@ step() {  # step NAME COMMAND...: run, log, remember a failure, keep going
 }
 : > "$log"
 nvidia-smi 2>&1 | head -15 >> "$log"
+if [ -d .peer-wheels ]; then
+  step peers "$PYTHON" -m pip install --quiet --no-index --no-deps .peer-wheels/*.whl
+fi
 step build "$PYTHON" -m pip install --no-build-isolation --no-deps -v -e . || { echo "build failed"; exit 1; }
 step build_info "$PYTHON" -c "import fastgan, torch; print(fastgan.build_info(), torch.cuda.get_device_name())"
 step tests "$PYTHON" -m pytest -q -p no:cacheprovider -p no:logging -ra tests
