@@ -47,12 +47,13 @@ def make_discriminator():
 
 
 class FeatureNet(nn.Module):
-    """A digit classifier; its 64-wide penultimate layer is the feature map of the metrics."""
+    """A digit classifier; its 64-wide penultimate layer, before the ReLU, is the feature map of the metrics
+    (after the ReLU, units that are dead on every digit would make the covariance singular)."""
 
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU())
-        self.head = nn.Linear(64, 10)
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64))
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(64, 10))
 
     def forward(self, x):
         return self.head(self.features(x))

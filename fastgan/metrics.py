@@ -90,7 +90,8 @@ def _check_features(real: torch.Tensor, fake: torch.Tensor, metric: str, minimum
         raise ValueError(f"{metric}: real_feats and fake_feats must share device and dtype, got "
                          f"{real.device}/{real.dtype} and {fake.device}/{fake.dtype}")
     for name, t in (("real_feats", real), ("fake_feats", fake)):
-        if not bool(torch.isfinite(t).all()):
+        # in row chunks: torch.isfinite on a whole 50k x 2048 matrix peaks at ~690 MiB of temporaries (measured)
+        if not all(bool(torch.isfinite(chunk).all()) for chunk in t.split(4096)):
             raise ValueError(f"{metric}: {name} has non-finite values (NaN or inf); a feature extractor that "
                              f"produced them is broken, and no metric of them means anything")
 
