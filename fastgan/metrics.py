@@ -317,12 +317,12 @@ def _squared_distances(a: torch.Tensor, a_norms: torch.Tensor, b: torch.Tensor, 
     return d2.add_(a_norms[:, None]).clamp_min_(0)
 
 
-def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Squared distance from each row to its k-th nearest other row ([n], the row itself excluded, duplicates
-    counted: prdc's radius). A running top-(k+1) per row over the tiles on and above the diagonal, each tile
-    updating the rows of both of its sides; self-distances are set to exactly 0, as sklearn does."""
+def _knn_distances(x: torch.Tensor, norms: torch.Tensor, k: int) -> torch.Tensor:
+    """[n, k + 1]: the squared distances from each row to its k + 1 nearest rows, itself included at 0, ascending;
+    column k is prdc's radius for this k and column j < k the radius for j (duplicates counted). A running
+    top-(k + 1) per row over the tiles on and above the diagonal, each tile updating the rows of both of its
+    sides; self-distances are set to exactly 0, as sklearn does."""
     n = x.shape[0]
-    norms = x.square().sum(1)
     best = x.new_full((n, k + 1), math.inf)
     tiles = _tiles(n, x.device)
     for ti, (i0, i1) in enumerate(tiles):
@@ -337,33 +337,46 @@ def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
                 width = min(k + 1, d2.shape[0])
                 best[j0:j1] = torch.cat([best[j0:j1], d2.topk(width, dim=0, largest=False).values.T], 1).topk(
                     k + 1, dim=1, largest=False).values
-    return best[:, k]
+    return best
 
 
-def _prdc(real: torch.Tensor, fake: torch.Tensor, k: int, metric: str) -> Dict[str, float]:
-    _check_features(real, fake, metric, 1)
+def _check_k(k, name: str, metric: str) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{metric}: k must be an int >= 1, got {k!r}")
+        raise ValueError(f"{metric}: {name} must be an int >= 1, got {k!r}")
+
+
+def _prdc(real: torch.Tensor, fake: torch.Tensor, pr_k: int, dc_k: int, metric: str) -> Dict[str, float]:
+    """All four k-NN metrics in one pass over the real x fake tiles: precision and recall with pr_k neighbours,
+    density and coverage with dc_k (one k-NN pass per set serves both: the radii of every k <= max are kept)."""
+    _check_features(real, fake, metric, 1)
+    _check_k(pr_k, "k" if pr_k == dc_k else "pr_k", metric)
+    _check_k(dc_k, "k" if pr_k == dc_k else "dc_k", metric)
+    k = max(pr_k, dc_k)
     for name, t in (("real_feats", real), ("fake_feats", fake)):
         if t.shape[0] < k + 1:
             raise ValueError(f"{metric}: k = {k} nearest neighbours need at least k + 1 = {k + 1} samples in "
                              f"{name}, got {t.shape[0]}")
-    real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
     real_norms, fake_norms = real.square().sum(1), fake.square().sum(1)
-    in_real_ball_count = torch.zeros(fake.shape[0], dtype=torch.int64, device=real.device)  # per fake sample
+    real_nearest = _knn_distances(real, real_norms, k)
+    real_pr_radii, real_dc_radii = real_nearest[:, pr_k], real_nearest[:, dc_k]
+    fake_radii = _knn_distances(fake, fake_norms, pr_k)[:, pr_k]  # recall's balls; density/coverage use none
+    in_real_ball = torch.zeros(fake.shape[0], dtype=torch.bool, device=real.device)  # per fake sample (pr_k)
+    in_real_ball_count = torch.zeros(fake.shape[0], dtype=torch.int64, device=real.device)  # per fake (dc_k)
     covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # real ball holds a fake sample
     recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # real sample in a fake ball
     for i0, i1 in _tiles(real.shape[0], real.device):
         for j0, j1 in _tiles(fake.shape[0], fake.device):
             d2 = _squared_distances(real[i0:i1], real_norms[i0:i1], fake[j0:j1], fake_norms[j0:j1])
-            inside_real = d2 < real_radii[i0:i1, None]
-            in_real_ball_count[j0:j1] += inside_real.sum(0)
-            covered[i0:i1] |= inside_real.any(1)
+            inside_dc = d2 < real_dc_radii[i0:i1, None]
+            inside_pr = inside_dc if pr_k == dc_k else d2 < real_pr_radii[i0:i1, None]
+            in_real_ball[j0:j1] |= inside_pr.any(0)
+            in_real_ball_count[j0:j1] += inside_dc.sum(0)
+            covered[i0:i1] |= inside_dc.any(1)
             recalled[i0:i1] |= (d2 < fake_radii[None, j0:j1]).any(1)
     return {
-        "precision": float((in_real_ball_count > 0).double().mean()),
+        "precision": float(in_real_ball.double().mean()),
         "recall": float(recalled.double().mean()),
-        "density": (1.0 / k) * float(in_real_ball_count.double().mean()),  # prdc's order of operations
+        "density": (1.0 / dc_k) * float(in_real_ball_count.double().mean()),  # prdc's order of operations
         "coverage": float(covered.double().mean()),
     }
 
@@ -374,7 +387,7 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: i
     fake samples strictly inside some real sample's ball, recall the fraction of real samples strictly inside
     some fake sample's ball. Tiled (docs/DESIGN.md section 10): memory O((n + m)(d + k) + tile^2), deterministic.
     Returns ``{"precision", "recall"}`` as floats."""
-    result = _prdc(real_feats, fake_feats, k, "precision_recall")
+    result = _prdc(real_feats, fake_feats, k, k, "precision_recall")
     return {"precision": result["precision"], "recall": result["recall"]}
 
 
@@ -383,13 +396,13 @@ def density_coverage(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: i
     fake samples of how many real balls (k-NN radii) hold them, divided by k; coverage the fraction of real balls
     that hold at least one fake sample. Same tiling and memory as ``precision_recall``.
     Returns ``{"density", "coverage"}`` as floats."""
-    result = _prdc(real_feats, fake_feats, k, "density_coverage")
+    result = _prdc(real_feats, fake_feats, k, k, "density_coverage")
     return {"density": result["density"], "coverage": result["coverage"]}
 
 
 def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 5) -> Dict[str, float]:
     """All four k-NN metrics with one k in one pass (``prdc.compute_prdc``'s interface; its default k is 5)."""
-    return _prdc(real_feats, fake_feats, k, "prdc")
+    return _prdc(real_feats, fake_feats, k, k, "prdc")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -485,8 +498,9 @@ class GANMetrics:
                     result["kid"], result["kid_std"] = float(value[0]), float(value[1])
                 else:
                     result["kid"] = float(value)
-            if "precision_recall" in self.metrics:
-                result.update(precision_recall(real, fake, k=self.pr_k))
-            if "density_coverage" in self.metrics:
-                result.update(density_coverage(real, fake, k=self.dc_k))
+            wanted = {"precision_recall": ("precision", "recall"), "density_coverage": ("density", "coverage")}
+            keys = [key for name, pair in wanted.items() if name in self.metrics for key in pair]
+            if keys:  # both pairs from one pass over the pairs, each with its own k
+                both = _prdc(real, fake, self.pr_k, self.dc_k, "GANMetrics")
+                result.update({key: both[key] for key in keys})
         return result

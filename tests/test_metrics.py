@@ -215,7 +215,7 @@ def test_knn_radius_counts_duplicates_like_prdc(generator):
     real, fake = features(40, 40, 3, generator)
     real[5] = real[6]  # a duplicate: its nearest neighbour is at distance 0
     theirs = prdc.compute_nearest_neighbour_distances(real.numpy(), 1)
-    ours = metrics._knn_radii(real, 1).sqrt()
+    ours = metrics._knn_distances(real, real.square().sum(1), 1)[:, 1].sqrt()
     # |a|^2 + |b|^2 - 2 a.b cancels for close points (in prdc too): d^2 is exact to ~ 4 d u |a|^2, so a distance
     # to ~ 2 sqrt(d u) |a|
     resolution = 2 * math.sqrt(3 * EPS64) * float(real.norm(dim=1).max())
