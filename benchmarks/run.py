@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 import time as time_module
 import warnings
@@ -42,7 +43,7 @@ TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
 ALL_OPS = LOSS_OPS + SAMPLERS + ("mmd", "mh", "metrics") + TRAINING + ("scaling",)  # scaling: the CPU thread-scaling section
 MMD_SIZES = {"cpu": (1024, 4096), "cuda": (1024, 4096, 16384, 65536)}
-MMD_DIMS = (2, 64)
+MMD_DIMS = {"cpu": (2, 64), "cuda": (2, 64, 128)}
 SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
 QUICK_SAMPLER_SIZES = (4096, 1048576)
 DEFAULT_SIZES = (64, 256, 4096, 65536, 4194304)
@@ -272,7 +273,27 @@ def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
             torch.cuda.empty_cache()
             rows.append({**row, "skipped": "out of memory"})
         x.grad = y.grad = None
+    if device == "cuda":
+        rows.append(bench_mmd_forward_rate(x.detach(), y.detach(), min_run_time))
     return rows
+
+
+def cuda_fp32_peak_flops() -> float:
+    """FP32 peak of the current GPU: SMs x 128 FP32 lanes x 2 (an FMA) x the maximum SM clock (nvidia-smi)."""
+    clock_mhz = float(subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits",
+                                      f"--id={torch.cuda.current_device()}"], capture_output=True, text=True,
+                                     check=True).stdout.split()[0])
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count * 128 * 2 * clock_mhz * 1e6
+
+
+def bench_mmd_forward_rate(x, y, min_run_time: float) -> dict:
+    """The tiled forward alone, as a rate: the pairs it must visit (same-set pairs once: 2 n^2 - n for n = m) x d
+    coordinates x 3 flops (a subtract and an FMA per coordinate of d2), over the GPU's FP32 peak. Two instructions
+    give 3 of the 4 flops an FMA pair would, so 75% is this kernel's ceiling."""
+    n, d = x.shape
+    row = {"n": n, "d": d, "impl": "fastgan forward", **time_cuda(lambda: fastgan.mmd(x, y), min_run_time)}
+    flops = 3.0 * d * (2 * n * n - n) / row["median_s"]
+    return {**row, "flops_per_s": flops, "fp32_peak_fraction": flops / cuda_fp32_peak_flops()}
 
 
 # ---- evaluation metrics (issue 14) ----
@@ -622,6 +643,7 @@ def markdown(result: dict) -> str:
                   "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
                   "|---:|---:|---:|---:|---:|---:|"]
         index = {(r["n"], r["d"], r["impl"]): r for r in result["mmd"]}
+        rates = [r for r in result["mmd"] if r["impl"] == "fastgan forward"]
         for (n, d, impl), r in index.items():
             if impl != "fastgan":
                 continue
@@ -635,6 +657,13 @@ def markdown(result: dict) -> str:
             lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
                          f"{ratio} | {memory} |")
         lines.append("")
+        if rates:
+            lines += ["Forward alone (float32): pairs x d x 3 flops (subtract, FMA) per second, as a fraction of the "
+                      "GPU's FP32 peak (the subtract-and-FMA form's ceiling is 75%).", "",
+                      "| n | d | forward | TFLOP/s | of FP32 peak |", "|---:|---:|---:|---:|---:|"]
+            lines += [f"| {r['n']} | {r['d']} | {format_time(r['median_s'])} | {r['flops_per_s'] / 1e12:.1f} | "
+                      f"{100 * r['fp32_peak_fraction']:.0f}% |" for r in rates]
+            lines.append("")
     if result.get("mh"):
         lines += ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
                   "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
@@ -761,7 +790,7 @@ def run_device(device: str, args) -> dict:
     tasks += [("sampler", dist, size) for dist in ops if dist in SAMPLERS for size in sampler_sizes]
     if "mmd" in ops:
         mmd_sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
-        tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS) for n in mmd_sizes]
+        tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS[device]) for n in mmd_sizes]
     if "mh" in ops:
         mh_chains = (4096,) if args.quick else (4096, 65536)
         tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]

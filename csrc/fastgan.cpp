@@ -60,8 +60,9 @@ TORCH_LIBRARY(fastgan, m) {
 
   // ---- direct losses (csrc/mmd): MMD^2 between samples x [n, d] and y [m, d], tiled, memory O((n + m) d) ----
   // (kernel_type, not kernel: Inductor's fallback for custom ops takes a parameter named `kernel` itself)
-  m.def("mmd(Tensor x, Tensor y, float[] bandwidths, str kernel_type=\"rbf\", bool unbiased=True) -> Tensor");
-  m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, str kernel_type, bool unbiased) "
+  // kernel_params: the bandwidths (rbf, laplacian), none (energy), [degree, gamma, coef] (polynomial)
+  m.def("mmd(Tensor x, Tensor y, float[] kernel_params, str kernel_type=\"rbf\", bool unbiased=True) -> Tensor");
+  m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] kernel_params, str kernel_type, bool unbiased) "
         "-> (Tensor, Tensor)");
 }
 

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from .losses import fused_gan_loss, fused_generator_loss
-from .mmd import DEFAULT_BANDWIDTHS, mmd
+from .mmd import mmd
 
 
 class GANLoss(torch.nn.Module):
@@ -47,16 +47,19 @@ class GeneratorLoss(torch.nn.Module):
 class MMDLoss(torch.nn.Module):
     """MMD^2 loss module (a GMMN's generator loss): ``MMDLoss(kernel="rbf")(x, y)``; see fastgan.mmd."""
 
-    def __init__(self, *, bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS, kernel: str = "rbf",
-                 estimator: str = "unbiased", squared: bool = True):
+    def __init__(self, *, bandwidths: Optional[Sequence[float]] = None, kernel: str = "rbf",
+                 estimator: str = "unbiased", squared: bool = True, degree: Optional[int] = None,
+                 gamma: Optional[float] = None, coef: Optional[float] = None):
         super().__init__()
-        self.bandwidths, self.kernel = tuple(float(b) for b in bandwidths), kernel
-        self.estimator, self.squared = estimator, squared
+        self.bandwidths = None if bandwidths is None else tuple(float(b) for b in bandwidths)
+        self.kernel, self.estimator, self.squared = kernel, estimator, squared
+        self.degree, self.gamma, self.coef = degree, gamma, coef
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return mmd(x, y, bandwidths=self.bandwidths, kernel=self.kernel, estimator=self.estimator,
-                   squared=self.squared)
+                   squared=self.squared, degree=self.degree, gamma=self.gamma, coef=self.coef)
 
     def extra_repr(self) -> str:
-        return (f"bandwidths={self.bandwidths}, kernel={self.kernel!r}, estimator={self.estimator!r}, "
-                f"squared={self.squared}")
+        options = {"bandwidths": self.bandwidths, "degree": self.degree, "gamma": self.gamma, "coef": self.coef}
+        given = "".join(f", {name}={value}" for name, value in options.items() if value is not None)
+        return f"kernel={self.kernel!r}, estimator={self.estimator!r}, squared={self.squared}{given}"

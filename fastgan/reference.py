@@ -82,13 +82,17 @@ def gan_loss_stats(real, fake, *, loss="bce", label_smoothing=0.0, inputs="logit
     return stats
 
 
-def mmd(x, y, *, bandwidths=MMD_BANDWIDTHS, kernel="rbf", estimator="unbiased", squared=True, exact=True):
+def mmd(x, y, *, bandwidths=MMD_BANDWIDTHS, kernel="rbf", estimator="unbiased", squared=True, exact=True,
+        degree=3, gamma=None, coef=1.0):
     """MMD^2 the usual way: the full n x m kernel matrices from torch.cdist (memory O(n m)). exact=True computes
     distances as differences (the spec); exact=False is cdist's default, as people call it, whose matrix-product
-    shortcut leaves ~1e-8 where distances are 0 (the diagonals) and cancels for close points."""
+    shortcut leaves ~1e-8 where distances are 0 (the diagonals) and cancels for close points. The polynomial
+    kernel (gamma a . b + coef)^degree (gamma = 1 / d by default) is one matrix product."""
     mode = "donot_use_mm_for_euclid_dist" if exact else "use_mm_for_euclid_dist_if_necessary"
 
     def gram(a, b):
+        if kernel == "polynomial":
+            return ((1.0 / a.shape[1] if gamma is None else gamma) * (a @ b.T) + coef) ** degree
         distance = torch.cdist(a, b, compute_mode=mode)
         if kernel == "energy":
             return -distance

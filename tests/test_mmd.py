@@ -9,8 +9,13 @@ import fastgan
 from fastgan import reference
 from conftest import DEVICES, needs_cuda
 
-KERNELS = ["rbf", "laplacian", "energy"]
+KERNELS = ["rbf", "laplacian", "energy", "polynomial"]
 ESTIMATORS = ["unbiased", "biased"]
+# kernel_params of the raw op: two bandwidths, none for energy, [degree, gamma, coef]
+OP_PARAMS = {"rbf": [0.5, 2.0], "laplacian": [0.5, 2.0], "energy": [], "polynomial": [3.0, 0.5, 1.0]}
+# the same as keyword arguments of fastgan.mmd / reference.mmd
+OPTIONS = {"rbf": {"bandwidths": (0.5, 2.0)}, "laplacian": {"bandwidths": (0.5, 2.0)}, "energy": {},
+           "polynomial": {"degree": 3, "gamma": 0.5, "coef": 1.0}}
 
 
 def samples(n, m, d, dtype, device, generator):
@@ -104,12 +109,12 @@ def test_gradcheck_and_opcheck(generator, device):
     for kernel in KERNELS:
         for estimator in ESTIMATORS:
             def fn(a, b):
-                return fastgan.mmd(a, b, kernel=kernel, estimator=estimator, bandwidths=(0.5, 2.0))
+                return fastgan.mmd(a, b, kernel=kernel, estimator=estimator, **OPTIONS[kernel])
             assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(), y.clone().requires_grad_()))
-        torch.library.opcheck(torch.ops.fastgan.mmd.default, (x.clone().requires_grad_(), y, [0.5, 2.0], kernel, True))
+        params = OP_PARAMS[kernel]
+        torch.library.opcheck(torch.ops.fastgan.mmd.default, (x.clone().requires_grad_(), y, params, kernel, True))
         torch.library.opcheck(torch.ops.fastgan.mmd_backward.default,
-                              (torch.tensor(1.5, dtype=torch.float64, device=device), x, y, [0.5, 2.0], kernel,
-                               False))
+                              (torch.tensor(1.5, dtype=torch.float64, device=device), x, y, params, kernel, False))
 
 
 def test_compile_fullgraph(generator):
@@ -140,7 +145,19 @@ def test_deterministic_for_any_thread_count(generator):
         (lambda x: fastgan.mmd(x, x, bandwidths=(1.0, 0.0)), ValueError, "finite and > 0"),
         (lambda x: fastgan.mmd(x, x, bandwidths=()), ValueError, "give 1 to 16 bandwidths"),
         (lambda x: fastgan.mmd(x, x, bandwidths=[1.0] * 17), ValueError, "give 1 to 16 bandwidths"),
-        (lambda x: fastgan.mmd(x, x, kernel="gaussian"), ValueError, "kernel must be 'rbf', 'laplacian' or 'energy'"),
+        (lambda x: fastgan.mmd(x, x, kernel="gaussian"), ValueError,
+         "kernel must be one of 'rbf', 'laplacian', 'energy', 'polynomial'"),
+        (lambda x: fastgan.mmd(x, x, kernel="energy", bandwidths=(1.0,)), ValueError, "energy kernel takes no"),
+        (lambda x: fastgan.mmd(x, x, kernel="polynomial", bandwidths=(1.0,)), ValueError, "not to polynomial"),
+        (lambda x: fastgan.mmd(x, x, degree=2), ValueError, "degree apply to the polynomial kernel, not to 'rbf'"),
+        (lambda x: fastgan.mmd(x, x, kernel="laplacian", gamma=1.0, coef=0.0), ValueError, "gamma, coef apply"),
+        (lambda x: fastgan.mmd(x, x, kernel="polynomial", degree=2.0), TypeError, "degree must be an int"),
+        (lambda x: fastgan.mmd(x, x, kernel="polynomial", degree=0), ValueError, r"integer in \[1, 64\]"),
+        (lambda x: fastgan.mmd(x, x, kernel="polynomial", gamma=0.0), ValueError, "gamma must be finite and > 0"),
+        (lambda x: fastgan.mmd(x, x, kernel="polynomial", coef=math.inf), ValueError, "coef must be finite"),
+        (lambda x: torch.ops.fastgan.mmd(x, x, [3.5, 1.0, 1.0], "polynomial"), ValueError, "degree must be an int"),
+        (lambda x: torch.ops.fastgan.mmd(x, x, [3.0, 1.0], "polynomial"), ValueError, "takes \\[degree, gamma, coef\\]"),
+        (lambda x: torch.ops.fastgan.mmd(x, x, [1.0], "energy"), ValueError, "takes no parameters"),
         (lambda x: fastgan.mmd(x, x, estimator="v"), ValueError, "estimator must be 'unbiased' or 'biased'"),
         (lambda x: fastgan.mmd(x.int(), x.int()), TypeError, "float32 or float64"),
         (lambda x: fastgan.mmd(x[0], x[1]), ValueError, r"must be \[n, d\] and \[m, d\]"),
@@ -158,10 +175,37 @@ def test_biased_estimator_accepts_single_samples():
     assert abs(fastgan.mmd(x, y, estimator="biased").item() - expected) < 1e-6
 
 
+def test_polynomial_kernel_is_kid_and_its_gradient_is_the_reference(generator):
+    """Two independent implementations of the same estimator: the fused pair kernel and metrics.kid's float64
+    GEMM tiles (KID's defaults: degree 3, gamma 1 / d, coef 1; features of Inception-like size and sign)."""
+    x = torch.rand(150, 40, generator=generator, dtype=torch.float64)
+    y = 0.9 * torch.rand(120, 40, generator=generator, dtype=torch.float64) + 0.05
+    ours = fastgan.mmd(x, y, kernel="polynomial")
+    torch.testing.assert_close(ours, fastgan.metrics.kid(x, y), rtol=1e-11, atol=1e-13)
+    for estimator in ESTIMATORS:
+        a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+        value = fastgan.mmd(a, b, kernel="polynomial", degree=4, gamma=0.1, coef=-0.5, estimator=estimator)
+        grads = torch.autograd.grad(value, (a, b))
+        c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
+        expected = reference.mmd(c, e, kernel="polynomial", degree=4, gamma=0.1, coef=-0.5, estimator=estimator)
+        torch.testing.assert_close(value, expected, rtol=1e-11, atol=1e-13)
+        for g, ge in zip(grads, torch.autograd.grad(expected, (c, e))):
+            torch.testing.assert_close(g, ge, rtol=1e-10, atol=1e-13)
+
+
 @needs_cuda
-def test_cuda_dimension_limit_is_a_clear_error():
-    x = torch.randn(4, 257, device="cuda")
-    with pytest.raises(ValueError, match="on CUDA the dimension d must be <= 256"):
-        fastgan.mmd(x, x)
-    torch.testing.assert_close(fastgan.mmd(x[:, :256], x[:, :256] + 1).cpu(),
-                               fastgan.mmd(x[:, :256].cpu(), x[:, :256].cpu() + 1), rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_cuda_takes_any_dimension(kernel, generator):
+    """d = 300 and 2048 are past the old 256 limit: several shared-memory slices and gradient column chunks, with
+    ragged ends."""
+    for d in (300, 2048):
+        x, y = samples(70, 90, d, torch.float64, "cpu", generator)
+        x, y = x / math.sqrt(d), y / math.sqrt(d)  # keep the kernels away from 0 for every bandwidth
+        options = OPTIONS[kernel]
+        a, b = x.cuda().requires_grad_(), y.cuda().requires_grad_()
+        ours = fastgan.mmd(a, b, kernel=kernel, **options)
+        c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
+        expected = reference.mmd(c, e, kernel=kernel, **options)
+        torch.testing.assert_close(ours.cpu(), expected.detach(), rtol=1e-12, atol=1e-13)
+        for g, ge in zip(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(expected, (c, e))):
+            torch.testing.assert_close(g.cpu(), ge, rtol=1e-10, atol=1e-13)

@@ -3,12 +3,16 @@
 //   MMD^2 = w_xx sum_{i,j} k(x_i, x_j) + w_yy sum_{i,j} k(y_i, y_j) - 2 w_xy sum_{i,j} k(x_i, y_j)
 //
 // (the unbiased estimator drops the diagonals: w_xx = 1 / (n (n - 1)) and the n k(x, x) terms are subtracted).
-// Kernels are functions of the squared distance d2 = sum_k (a_k - b_k)^2, computed as a sum of squared
-// differences (never |a|^2 - 2ab + |b|^2, which cancels for close points):
+// Each kernel is a function of one pair statistic s(a, b). The distance kernels use the squared distance
+// d2 = sum_k (a_k - b_k)^2, computed as a sum of squared differences (never |a|^2 - 2ab + |b|^2, which cancels
+// for close points); the polynomial kernel uses the dot product p = sum_k a_k b_k:
 //   rbf        k = sum_s exp(-d2 / (2 s^2))
 //   laplacian  k = sum_s exp(-sqrt(d2) / s)
 //   energy     k = -sqrt(d2)                    (MMD^2 is then the energy distance)
-// The gradient is d k(a, b) / d a = h(d2) (a - b) with h = 2 dk/dd2; h is taken as 0 at d2 = 0, where a - b = 0.
+//   polynomial k = (gamma p + coef)^degree      (KID's kernel, Binkowski et al. 2018)
+// The gradient d k(a, b) / d a is h (a - b) for a distance kernel, with h = 2 dk/dd2 (taken as 0 at d2 = 0, where
+// a - b = 0), and h b for the polynomial kernel, with h = dk/dp. The unbiased estimator skips the pairs (i, i) of
+// a same-set sum rather than subtracting their values afterwards: for the polynomial kernel k(a, a) depends on a.
 // Every pass is a tiled sum over pairs: memory O((n + m) d), never O(n m).
 #pragma once
 
@@ -19,36 +23,61 @@
 
 namespace fastgan::mmd {
 
-enum class Kernel : int8_t { Rbf, Laplacian, Energy };
+enum class Kernel : int8_t { Rbf, Laplacian, Energy, Polynomial };
 
 constexpr int kMaxBandwidths = 16;
 
-// coef[s]: -1 / (2 s^2) for rbf, -1 / s for laplacian (unused for energy).
-struct Bandwidths {
-  int count = 0;
-  double coef[kMaxBandwidths] = {};
+// What the kernel formulas read; which fields apply depends on the kernel.
+struct KernelParams {
+  int count = 0;                       // rbf, laplacian: the number of bandwidths
+  double coef[kMaxBandwidths] = {};    // rbf: -1 / (2 s^2) per bandwidth s; laplacian: -1 / s
+  int degree = 0;                      // polynomial: (gamma p + offset)^degree
+  double gamma = 0, offset = 0;
 };
 
+// The pair statistic: the dot product for the polynomial kernel, the squared distance for the others.
+template <Kernel K>
+constexpr bool uses_dot_product = K == Kernel::Polynomial;
+
+// base^degree by repeated multiplication: exact for small integers, defined for a negative base, the same
+// sequence of roundings on every device.
+template <class V>
+FASTGAN_HD V integer_power(V base, int degree) {
+  V result = base;
+  for (int e = 1; e < degree; ++e) result = result * base;
+  return result;
+}
+
+// k as a function of the pair statistic (d2, or p for the polynomial kernel).
 template <Kernel K, class V>
-FASTGAN_HD V kernel_value(V d2, const Bandwidths& bw) {
-  if constexpr (K == Kernel::Energy) {
-    return V(0) - math::sqrt(d2);
+FASTGAN_HD V kernel_value(V stat, const KernelParams& kp) {
+  if constexpr (K == Kernel::Polynomial) {
+    return integer_power(V(kp.gamma) * stat + V(kp.offset), kp.degree);
+  } else if constexpr (K == Kernel::Energy) {
+    return V(0) - math::sqrt(stat);
   } else {
-    const V arg = K == Kernel::Rbf ? d2 : math::sqrt(d2);
+    const V arg = K == Kernel::Rbf ? stat : math::sqrt(stat);
     V total(0);
-    for (int s = 0; s < bw.count; ++s) total = total + math::exp_flush_subnormal(arg * V(bw.coef[s]));
+    for (int s = 0; s < kp.count; ++s) total = total + math::exp_flush_subnormal(arg * V(kp.coef[s]));
     return total;
   }
 }
 
-// h(d2) = 2 dk/dd2, so that d k(a, b) / d a = h (a - b).
+// h(d2) = 2 dk/dd2, so that d k(a, b) / d a = h (a - b); for the polynomial kernel h(p) = dk/dp, so that
+// d k(a, b) / d a = h b.
 template <Kernel K, class V>
-FASTGAN_HD V kernel_slope(V d2, const Bandwidths& bw) {
-  if constexpr (K == Kernel::Rbf) {
+FASTGAN_HD V kernel_slope(V stat, const KernelParams& kp) {
+  if constexpr (K == Kernel::Polynomial) {
+    const V base = V(kp.gamma) * stat + V(kp.offset);
+    const V power = kp.degree == 1 ? V(1) : integer_power(base, kp.degree - 1);
+    return V(kp.degree * kp.gamma) * power;
+  } else if constexpr (K == Kernel::Rbf) {
+    const V d2 = stat;
     V total(0);
-    for (int s = 0; s < bw.count; ++s) total = total + V(2 * bw.coef[s]) * math::exp_flush_subnormal(d2 * V(bw.coef[s]));
+    for (int s = 0; s < kp.count; ++s) total = total + V(2 * kp.coef[s]) * math::exp_flush_subnormal(d2 * V(kp.coef[s]));
     return total;
   } else {
+    const V d2 = stat;
     const V d = math::sqrt(d2);
     const V safe = math::select<V>(d2 > V(0), d, V(1));
     V total;
@@ -56,15 +85,12 @@ FASTGAN_HD V kernel_slope(V d2, const Bandwidths& bw) {
       total = V(-1) / safe;  // 2 d(-sqrt(d2))/dd2 = -1 / d
     } else {
       total = V(0);
-      for (int s = 0; s < bw.count; ++s) total = total + V(bw.coef[s]) * math::exp_flush_subnormal(d * V(bw.coef[s]));
+      for (int s = 0; s < kp.count; ++s) total = total + V(kp.coef[s]) * math::exp_flush_subnormal(d * V(kp.coef[s]));
       total = total / safe;  // 2 d exp(c d)/dd2 = c exp(c d) / d
     }
     return math::select<V>(d2 > V(0), total, V(0));
   }
 }
-
-// k(a, a): what the unbiased estimator removes from each diagonal.
-inline double kernel_at_zero(Kernel k, const Bandwidths& bw) { return k == Kernel::Energy ? 0.0 : bw.count; }
 
 template <class Fn>
 decltype(auto) dispatch_kernel(Kernel k, Fn&& fn) {
@@ -72,6 +98,7 @@ decltype(auto) dispatch_kernel(Kernel k, Fn&& fn) {
     case Kernel::Rbf: return fn(std::integral_constant<Kernel, Kernel::Rbf>{});
     case Kernel::Laplacian: return fn(std::integral_constant<Kernel, Kernel::Laplacian>{});
     case Kernel::Energy: return fn(std::integral_constant<Kernel, Kernel::Energy>{});
+    case Kernel::Polynomial: return fn(std::integral_constant<Kernel, Kernel::Polynomial>{});
   }
   __builtin_unreachable();
 }

@@ -19,30 +19,55 @@ using math::lane_sum;
 constexpr int64_t kRowTile = 16;
 constexpr int64_t kColTile = 512;
 
-// d2 between row a and columns j .. j + lanes of b^T.
-template <class T>
-at::vec::Vectorized<T> squared_distance(const Pairs<T>& p, const T* a, int64_t j) {
+// The pair statistic (d2, or the dot product) between row a and columns j .. j + lanes of b^T.
+template <Kernel K, class T>
+at::vec::Vectorized<T> statistic(const Pairs<T>& p, const T* a, int64_t j) {
   using Vec = at::vec::Vectorized<T>;
-  Vec d2(T(0));
+  Vec acc(T(0));
   for (int64_t k = 0; k < p.d; ++k) {
-    const Vec diff = Vec(a[k]) - Vec::loadu(p.bt + k * p.nb + j);
-    d2 = d2 + diff * diff;
+    const Vec b = Vec::loadu(p.bt + k * p.nb + j);
+    if constexpr (uses_dot_product<K>) {
+      acc = acc + Vec(a[k]) * b;
+    } else {
+      const Vec diff = Vec(a[k]) - b;
+      acc = acc + diff * diff;
+    }
   }
-  return d2;
-}
-
-template <class T>
-T squared_distance_scalar(const Pairs<T>& p, const T* a, int64_t j) {
-  T d2 = 0;
-  for (int64_t k = 0; k < p.d; ++k) {
-    const T diff = a[k] - p.bt[k * p.nb + j];
-    d2 += diff * diff;
-  }
-  return d2;
+  return acc;
 }
 
 template <Kernel K, class T>
-double pair_sum_typed(const Bandwidths& bw, const Pairs<T>& p) {
+T statistic_scalar(const Pairs<T>& p, const T* a, int64_t j) {
+  T acc = 0;
+  for (int64_t k = 0; k < p.d; ++k) {
+    const T b = p.bt[k * p.nb + j];
+    if constexpr (uses_dot_product<K>) {
+      acc += a[k] * b;
+    } else {
+      const T diff = a[k] - b;
+      acc += diff * diff;
+    }
+  }
+  return acc;
+}
+
+// v with lane `lane` set to 0: leaves the pair (i, i) out of a same-set sum (once per row and column tile).
+template <class T>
+at::vec::Vectorized<T> zero_lane(const at::vec::Vectorized<T>& v, int64_t lane) {
+  alignas(64) T lanes[at::vec::Vectorized<T>::size()];
+  v.store(lanes);
+  lanes[lane] = T(0);
+  return at::vec::Vectorized<T>::loadu(lanes);
+}
+
+// The lane of the pair (i, i) among columns j .. j + lanes, or -1.
+template <class T>
+int64_t diagonal_lane(const Pairs<T>& p, int64_t i, int64_t j) {
+  return p.skip_diagonal && i >= j && i < j + at::vec::Vectorized<T>::size() ? i - j : -1;
+}
+
+template <Kernel K, class T>
+double pair_sum_typed(const KernelParams& kp, const Pairs<T>& p) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
   std::vector<double> partial(tiles, 0.0);
@@ -56,9 +81,15 @@ double pair_sum_typed(const Bandwidths& bw, const Pairs<T>& p) {
           const T* a = p.a + i * p.d;
           Vec acc(T(0));
           int64_t j = j0;
-          for (; j + Vec::size() <= j1; j += Vec::size()) acc = acc + kernel_value<K>(squared_distance(p, a, j), bw);
+          for (; j + Vec::size() <= j1; j += Vec::size()) {
+            Vec k = kernel_value<K>(statistic<K>(p, a, j), kp);
+            if (const int64_t lane = diagonal_lane(p, i, j); lane >= 0) k = zero_lane(k, lane);
+            acc = acc + k;
+          }
           double row = lane_sum(acc);
-          for (; j < j1; ++j) row += kernel_value<K>(squared_distance_scalar(p, a, j), bw);
+          for (; j < j1; ++j) {
+            if (!(p.skip_diagonal && j == i)) row += kernel_value<K>(statistic_scalar<K>(p, a, j), kp);
+          }
           tile_total += row;
         }
       }
@@ -70,14 +101,14 @@ double pair_sum_typed(const Bandwidths& bw, const Pairs<T>& p) {
   return total;
 }
 
-// grad_i += coef sum_j h(d2_ij) (a_i - b_j), accumulated as the differences themselves (H a_i - sum_j h b_j
-// would cancel for data far from the origin).
+// grad_i += coef sum_j h_ij (a_i - b_j) for a distance kernel, accumulated as the differences themselves
+// (H a_i - sum_j h b_j would cancel for data far from the origin); coef sum_j h_ij b_j for the polynomial kernel.
 template <Kernel K, class T>
-void pair_grad_typed(const Bandwidths& bw, const Pairs<T>& p, double coef, T* grad) {
+void pair_grad_typed(const KernelParams& kp, const Pairs<T>& p, double coef, T* grad) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
   fastgan::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<Vec> acc(kRowTile * p.d);      // lanes of sum_j h (a_ik - b_jk)
+    std::vector<Vec> acc(kRowTile * p.d);      // lanes of sum_j h (a_ik - b_jk), or of sum_j h b_jk
     std::vector<double> tail(kRowTile * p.d);  // the same for the columns past the last full vector
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = t * kRowTile, i1 = std::min(p.na, i0 + kRowTile);
@@ -91,12 +122,20 @@ void pair_grad_typed(const Bandwidths& bw, const Pairs<T>& p, double coef, T* gr
           double* w_tail = tail.data() + (i - i0) * p.d;
           int64_t j = j0;
           for (; j + Vec::size() <= j1; j += Vec::size()) {
-            const Vec h = kernel_slope<K>(squared_distance(p, a, j), bw);
-            for (int64_t k = 0; k < p.d; ++k) w[k] = w[k] + h * (Vec(a[k]) - Vec::loadu(p.bt + k * p.nb + j));
+            Vec h = kernel_slope<K>(statistic<K>(p, a, j), kp);
+            if (const int64_t lane = diagonal_lane(p, i, j); lane >= 0) h = zero_lane(h, lane);
+            for (int64_t k = 0; k < p.d; ++k) {
+              const Vec b = Vec::loadu(p.bt + k * p.nb + j);
+              w[k] = w[k] + h * (uses_dot_product<K> ? b : Vec(a[k]) - b);
+            }
           }
           for (; j < j1; ++j) {
-            const T h = kernel_slope<K>(squared_distance_scalar(p, a, j), bw);
-            for (int64_t k = 0; k < p.d; ++k) w_tail[k] += h * (a[k] - p.bt[k * p.nb + j]);
+            if (p.skip_diagonal && j == i) continue;
+            const T h = kernel_slope<K>(statistic_scalar<K>(p, a, j), kp);
+            for (int64_t k = 0; k < p.d; ++k) {
+              const T b = p.bt[k * p.nb + j];
+              w_tail[k] += h * (uses_dot_product<K> ? b : a[k] - b);
+            }
           }
         }
       }
@@ -112,17 +151,17 @@ void pair_grad_typed(const Bandwidths& bw, const Pairs<T>& p, double coef, T* gr
 
 }  // namespace
 
-double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p) {
-  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(bw, p); });
+double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<float>& p) {
+  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
-double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p) {
-  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(bw, p); });
+double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<double>& p) {
+  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
-void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p, double coef, float* grad) {
-  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(bw, p, coef, grad); });
+void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<float>& p, double coef, float* grad) {
+  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
-void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p, double coef, double* grad) {
-  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(bw, p, coef, grad); });
+void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<double>& p, double coef, double* grad) {
+  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
 
 }  // namespace fastgan::mmd::cpu::FASTGAN_ISA

@@ -15,15 +15,16 @@ struct Pairs {
   const T* bt;
   int64_t nb;
   int64_t d;
+  bool skip_diagonal;  // a and b are the same set, and the pairs (i, i) are left out
 };
 
-#define FASTGAN_MMD_CPU_KERNELS                                                                              \
-  /* sum_{i,j} k(a_i, b_j), deterministic for any thread count */                                           \
-  double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p);                               \
-  double pair_sum(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p);                              \
-  /* grad_i += coef * sum_j h(d2_ij) (a_i - b_j), grad [na, d] */                                            \
-  void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<float>& p, double coef, float* grad);      \
-  void pair_grad(Kernel kernel, const Bandwidths& bw, const Pairs<double>& p, double coef, double* grad);
+#define FASTGAN_MMD_CPU_KERNELS                                                                               \
+  /* sum_{i,j} k(a_i, b_j), deterministic for any thread count */                                             \
+  double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<float>& p);                              \
+  double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<double>& p);                             \
+  /* grad_i += coef * sum_j d k(a_i, b_j) / d a_i, grad [na, d] */                                            \
+  void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<float>& p, double coef, float* grad);     \
+  void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<double>& p, double coef, double* grad);
 
 namespace generic { FASTGAN_MMD_CPU_KERNELS }
 namespace avx2 { FASTGAN_MMD_CPU_KERNELS }

@@ -1,13 +1,23 @@
-// CUDA MMD: a warp per row a of one sample set, sweeping all rows b of a set. Lanes take 32 rows b at a time and
-// compute their squared distances (the row a lives in registers, its coordinate k in lane k % 32, broadcast by
-// shuffles). Forward: ONE launch for the three pair sums, each warp's sum reduced in a fixed order and the
-// blocks' sums added by the last block (no float atomics: deterministic). Backward: ONE launch; the lanes then
-// split the coordinates, accumulating sum_b h (a_k - b_k) in registers, so d <= 32 * kMaxChunks on CUDA.
+// CUDA MMD, tiled like a GEMM. A block computes the pair statistics (d2 or dot products) of a tile of rows of one
+// set against a tile of rows of the other: the d coordinates are swept in slices staged in shared memory, and each
+// thread accumulates a few pairs in registers (rows ty + 16 r, columns tx + 16 c of the tile: conflict-free shared
+// reads). Any d; memory O((n + m) d).
+//
+// Forward: ONE launch over every tile of the three pair sums. A same-set sum visits only the tiles on and above
+// the diagonal and counts the tiles above it twice. Each block's sum is formed in double in a fixed order and the
+// blocks' sums are added by cuda::grid_sum (no float atomics: the same bits on every run).
+// Backward: ONE launch; a block owns a tile of rows of x or y (so it alone writes their gradient rows) and sweeps
+// the tiles of both sets: the slopes h of a tile go to shared memory, then the gradient is accumulated over that
+// tile's rows in column chunks and added to the output rows. Each gradient element is written by one thread in a
+// fixed order: deterministic. A same-set pair's statistic is computed twice, once by each row's block.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <climits>
+#include <cmath>
 
 #include "../common/reduce.cuh"
 #include "mmd_ops.h"
@@ -17,177 +27,270 @@ namespace {
 
 using at::Tensor;
 
-constexpr int kWarp = 32;
-constexpr int kWarpsPerBlock = 8;
-constexpr int kMaxChunks = 8;  // coordinates per lane: d <= 256
-constexpr unsigned kFull = 0xffffffffu;
+constexpr int kSide = 16;                   // a block is kSide x kSide threads
+constexpr int kThreads = kSide * kSide;
+constexpr int kSlice = 16;                  // coordinates staged in shared memory per step of the d sweep
+constexpr int kPad = 2;                     // shared rows of kTile + 2: the transposing stores hit distinct banks
 
+// Pairs per thread, rows x columns, in the forward tiles: 8 x 8 in float (16 shared loads per 128 FP instructions),
+// 4 x 4 in double (register pressure).
 template <class T>
-struct Sets {
-  const T* x;
-  const T* y;
-  int64_t n, m, d;
+constexpr int kForwardPairs = sizeof(T) == 4 ? 8 : 4;
+// The backward's tiles: 32 rows (2 per thread) against 64 (4 per thread); the gradient is accumulated in chunks of
+// kChunk<T> columns (4 per thread in float, 2 in double: shared memory stays under the 48 KiB static limit).
+constexpr int kBackwardRowPairs = 2;
+constexpr int kBackwardColPairs = 4;
+template <class T>
+constexpr int kChunk = sizeof(T) == 4 ? 64 : 32;
+
+// The staged slices of a kRows x kSlice block of A and a kCols x kSlice block of B, stored transposed.
+template <class T, int kRows, int kCols>
+struct Slices {
+  T a[kSlice][kRows + kPad];
+  T b[kSlice][kCols + kPad];
 };
 
-// The row's coordinates k = lane + 32 c, in registers.
-template <class T>
-__device__ __forceinline__ void load_row(const T* row, int64_t d, int lane, T (&a)[kMaxChunks]) {
-#pragma unroll
-  for (int c = 0; c < kMaxChunks; ++c) {
-    const int64_t k = lane + kWarp * c;
-    a[c] = k < d ? row[k] : T(0);
+// rows [row0, row0 + kRows) x coordinates [k0, k0 + kSlice) of a [count, d] into dst[k][row], zero outside.
+template <class T, int kRows>
+__device__ __forceinline__ void stage_slice(const T* __restrict__ src, int64_t count, int64_t row0, int64_t d,
+                                            int64_t k0, T (*dst)[kRows + kPad]) {
+  for (int e = threadIdx.x; e < kRows * kSlice; e += kThreads) {
+    const int row = e / kSlice, kk = e % kSlice;  // consecutive threads read consecutive coordinates of a row
+    const int64_t i = row0 + row, k = k0 + kk;
+    dst[kk][row] = i < count && k < d ? __ldg(src + i * d + k) : T(0);
   }
 }
 
-// ||a - b||^2 for this lane's row b (or 0 when the lane has none), a spread over the warp.
-template <class T>
-__device__ __forceinline__ T lane_distance(const T (&a)[kMaxChunks], const T* b_row, bool has_b, int64_t d) {
-  T d2 = 0;
+// acc[r][c] = the statistic between A row i0 + ty + kSide r and B row j0 + tx + kSide c (rows past the end give
+// meaningless values that the caller masks). Every thread of the block must call it; it ends synchronised.
+template <Kernel K, class T, int R, int C>
+__device__ __forceinline__ void tile_statistics(const T* __restrict__ a, int64_t na, int64_t i0,
+                                                const T* __restrict__ b, int64_t nb, int64_t j0, int64_t d,
+                                                Slices<T, kSide * R, kSide * C>& s, T (&acc)[R][C]) {
+  const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
 #pragma unroll
-  for (int c = 0; c < kMaxChunks; ++c) {
-    if (kWarp * c >= d) break;
-    const int64_t width = d - kWarp * c < kWarp ? d - kWarp * c : kWarp;
-    for (int64_t l = 0; l < width; ++l) {
-      const T ak = __shfl_sync(kFull, a[c], static_cast<int>(l));
-      if (has_b) {
-        const T diff = ak - b_row[kWarp * c + l];
-        d2 += diff * diff;
-      }
-    }
-  }
-  return d2;
-}
-
-template <class T>
-struct ForwardParams {
-  Sets<T> s;                       // x [n, d], y [m, d]
-  Bandwidths bw;                   // the kernel's per-bandwidth coefficients
-  double w_xx, w_yy, w_xy;         // the estimator's weights of the three pair sums
-  double diag;                     // subtracted at the end: the diagonal terms the unbiased estimator drops
-  T* out;                          // 0-d MMD^2
-  double* partials;                // [gridDim.x], cuda::grid_sum's workspace
-  unsigned int* blocks_done;       // zeroed before the launch
-};
-
-template <Kernel K, class T>
-__global__ void __launch_bounds__(kWarp * kWarpsPerBlock) mmd_forward_kernel(ForwardParams<T> p) {
-  const Sets<T>& s = p.s;
-  const Bandwidths& bw = p.bw;
-  const double w_xx = p.w_xx, w_yy = p.w_yy, w_xy = p.w_xy;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  // blocks [0, bx): x vs x; [bx, 2 bx): x vs y; [2 bx, 2 bx + by): y vs y
-  const int64_t bx = (s.n + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  int64_t block = blockIdx.x;
-  const T* rows = s.x;
-  const T* others = s.x;
-  int64_t count = s.n, other_count = s.n;
-  double weight = w_xx;
-  if (block >= 2 * bx) {
-    block -= 2 * bx;
-    rows = others = s.y;
-    count = other_count = s.m;
-    weight = w_yy;
-  } else if (block >= bx) {
-    block -= bx;
-    others = s.y;
-    other_count = s.m;
-    weight = -2.0 * w_xy;
-  }
-  const int64_t i = block * kWarpsPerBlock + warp;
-  double sum = 0;
-  if (i < count) {  // the whole warp takes this branch together
-    T a[kMaxChunks];
-    load_row(rows + i * s.d, s.d, lane, a);
-    for (int64_t j0 = 0; j0 < other_count; j0 += kWarp) {
-      const int64_t j = j0 + lane;
-      const bool has_b = j < other_count;
-      const T d2 = lane_distance(a, others + (has_b ? j : 0) * s.d, has_b, s.d);
-      if (has_b) sum += static_cast<double>(kernel_value<K>(d2, bw));
-    }
-  }
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_down_sync(kFull, sum, offset);
-  __shared__ double warp_sums[kWarpsPerBlock];
-  if (lane == 0) warp_sums[warp] = weight * sum;
-  __syncthreads();
-  double total[1] = {0.0};  // the block's total, in thread 0: its warps in order
-  if (threadIdx.x == 0) {
-    for (int w = 0; w < kWarpsPerBlock; ++w) total[0] += warp_sums[w];
+    for (int c = 0; c < C; ++c) acc[r][c] = T(0);
   }
-  if (cuda::grid_sum<kWarp * kWarpsPerBlock>(total, p.partials, p.blocks_done) && threadIdx.x == 0)
-    *p.out = static_cast<T>(total[0] - p.diag);
-}
-
-template <Kernel K, class T>
-__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
-    mmd_backward_kernel(Sets<T> s, Bandwidths bw, const T* grad_out, double coef_same_x, double coef_same_y,
-                        double coef_cross, T* grad_x, T* grad_y) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
-  if (row >= s.n + s.m) return;  // whole warps leave together
-  const bool in_x = row < s.n;
-  const int64_t i = in_x ? row : row - s.n;
-  const T* a_row = (in_x ? s.x : s.y) + i * s.d;
-  const double g = static_cast<double>(*grad_out);
-  T a[kMaxChunks];
-  load_row(a_row, s.d, lane, a);
-  double acc[kMaxChunks] = {};
-  // sweep 0: the row's own set (coefficient 2 w_same); sweep 1: the other set (-2 w_xy)
-  for (int sweep = 0; sweep < 2; ++sweep) {
-    const bool other_is_x = (sweep == 0) == in_x;
-    const T* others = other_is_x ? s.x : s.y;
-    const int64_t other_count = other_is_x ? s.n : s.m;
-    const double coef = g * (sweep == 0 ? (in_x ? coef_same_x : coef_same_y) : coef_cross);
-    for (int64_t j0 = 0; j0 < other_count; j0 += kWarp) {
-      const int64_t j = j0 + lane;
-      const bool has_b = j < other_count;
-      const T d2 = lane_distance(a, others + (has_b ? j : 0) * s.d, has_b, s.d);
-      const double h = has_b ? coef * static_cast<double>(kernel_slope<K>(d2, bw)) : 0.0;
-      const int64_t valid = other_count - j0 < kWarp ? other_count - j0 : kWarp;
-      for (int64_t l = 0; l < valid; ++l) {  // lanes now split the coordinates
-        const double h_l = __shfl_sync(kFull, h, static_cast<int>(l));
-        const T* b_row = others + (j0 + l) * s.d;
+  for (int64_t k0 = 0; k0 < d; k0 += kSlice) {
+    stage_slice<T, kSide * R>(a, na, i0, d, k0, s.a);
+    stage_slice<T, kSide * C>(b, nb, j0, d, k0, s.b);
+    __syncthreads();
 #pragma unroll
-        for (int c = 0; c < kMaxChunks; ++c) {
-          const int64_t k = lane + kWarp * c;
-          if (k < s.d) acc[c] += h_l * static_cast<double>(a[c] - b_row[k]);
+    for (int kk = 0; kk < kSlice; ++kk) {  // the zero padding past d adds 0 to both statistics
+      T av[R], bv[C];
+#pragma unroll
+      for (int r = 0; r < R; ++r) av[r] = s.a[kk][ty + kSide * r];
+#pragma unroll
+      for (int c = 0; c < C; ++c) bv[c] = s.b[kk][tx + kSide * c];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          if constexpr (uses_dot_product<K>) {
+            acc[r][c] = math::fma(av[r], bv[c], acc[r][c]);
+          } else {
+            const T diff = av[r] - bv[c];
+            acc[r][c] = math::fma(diff, diff, acc[r][c]);
+          }
         }
       }
     }
+    __syncthreads();  // the slices are overwritten next
   }
-  T* out = (in_x ? grad_x : grad_y) + i * s.d;
+}
+
+// (it, jt) with it <= jt from t in [0, tiles (tiles + 1) / 2), enumerated column by column.
+__device__ __forceinline__ void upper_triangle(int64_t t, int64_t& it, int64_t& jt) {
+  jt = static_cast<int64_t>((sqrt(8.0 * static_cast<double>(t) + 1.0) - 1.0) / 2.0);
+  while ((jt + 1) * (jt + 2) / 2 <= t) ++jt;  // the square root's rounding, either way
+  while (jt * (jt + 1) / 2 > t) --jt;
+  it = t - jt * (jt + 1) / 2;
+}
+
+__host__ __device__ __forceinline__ int64_t triangle(int64_t tiles) { return tiles * (tiles + 1) / 2; }
+
+template <class T>
+struct ForwardParams {
+  const T* x;                    // [n, d]
+  const T* y;                    // [m, d]
+  int64_t n, m, d;
+  int64_t tiles_x, tiles_y;      // row tiles of x and of y (kSide * kForwardPairs<T> rows each)
+  KernelParams kp;
+  double w_xx, w_yy, w_xy;       // the estimator's weights of the three pair sums
+  bool skip_diagonal;            // the same-set sums leave out the pairs (i, i)
+  T* out;                        // 0-d MMD^2
+  double* partials;              // [gridDim.x], cuda::grid_sum's workspace
+  unsigned int* blocks_done;     // zeroed before the launch
+};
+
+template <Kernel K, class T>
+__global__ void __launch_bounds__(kThreads) mmd_forward_kernel(ForwardParams<T> p) {
+  constexpr int R = kForwardPairs<T>;
+  constexpr int kTile = kSide * R;
+  __shared__ Slices<T, kTile, kTile> slices;
+  // blocks: the x-x triangle, then the x-y rectangle, then the y-y triangle
+  int64_t t = blockIdx.x, it, jt;
+  const T *a = p.x, *b = p.x;
+  int64_t na = p.n, nb = p.n;
+  double weight = p.w_xx;
+  bool same = true;
+  if (t < triangle(p.tiles_x)) {
+    upper_triangle(t, it, jt);
+  } else if ((t -= triangle(p.tiles_x)) < p.tiles_x * p.tiles_y) {
+    it = t / p.tiles_y;
+    jt = t % p.tiles_y;
+    b = p.y;
+    nb = p.m;
+    weight = -2.0 * p.w_xy;
+    same = false;
+  } else {
+    upper_triangle(t - p.tiles_x * p.tiles_y, it, jt);
+    a = b = p.y;
+    na = nb = p.m;
+    weight = p.w_yy;
+  }
+  const int64_t i0 = it * kTile, j0 = jt * kTile;
+  T acc[R][R];
+  tile_statistics<K, T, R, R>(a, na, i0, b, nb, j0, p.d, slices, acc);
+  const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
+  const bool skip_diagonal = same && p.skip_diagonal && it == jt;
+  double sum[1] = {0.0};
 #pragma unroll
-  for (int c = 0; c < kMaxChunks; ++c) {
-    const int64_t k = lane + kWarp * c;
-    if (k < s.d) out[k] = static_cast<T>(acc[c]);
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int c = 0; c < R; ++c) {
+      const int64_t i = i0 + ty + kSide * r, j = j0 + tx + kSide * c;
+      if (i < na && j < nb && !(skip_diagonal && i == j)) sum[0] += static_cast<double>(kernel_value<K>(acc[r][c], p.kp));
+    }
+  }
+  cuda::block_sum<kThreads>(sum);
+  if (threadIdx.x == 0) sum[0] *= same && it < jt ? 2.0 * weight : weight;  // a tile above the diagonal and its mirror
+  if (cuda::grid_sum<kThreads>(sum, p.partials, p.blocks_done) && threadIdx.x == 0) *p.out = static_cast<T>(sum[0]);
+}
+
+template <class T>
+struct BackwardParams {
+  const T* x;                    // [n, d]
+  const T* y;                    // [m, d]
+  int64_t n, m, d;
+  int64_t tiles_x;               // row tiles of x (blocks [0, tiles_x) own x's rows, the rest y's)
+  KernelParams kp;
+  const T* grad_out;             // 0-d: the gradient of MMD^2
+  double coef_same_x, coef_same_y, coef_cross;  // 2 w_xx, 2 w_yy, -2 w_xy
+  bool skip_diagonal;            // the same-set sums leave out the pairs (i, i)
+  T* grad_x;                     // [n, d], zeroed before the launch
+  T* grad_y;                     // [m, d], zeroed before the launch
+};
+
+template <Kernel K, class T>
+__global__ void __launch_bounds__(kThreads) mmd_backward_kernel(BackwardParams<T> p) {
+  constexpr int R = kBackwardRowPairs, C = kBackwardColPairs;
+  constexpr int kRows = kSide * R, kCols = kSide * C;
+  constexpr int kChunkCols = kChunk<T>, kChunkPairs = kChunkCols / kSide;
+  // The slices are dead while a chunk of B is staged, and the other way round.
+  __shared__ union {
+    Slices<T, kRows, kCols> slices;
+    T b[kCols][kChunkCols + 1];
+  } stage;
+  __shared__ T h[kRows][kCols + 1];
+  const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
+  const bool in_x = blockIdx.x < p.tiles_x;
+  const int64_t i0 = (in_x ? blockIdx.x : blockIdx.x - p.tiles_x) * int64_t(kRows);
+  const T* own = in_x ? p.x : p.y;
+  const T* other = in_x ? p.y : p.x;
+  const int64_t na = in_x ? p.n : p.m, n_other = in_x ? p.m : p.n;
+  T* grad = in_x ? p.grad_x : p.grad_y;
+  const double g = static_cast<double>(*p.grad_out);
+  for (int sweep = 0; sweep < 2; ++sweep) {  // the row's own set, then the other set
+    const bool same = sweep == 0;
+    const T* b = same ? own : other;
+    const int64_t nb = same ? na : n_other;
+    const double coef = g * (same ? (in_x ? p.coef_same_x : p.coef_same_y) : p.coef_cross);
+    for (int64_t j0 = 0; j0 < nb; j0 += kCols) {
+      T acc[R][C];
+      tile_statistics<K, T, R, C>(own, na, i0, b, nb, j0, p.d, stage.slices, acc);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          const int64_t i = i0 + ty + kSide * r, j = j0 + tx + kSide * c;
+          const bool valid = i < na && j < nb && !(same && p.skip_diagonal && i == j);
+          h[ty + kSide * r][tx + kSide * c] = valid ? kernel_slope<K>(acc[r][c], p.kp) : T(0);
+        }
+      }
+      for (int64_t k0 = 0; k0 < p.d; k0 += kChunkCols) {
+        for (int e = threadIdx.x; e < kCols * kChunkCols; e += kThreads) {
+          const int row = e / kChunkCols, kk = e % kChunkCols;
+          const int64_t j = j0 + row, k = k0 + kk;
+          stage.b[row][kk] = j < nb && k < p.d ? __ldg(b + j * p.d + k) : T(0);
+        }
+        __syncthreads();  // h and the chunk of B are visible
+        T a_own[R][kChunkPairs], sum[R][kChunkPairs];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+#pragma unroll
+          for (int c = 0; c < kChunkPairs; ++c) {
+            const int64_t i = i0 + ty + kSide * r, k = k0 + tx + kSide * c;
+            a_own[r][c] = i < na && k < p.d ? __ldg(own + i * p.d + k) : T(0);
+            sum[r][c] = T(0);
+          }
+        }
+        // sum_j h_ij (a_ik - b_jk), as differences (h a_i - sum_j h b_j would cancel far from the origin), or
+        // sum_j h_ij b_jk for the polynomial kernel
+        for (int jj = 0; jj < kCols; ++jj) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const T hv = h[ty + kSide * r][jj];
+#pragma unroll
+            for (int c = 0; c < kChunkPairs; ++c) {
+              const T bv = stage.b[jj][tx + kSide * c];
+              sum[r][c] = math::fma(hv, uses_dot_product<K> ? bv : a_own[r][c] - bv, sum[r][c]);
+            }
+          }
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+#pragma unroll
+          for (int c = 0; c < kChunkPairs; ++c) {
+            const int64_t i = i0 + ty + kSide * r, k = k0 + tx + kSide * c;
+            if (i < na && k < p.d) {
+              T& out = grad[i * p.d + k];
+              out = static_cast<T>(static_cast<double>(out) + coef * static_cast<double>(sum[r][c]));
+            }
+          }
+        }
+        __syncthreads();  // before the next chunk, or the next tile's slices, overwrite the stage
+      }
+    }
   }
 }
 
-void check_cuda_dimension(const Tensor& x) {
-  TORCH_CHECK_VALUE(x.size(1) <= kWarp * kMaxChunks, "fastgan.mmd: on CUDA the dimension d must be <= ",
-                    kWarp * kMaxChunks, ", got ", x.size(1), " (the CPU kernel has no limit)");
+// Launches are one-dimensional: the tiles must fit in gridDim.x.
+int grid_size(int64_t blocks) {
+  TORCH_CHECK_VALUE(blocks <= INT_MAX, "fastgan.mmd: ", blocks, " tiles exceed one CUDA grid");
+  return static_cast<int>(blocks);
 }
 
-Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> bandwidths, c10::string_view kernel,
-                   bool unbiased) {
-  const MmdSpec spec = make_spec(x_in, y_in, bandwidths, kernel, unbiased);
-  check_cuda_dimension(x_in);
+Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> kernel_params,
+                   c10::string_view kernel, bool unbiased) {
+  const MmdSpec spec = make_spec(x_in, y_in, kernel_params, kernel, unbiased);
   const Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const c10::cuda::CUDAGuard guard(x.device());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  const int64_t bx = (x.size(0) + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  const int64_t by = (y.size(0) + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  const int64_t blocks = 2 * bx + by;
   Tensor out = at::empty({}, x.options());
-  const auto workspace = cuda::grid_sum_workspace<double>(blocks, 1, x.options(), stream);
-  const double diag = spec.w_xx * spec.diag_x + spec.w_yy * spec.diag_y;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_cuda", [&] {
-    const Sets<scalar_t> sets{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0), y.size(0),
-                              x.size(1)};
+    const int64_t tile = kSide * kForwardPairs<scalar_t>;
+    const int64_t tiles_x = (x.size(0) + tile - 1) / tile, tiles_y = (y.size(0) + tile - 1) / tile;
+    const int blocks = grid_size(triangle(tiles_x) + tiles_x * tiles_y + triangle(tiles_y));
+    const auto workspace = cuda::grid_sum_workspace<double>(blocks, 1, x.options(), stream);
+    const ForwardParams<scalar_t> p{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0),
+                                    y.size(0), x.size(1), tiles_x, tiles_y, spec.params, spec.w_xx, spec.w_yy,
+                                    spec.w_xy, spec.skip_diagonal, out.mutable_data_ptr<scalar_t>(),
+                                    workspace.partials, workspace.blocks_done};
     dispatch_kernel(spec.kernel, [&](auto k) {
-      const ForwardParams<scalar_t> p{sets, spec.bw, spec.w_xx, spec.w_yy, spec.w_xy, diag,
-                                      out.mutable_data_ptr<scalar_t>(), workspace.partials, workspace.blocks_done};
-      mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kWarp * kWarpsPerBlock, 0, stream>>>(p);
+      mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kThreads, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
@@ -195,22 +298,23 @@ Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> 
 }
 
 std::tuple<Tensor, Tensor> mmd_backward(const Tensor& grad, const Tensor& x_in, const Tensor& y_in,
-                                        at::ArrayRef<double> bandwidths, c10::string_view kernel, bool unbiased) {
-  const MmdSpec spec = make_spec(x_in, y_in, bandwidths, kernel, unbiased);
-  check_cuda_dimension(x_in);
+                                        at::ArrayRef<double> kernel_params, c10::string_view kernel, bool unbiased) {
+  const MmdSpec spec = make_spec(x_in, y_in, kernel_params, kernel, unbiased);
   const Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const Tensor g = grad.to(x.scalar_type()).contiguous();
   const c10::cuda::CUDAGuard guard(x.device());
-  Tensor grad_x = at::empty_like(x), grad_y = at::empty_like(y);
-  const int64_t blocks = (x.size(0) + y.size(0) + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  Tensor grad_x = at::zeros_like(x), grad_y = at::zeros_like(y);
+  constexpr int64_t kRows = kSide * kBackwardRowPairs;
+  const int64_t tiles_x = (x.size(0) + kRows - 1) / kRows, tiles_y = (y.size(0) + kRows - 1) / kRows;
+  const int blocks = grid_size(tiles_x + tiles_y);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_backward_cuda", [&] {
-    const Sets<scalar_t> sets{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0), y.size(0),
-                              x.size(1)};
+    const BackwardParams<scalar_t> p{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0),
+                                     y.size(0), x.size(1), tiles_x, spec.params, g.const_data_ptr<scalar_t>(),
+                                     2.0 * spec.w_xx, 2.0 * spec.w_yy, -2.0 * spec.w_xy, spec.skip_diagonal,
+                                     grad_x.mutable_data_ptr<scalar_t>(), grad_y.mutable_data_ptr<scalar_t>()};
     dispatch_kernel(spec.kernel, [&](auto k) {
       mmd_backward_kernel<decltype(k)::value, scalar_t>
-          <<<blocks, kWarp * kWarpsPerBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(
-              sets, spec.bw, g.const_data_ptr<scalar_t>(), 2.0 * spec.w_xx, 2.0 * spec.w_yy, -2.0 * spec.w_xy,
-              grad_x.mutable_data_ptr<scalar_t>(), grad_y.mutable_data_ptr<scalar_t>());
+          <<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

@@ -10,17 +10,58 @@
 
 namespace fastgan::mmd {
 
+constexpr int kMaxDegree = 64;
+
 struct MmdSpec {
   Kernel kernel;
-  Bandwidths bw;
-  // MMD^2 = w_xx (S_xx - diag_x) + w_yy (S_yy - diag_y) - 2 w_xy S_xy, S the pair sums over all (i, j)
-  double w_xx, w_yy, w_xy, diag_x, diag_y;
+  KernelParams params;
+  // MMD^2 = w_xx S_xx + w_yy S_yy - 2 w_xy S_xy, S the pair sums; the same-set sums skip the pairs (i, i) when
+  // skip_diagonal (the unbiased estimator)
+  double w_xx, w_yy, w_xy;
+  bool skip_diagonal;
 };
 
-inline constexpr NameTable<Kernel, 3> kKernelNames{
-    {{"rbf", Kernel::Rbf}, {"laplacian", Kernel::Laplacian}, {"energy", Kernel::Energy}}};
+inline constexpr NameTable<Kernel, 4> kKernelNames{{{"rbf", Kernel::Rbf},
+                                                    {"laplacian", Kernel::Laplacian},
+                                                    {"energy", Kernel::Energy},
+                                                    {"polynomial", Kernel::Polynomial}}};
 
-inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<double> bandwidths,
+// kernel_params: the bandwidths for rbf and laplacian, nothing for energy, [degree, gamma, coef] for polynomial.
+inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, const char* op) {
+  KernelParams kp{};
+  switch (kernel) {
+    case Kernel::Rbf:
+    case Kernel::Laplacian:
+      TORCH_CHECK_VALUE(!kernel_params.empty() && kernel_params.size() <= kMaxBandwidths, op, ": give 1 to ",
+                        kMaxBandwidths, " bandwidths, got ", kernel_params.size());
+      for (double s : kernel_params) {
+        TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, op, ": bandwidths must be finite and > 0, got ", s);
+        kp.coef[kp.count++] = kernel == Kernel::Rbf ? -1.0 / (2.0 * s * s) : -1.0 / s;
+      }
+      break;
+    case Kernel::Energy:
+      TORCH_CHECK_VALUE(kernel_params.empty(), op, ": the energy kernel takes no parameters, got ",
+                        kernel_params.size());
+      break;
+    case Kernel::Polynomial: {
+      TORCH_CHECK_VALUE(kernel_params.size() == 3, op,
+                        ": the polynomial kernel takes [degree, gamma, coef], got ", kernel_params.size(), " values");
+      const double degree = kernel_params[0], gamma = kernel_params[1], offset = kernel_params[2];
+      // The power is a loop of multiplications (exact for integers, defined for a negative base): keep it short.
+      TORCH_CHECK_VALUE(degree == std::floor(degree) && degree >= 1 && degree <= kMaxDegree, op,
+                        ": degree must be an integer in [1, ", kMaxDegree, "], got ", degree);
+      TORCH_CHECK_VALUE(std::isfinite(gamma) && gamma > 0, op, ": gamma must be finite and > 0, got ", gamma);
+      TORCH_CHECK_VALUE(std::isfinite(offset), op, ": coef must be finite, got ", offset);
+      kp.degree = static_cast<int>(degree);
+      kp.gamma = gamma;
+      kp.offset = offset;
+      break;
+    }
+  }
+  return kp;
+}
+
+inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<double> kernel_params,
                          c10::string_view kernel, bool unbiased) {
   constexpr const char* op = "fastgan.mmd";
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
@@ -37,21 +78,12 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
                     " estimator needs at least ", minimum, " samples in x and in y, got ", n, " and ", m);
   MmdSpec spec{};
   spec.kernel = parse_name(kernel, kKernelNames, op, "kernel");
-  if (spec.kernel != Kernel::Energy) {
-    TORCH_CHECK_VALUE(!bandwidths.empty() && bandwidths.size() <= kMaxBandwidths, op, ": give 1 to ",
-                      kMaxBandwidths, " bandwidths, got ", bandwidths.size());
-    for (double s : bandwidths) {
-      TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, op, ": bandwidths must be finite and > 0, got ", s);
-      spec.bw.coef[spec.bw.count++] = spec.kernel == Kernel::Rbf ? -1.0 / (2.0 * s * s) : -1.0 / s;
-    }
-  }
+  spec.params = make_kernel_params(spec.kernel, kernel_params, op);
   const double dn = static_cast<double>(n), dm = static_cast<double>(m);
-  const double k0 = kernel_at_zero(spec.kernel, spec.bw);
   spec.w_xx = unbiased ? 1.0 / (dn * (dn - 1)) : 1.0 / (dn * dn);
   spec.w_yy = unbiased ? 1.0 / (dm * (dm - 1)) : 1.0 / (dm * dm);
   spec.w_xy = 1.0 / (dn * dm);
-  spec.diag_x = unbiased ? dn * k0 : 0.0;
-  spec.diag_y = unbiased ? dm * k0 : 0.0;
+  spec.skip_diagonal = unbiased;
   return spec;
 }
 
