@@ -728,7 +728,7 @@ def markdown(result: dict) -> str:
                 continue
             ratio = r["median_s"] / fastgan_time.get(protocol(r), float("nan"))
             lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
-                         f"{r['peak_bytes'] / 2**20:.0f} MiB | {ratio:.2f}x |")
+                         f"{max(r['peak_bytes'], 0) / 2**20:.0f} MiB | {ratio:.2f}x |")
         lines.append("")
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
@@ -844,6 +844,11 @@ def run_device(device: str, args) -> dict:
 RESULT_SECTIONS = ("ops", "speedups", "samplers", "mmd", "mh", "training", "scaling", "kernels", "metrics")
 
 
+def _has_common_schema(rows) -> bool:
+    return bool(rows) and isinstance(rows, list) and all(isinstance(r, dict) and "case" in r and "impl" in r
+                                                         for r in rows)
+
+
 def merge_sections(previous: dict, result: dict) -> dict:
     """A run of some --ops keeps the sections of the previous result file (same machine) that it did not measure,
     each with the date it was measured (meta.sections_measured), so one suite can be rerun alone."""
@@ -853,7 +858,12 @@ def merge_sections(previous: dict, result: dict) -> dict:
     earlier = previous["meta"].get("sections_measured", {})
     measured = {}
     for section in RESULT_SECTIONS:
-        if result.get(section):
+        if result.get(section) and _has_common_schema(result[section]) and _has_common_schema(previous.get(section)):
+            # rows of the common schema merge by (case, impl): rerunning some sizes keeps the others
+            fresh = {(r["case"], r["impl"]) for r in result[section]}
+            result[section] = [r for r in previous[section] if (r["case"], r["impl"]) not in fresh] + result[section]
+            measured[section] = date
+        elif result.get(section):
             measured[section] = date
         elif previous.get(section):
             result[section] = previous[section]

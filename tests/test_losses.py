@@ -464,6 +464,60 @@ def test_cuda_matches_cpu(case, dtype, generator):
         assert torch.equal(again, gpu_out)  # deterministic on the device too
 
 
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("loss", ["bce", "rpgan"])
+def test_cuda_bits_do_not_depend_on_alignment(loss, dtype, generator):
+    """A view that starts 1 element into its storage is not 16-byte aligned, so its forward and backward take the
+    element-by-element path; the aligned copy takes the 16-byte one. Both put the same elements in the same slots:
+    equal bits, not merely close values. Sizes: one chunk, mid (57,600: a PatchGAN map), many chunks."""
+    for n in (1000, 57_600, 3_000_001):
+        storage = draw((2, n + 1), dtype, "cuda", generator)
+        views = (storage[0, 1:], storage[1, 1:])
+        copies = tuple(v.clone() for v in views)
+        assert views[0].data_ptr() % 16 != 0 and copies[0].data_ptr() % 16 == 0
+        results = []
+        for real, fake in (views, copies):
+            real, fake = real.detach().requires_grad_(), fake.detach().requires_grad_()
+            value, stats = fastgan.fused_gan_loss(real, fake, loss=loss, return_stats=True)
+            per_element = fastgan.fused_gan_loss(real, fake, loss=loss, reduction="none")
+            upstream = torch.ones_like(per_element)
+            grads = torch.autograd.grad(per_element, (real, fake), upstream)
+            results.append([value, *stats.values(), per_element, *grads])
+        for ours, theirs in zip(*results):
+            assert torch.equal(ours, theirs)
+
+
+@needs_cuda
+def test_cuda_reduction_reuses_its_ticket_across_streams_and_graphs(generator):
+    """The multi-block forward keeps one ticket counter per stream, reset by the last block. Calls that alternate
+    between streams, and a CUDA graph replayed twice (which allocates its own counter), give the eager bits."""
+    real, fake = (draw((3_000_001,), torch.float32, "cuda", generator) for _ in range(2))
+    expected = fastgan.fused_gan_loss(real, fake)
+    side = torch.cuda.Stream()
+    for _ in range(3):
+        with torch.cuda.stream(side):
+            on_side = fastgan.fused_gan_loss(real, fake)
+        torch.cuda.current_stream().wait_stream(side)
+        assert torch.equal(on_side, expected)
+        assert torch.equal(fastgan.fused_gan_loss(real, fake), expected)
+    mmd_x, mmd_y = (draw((3000, 16), torch.float32, "cuda", generator) for _ in range(2))
+    assert torch.equal(fastgan.mmd(mmd_x, mmd_y), fastgan.mmd(mmd_x, mmd_y))  # MMD shares the stream's ticket
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fastgan.fused_gan_loss(real, fake)  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = fastgan.fused_gan_loss(real, fake)
+    for _ in range(2):
+        captured.zero_()
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(captured, expected)
+    assert torch.equal(fastgan.fused_gan_loss(real, fake), expected)
+
+
 @pytest.mark.parametrize("dtype, max_ulps", [(torch.float32, 2.0), (torch.float64, 4.0)], ids=str)
 def test_elementwise_bce_is_accurate_to_a_few_ulps(dtype, max_ulps):
     """softplus(+-x), the per-element BCE, over a dense sweep and the tails, against logaddexp(+-x, 0) in float64

@@ -128,10 +128,14 @@ def test_drs_recovers_the_target_from_a_known_density_ratio(device):
 
 @needs_cuda
 def test_cuda_and_cpu_select_the_same_states():
-    _, logits = known_ratio_proposals(1000, 30, 11, "cpu")
-    cpu = fastgan.mh_gan_select(logits, seed=12)
-    gpu = fastgan.mh_gan_select(logits.cuda(), seed=12)
-    assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
+    """k = 1, 30, 70: no round, a partial round and several rounds of the warp's 32 proposals; with and without an
+    initial state."""
+    for k in (1, 30, 70):
+        _, logits = known_ratio_proposals(1000, k, 11, "cpu")
+        for init in (None, logits[:, 0] - 0.3):
+            cpu = fastgan.mh_gan_select(logits, seed=12, init_logit=init)
+            gpu = fastgan.mh_gan_select(logits.cuda(), seed=12, init_logit=None if init is None else init.cuda())
+            assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
 
 
 @needs_cuda

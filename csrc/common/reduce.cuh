@@ -5,9 +5,13 @@
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace fastgan::cuda {
 
@@ -45,52 +49,107 @@ __device__ __forceinline__ void block_sum(T (&v)[N]) {
   __syncthreads();  // warp_sums may be reused by a second call
 }
 
+// The grid's ticket: every block calls it once after storing its partials; true in the last block to arrive (the
+// partials of every block are then visible to it). That block resets the counter to 0, so a counter can be reused
+// by the next launch on the same stream (stream_ticket). Every thread of the block must call it.
+__device__ __forceinline__ bool last_block_done(unsigned int* blocks_done) {
+  __shared__ bool is_last;
+  if (threadIdx.x == 0) {
+    __threadfence();  // this block's partials are visible to every block before the ticket says so
+    is_last = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+    if (is_last) *blocks_done = 0;  // every other block has taken its ticket
+  }
+  __syncthreads();
+  if (is_last) __threadfence();
+  return is_last;  // block-uniform
+}
+
+// v[k] = the sum of partials[p * N + k] over p in [0, count), in a fixed order: a fixed strided share per thread,
+// then block_sum's fixed tree; valid in thread 0. The bits depend only on count and kBlockThreads.
+template <int kBlockThreads, int N, class T>
+__device__ __forceinline__ void sum_partials(T (&v)[N], const T* partials, int64_t count) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) v[k] = T(0);
+  for (int64_t part = threadIdx.x; part < count; part += kBlockThreads) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) v[k] += __ldcg(&partials[part * N + k]);  // from L2, not a stale L1 line
+  }
+  block_sum<kBlockThreads>(v);
+}
+
 // One launch, deterministic: the grid's sum of each block's totals v[0..N) (valid in thread 0 on entry, as after
 // block_sum). Each block stores its totals in partials[block * N ..], and the last block to finish (an integer
-// ticket, no float atomics) adds every block's partials in a fixed order: a fixed strided share per thread, then
-// block_sum's fixed tree. So the bits depend only on the grid size, never on which block finishes last. Returns true
-// in the last block only, where thread 0's v then holds the grid totals; every thread of every block must call it.
+// ticket, no float atomics) adds every block's partials with sum_partials. So the bits depend only on the grid
+// size, never on which block finishes last. Returns true in the last block only, where thread 0's v then holds the
+// grid totals; every thread of every block must call it.
 template <int kBlockThreads, int N, class T>
 __device__ __forceinline__ bool grid_sum(T (&v)[N], T* partials, unsigned int* blocks_done) {
-  __shared__ bool is_last;
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int k = 0; k < N; ++k) partials[blockIdx.x * N + k] = v[k];
-    __threadfence();  // the partials are visible to every block before the ticket says so
-    is_last = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
   }
-  __syncthreads();
-  if (!is_last) return false;  // block-uniform
-  __threadfence();
-#pragma unroll
-  for (int k = 0; k < N; ++k) v[k] = T(0);
-  for (unsigned block = threadIdx.x; block < gridDim.x; block += blockDim.x) {
-#pragma unroll
-    for (int k = 0; k < N; ++k) v[k] += __ldcg(&partials[block * N + k]);  // from L2, not a stale L1 line
-  }
-  block_sum<kBlockThreads>(v);
+  if (!last_block_done(blocks_done)) return false;
+  sum_partials<kBlockThreads>(v, partials, gridDim.x);
   return true;
 }
 
-// The device memory grid_sum needs for `blocks` blocks of N totals of type T: the partials, then the ticket counter,
-// zeroed on `stream` (only the counter needs it). Keep `storage` alive until the launch is enqueued.
+// A zeroed ticket counter for launches on `stream`. In eager mode one counter per (device, stream) is kept for the
+// process's life and reused: last_block_done leaves it at 0, and launches on one stream run in order, so no memset
+// (a separate stream operation of ~1-2 us) is needed per launch. While the stream is being captured into a CUDA
+// graph, a fresh counter is allocated and zeroed in the graph (`keep_alive` holds it): a replay may run on another
+// stream, concurrently with eager launches.
+inline unsigned int* stream_ticket(const at::TensorOptions& options, cudaStream_t stream, int64_t stream_id,
+                                   at::Tensor& keep_alive) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    keep_alive = at::empty({1}, options.dtype(at::kInt));
+    C10_CUDA_CHECK(cudaMemsetAsync(keep_alive.mutable_data_ptr(), 0, sizeof(unsigned int), stream));
+    return static_cast<unsigned int*>(keep_alive.mutable_data_ptr());
+  }
+  // Leaked on purpose: CUDA memory must not be freed by static destructors after the runtime has shut down.
+  static auto* counters = new std::map<std::pair<int, int64_t>, at::Tensor>();
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& counter = (*counters)[{options.device().index(), stream_id}];
+  if (!counter.defined()) counter = at::zeros({1}, options.dtype(at::kInt));  // on the current stream: `stream`
+  return static_cast<unsigned int*>(counter.mutable_data_ptr());
+}
+
+// The device memory grid_sum needs for `blocks` partials of N totals of type T, and the ticket counter of the
+// current stream (which must be `stream`). Keep the workspace alive until the launch is enqueued.
 template <class T>
 struct GridSumWorkspace {
-  at::Tensor storage;
+  at::Tensor partials_storage, ticket_storage;
   T* partials = nullptr;
   unsigned int* blocks_done = nullptr;
 };
 
 template <class T>
-GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOptions& options, cudaStream_t stream) {
-  const int64_t partial_bytes = blocks * n * static_cast<int64_t>(sizeof(T));
+GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOptions& options,
+                                       const c10::cuda::CUDAStream& stream) {
   GridSumWorkspace<T> w;
-  w.storage = at::empty({partial_bytes + 16}, options.dtype(at::kByte));
-  char* base = static_cast<char*>(w.storage.mutable_data_ptr());
-  w.partials = reinterpret_cast<T*>(base);
-  w.blocks_done = reinterpret_cast<unsigned int*>(base + partial_bytes);
-  C10_CUDA_CHECK(cudaMemsetAsync(w.blocks_done, 0, sizeof(unsigned int), stream));
+  w.partials_storage = at::empty({blocks * n * static_cast<int64_t>(sizeof(T))}, options.dtype(at::kByte));
+  w.partials = reinterpret_cast<T*>(w.partials_storage.mutable_data_ptr());
+  w.blocks_done = stream_ticket(options, stream.stream(), stream.id(), w.ticket_storage);
   return w;
+}
+
+// The number of blocks of kKernel (launched with `threads` threads and no dynamic shared memory) that the current
+// device runs at once: the size of a persistent grid. Cached per kernel and device.
+template <auto kKernel>
+int resident_blocks(int threads) {
+  constexpr int kMaxDevices = 64;
+  static int cached[kMaxDevices] = {};  // 0: not yet known (a benign race: every writer stores the same value)
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < kMaxDevices && cached[device] > 0) return cached[device];
+  int sms = 0, per_sm = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads, 0));
+  const int blocks = sms * per_sm > 0 ? sms * per_sm : 1;
+  if (device < kMaxDevices) cached[device] = blocks;
+  return blocks;
 }
 
 }  // namespace fastgan::cuda

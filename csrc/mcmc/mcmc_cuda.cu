@@ -1,5 +1,5 @@
-// CUDA entry points of the MCMC ops: ONE launch each (a thread per chain), no host synchronisation; the rejection
-// sampler's accept-and-compact is one cub select pass.
+// CUDA entry points of the MCMC ops: ONE launch each (a thread per chain, a warp per chain for MH-GAN's selection),
+// no host synchronisation; the rejection sampler's accept-and-compact is one cub select pass.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -18,20 +18,58 @@ namespace {
 using at::Tensor;
 
 constexpr int kThreads = 256;
+constexpr int kWarp = 32;
 
-int64_t blocks_for(int64_t chains) { return std::max<int64_t>(1, (chains + kThreads - 1) / kThreads); }
+// Blocks of kThreads for one thread per item.
+int64_t blocks_for(int64_t threads) { return std::max<int64_t>(1, (threads + kThreads - 1) / kThreads); }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) mh_select_kernel(const T* __restrict__ logits, int64_t chains, int64_t k,
-                                                             const T* __restrict__ init, uint64_t seed, uint64_t stream,
-                                                             int64_t offset, int64_t* __restrict__ index,
-                                                             bool* __restrict__ moved) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= chains) return;
-  const ChainResult r = select_chain(logits + c * k, k, init != nullptr ? init + c : nullptr, seed, stream,
-                                     offset + c * k);
-  index[c] = r.index;
-  moved[c] = r.moved;
+struct MhSelectParams {
+  const T* logits;       // [chains, k]: the discriminator's logits of each chain's proposals
+  int64_t chains, k;
+  const T* init;         // [chains]: the initial states' logits, or null (each chain starts at proposal 0)
+  uint64_t seed, stream;
+  int64_t offset;        // chain c's proposal j uses word offset + c k + j
+  int64_t* index;        // [chains]: the final state, -1 for the initial one
+  bool* moved;           // [chains]: whether any proposal was accepted
+};
+
+// A warp per chain (MH-GAN's default, 256 chains x 640 proposals, is 8 warps' work per SM rather than one block on
+// one SM): the lanes load 32 consecutive logits (coalesced) and compute their 32 log-uniforms (the Philox blocks
+// and logs, the work) in parallel; the serial decisions then walk those 32 in order on every lane, broadcast by
+// shuffles. The same decisions in the same order as select_chain (the CPU's loop), so the same result.
+template <class T>
+__global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p) {
+  constexpr unsigned kFull = 0xffffffffu;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t c = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (c >= p.chains) return;  // the whole warp together
+  const T* logits = p.logits + c * p.k;
+  const int64_t first_word = p.offset + c * p.k;
+  int64_t current = p.init != nullptr ? -1 : 0;
+  T current_logit = p.init != nullptr ? p.init[c] : logits[0];
+  bool moved = false;
+  for (int64_t base = p.init != nullptr ? 0 : 1; base < p.k; base += kWarp) {
+    const int64_t j = base + lane;
+    T logit = T(0), log_u = T(0);
+    if (j < p.k) {
+      logit = logits[j];
+      log_u = math::log(stream_uniform<T>(p.seed, p.stream, first_word + j));
+    }
+    const int count = p.k - base < kWarp ? static_cast<int>(p.k - base) : kWarp;
+    for (int l = 0; l < count; ++l) {
+      const T logit_l = __shfl_sync(kFull, logit, l), log_u_l = __shfl_sync(kFull, log_u, l);
+      if (accept_log(log_u_l, logit_l - current_logit)) {
+        current = base + l;
+        current_logit = logit_l;
+        moved = true;
+      }
+    }
+  }
+  if (lane == 0) {
+    p.index[c] = current;
+    p.moved[c] = moved;
+  }
 }
 
 template <class T>
@@ -123,10 +161,16 @@ std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optiona
   if (chains == 0) return {index, moved};
   const c10::cuda::CUDAGuard guard(logits.device());
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select_cuda", [&] {
-    mh_select_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        logits.const_data_ptr<scalar_t>(), chains, logits.size(1),
-        init.defined() ? init.const_data_ptr<scalar_t>() : nullptr, static_cast<uint64_t>(seed),
-        static_cast<uint64_t>(stream), offset, index.mutable_data_ptr<int64_t>(), moved.mutable_data_ptr<bool>());
+    const MhSelectParams<scalar_t> p{logits.const_data_ptr<scalar_t>(),
+                                     chains,
+                                     logits.size(1),
+                                     init.defined() ? init.const_data_ptr<scalar_t>() : nullptr,
+                                     static_cast<uint64_t>(seed),
+                                     static_cast<uint64_t>(stream),
+                                     offset,
+                                     index.mutable_data_ptr<int64_t>(),
+                                     moved.mutable_data_ptr<bool>()};
+    mh_select_kernel<scalar_t><<<blocks_for(chains * kWarp), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {index, moved};

@@ -161,13 +161,6 @@ FASTGAN_HD int64_t search_cdf(const T* row, int64_t k, T u) {
   return (first - row) + (*first <= target && (first - row) < k - 1 ? 1 : 0);
 }
 
-// The uniform for sample i of a sample_cdf row: word i of that row's stream, at the table's precision.
-template <class T>
-FASTGAN_HD T cdf_uniform(uint64_t seed, uint64_t stream, int64_t i) {
-  const philox::Words w = philox::block(seed, stream, static_cast<uint64_t>(i) / 4);
-  return to_uniform<T>(w.at(static_cast<uint32_t>(i & 3)), UniformKind::ClosedLow);
-}
-
 // Standard normals of a stream read in increasing element order by one thread, exactly as the CUDA `latent`
 // kernel draws them (Box-Muller on the word pair e & ~1, e | 1): one Philox block per 4 elements and one
 // Box-Muller per pair. (The CPU `latent` evaluates the same formula with vector math, which rounds sin/cos

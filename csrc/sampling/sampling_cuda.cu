@@ -107,12 +107,25 @@ struct SampleCdfParams {
   int64_t* out;          // [rows, n] bin indices
 };
 
+// A thread per Philox block of a row's stream: its 4 words are 4 samples (sample i of row r is word offset + i of
+// stream + r, on the closed-low uniform grid), so each block is computed once, and the 4 searches are independent
+// (their dependent loads overlap).
 template <class T>
 __global__ void __launch_bounds__(kThreads) sample_cdf_kernel(SampleCdfParams<T> p) {
+  const int64_t first_block = p.offset / 4;
+  const int64_t blocks_per_row = (p.offset + p.n - 1) / 4 - first_block + 1;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < p.rows * p.n; e += stride) {
-    const int64_t r = e / p.n, i = e % p.n;
-    p.out[e] = search_cdf(p.cdf + r * p.bins, p.bins, cdf_uniform<T>(p.seed, p.stream + r, p.offset + i));
+  for (int64_t item = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; item < p.rows * blocks_per_row;
+       item += stride) {
+    const int64_t r = item / blocks_per_row, j = first_block + item % blocks_per_row;
+    const philox::Words w = philox::block(p.seed, p.stream + r, static_cast<uint64_t>(j));
+    const T* row = p.cdf + r * p.bins;
+    int64_t* out = p.out + r * p.n;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 4 * j + k - p.offset;
+      if (i >= 0 && i < p.n) out[i] = search_cdf(row, p.bins, to_uniform<T>(w.w[k], UniformKind::ClosedLow));
+    }
   }
 }
 
@@ -168,7 +181,8 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   TORCH_CHECK_VALUE(offset >= 0, "fastgan::sample_cdf_: offset must be >= 0, got ", offset);
   if (out.numel() == 0) return;
   const c10::cuda::CUDAGuard guard(out.device());
-  const int64_t blocks = std::min<int64_t>((out.numel() + kThreads - 1) / kThreads, 65535 * 4);
+  const int64_t items = out.size(0) * (out.size(1) / 4 + 2);  // Philox blocks: at most n / 4 + 2 per row
+  const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads, 65535 * 4);
   auto launch = [&](auto tag) {
     using T = decltype(tag);
     const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1),
