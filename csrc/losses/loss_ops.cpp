@@ -15,18 +15,60 @@ namespace {
 
 using at::Tensor;
 
-enum class Family { Bce, Hinge, LeastSquares, Wasserstein, RpGan };
+// One row per loss family: everything the two ops need to know about it. Adding a family is one row here (plus a
+// TermKind in losses.h if no per-element term fits, and its reference in fastgan/reference.py).
+struct Family {
+  std::string_view name;
+  TermKind kind;            // the discriminator's per-element term (BceLogits becomes BceProbs for inputs='probs')
+  Term real, fake;          // its terms of the real and the fake logits (Paired: `real` is the pair term)
+  TermKind generator_kind;  // the generator's term, of the fake logits
+  Term generator;           // non-saturating
+  bool smoothable;          // label_smoothing applies: the real term's target 1 becomes 1 - s
+  bool saturating_form;     // saturating=True applies: the generator term becomes -softplus(x) (log(1 - D(x)))
+  bool paired;              // one term of the pairs sign (real - fake) (D) and sign (fake - real) (G)
+};
 
-constexpr NameTable<Family, 5> kFamilyNames{{{"bce", Family::Bce},
-                                             {"hinge", Family::Hinge},
-                                             {"least_squares", Family::LeastSquares},
-                                             {"wasserstein", Family::Wasserstein},
-                                             {"rpgan", Family::RpGan}}};
+constexpr Family kBce{"bce", TermKind::BceLogits, {1.0, 1.0}, {1.0, 0.0}, TermKind::BceLogits, {1.0, 1.0},
+                      true, true, false};
+// relu(1 - real) + relu(1 + fake); G: -fake
+constexpr Family kHinge{"hinge", TermKind::Hinge, {1.0, -1.0}, {1.0, 1.0}, TermKind::Linear, {-1.0, 0.0},
+                        false, false, false};
+// (real - 1)^2 / 2 + fake^2 / 2 (smoothed: real - (1 - s)); G: (fake - 1)^2 / 2
+constexpr Family kLeastSquares{"least_squares", TermKind::Square, {1.0, 1.0}, {1.0, 0.0}, TermKind::Square,
+                               {1.0, 1.0}, true, false, false};
+// fake - real; G: -fake
+constexpr Family kWasserstein{"wasserstein", TermKind::Linear, {-1.0, 0.0}, {1.0, 0.0}, TermKind::Linear,
+                              {-1.0, 0.0}, false, false, false};
+// D: softplus(-(real - fake)); G: softplus(-(fake - real)), both with the real logits
+constexpr Family kRpGan{"rpgan", TermKind::BceLogits, {1.0, 0.0}, {}, TermKind::BceLogits, {1.0, 0.0},
+                        false, false, true};
+
+constexpr NameTable<const Family*, 5> kFamilyNames{{{kBce.name, &kBce},
+                                                    {kHinge.name, &kHinge},
+                                                    {kLeastSquares.name, &kLeastSquares},
+                                                    {kWasserstein.name, &kWasserstein},
+                                                    {kRpGan.name, &kRpGan}}};
 constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};  // true: probabilities
 constexpr NameTable<Reduction, 3> kReductionNames{
     {{"mean", Reduction::Mean}, {"sum", Reduction::Sum}, {"none", Reduction::None}}};
 
-Family parse_family(c10::string_view name, const char* op) { return parse_name(name, kFamilyNames, op, "loss"); }
+const Family& parse_family(c10::string_view name, const char* op) {
+  return *parse_name(name, kFamilyNames, op, "loss");
+}
+
+// "loss='bce' and 'least_squares'": the families with a flag, for the messages (written from the table).
+std::string families_with(bool Family::*flag) {
+  std::string names;
+  int count = 0;
+  for (const auto& [name, family] : kFamilyNames) {
+    if (!(family->*flag)) continue;
+    names += (count++ == 0 ? "loss='" : " and '") + std::string(name) + "'";
+  }
+  return names;
+}
+
+// inputs='probs' is a BCE on probabilities: the families whose term is BceLogits and that are not paired.
+bool accepts_probs(const Family& family) { return family.kind == TermKind::BceLogits && !family.paired; }
 
 bool parse_probs(c10::string_view inputs, const char* op) { return parse_name(inputs, kInputsNames, op, "inputs"); }
 
@@ -47,12 +89,12 @@ void check_pair(const Tensor& real, const Tensor& fake, const char* real_name, c
                     " elementwise, so they must have the same shape, got ", real.sizes(), " and ", fake.sizes());
 }
 
-// The discriminator's loss: term a on the real logits, term b on the fake ones.
+// The discriminator's loss: term a on the real logits, term b on the fake ones (Paired: one term of the pairs).
 LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_view loss, double label_smoothing,
                             c10::string_view inputs, c10::string_view reduction) {
   constexpr const char* op = "fastgan.fused_gan_loss";
   LossSpec spec;
-  const Family family = parse_family(loss, op);
+  const Family& family = parse_family(loss, op);
   const bool probs = parse_probs(inputs, op);
   spec.reduction = parse_reduction(reduction, op);
   check_input(real, "real_logits", spec.reduction, op);
@@ -60,101 +102,55 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
   check_same_device_and_dtype(real, "real_logits", fake, "fake_logits", op);
   TORCH_CHECK_VALUE(label_smoothing >= 0.0 && label_smoothing < 1.0, op,
                     ": label_smoothing must lie in [0, 1), got ", label_smoothing);
-  TORCH_CHECK_VALUE(label_smoothing == 0.0 || family == Family::Bce || family == Family::LeastSquares, op,
-                    ": label_smoothing applies to loss='bce' and 'least_squares' only, got loss='", loss, "'");
-  TORCH_CHECK_VALUE(!probs || family == Family::Bce, op,
-                    ": inputs='probs' applies to loss='bce' only, got loss='", loss, "'");
-  const double real_target = 1.0 - label_smoothing;
-  switch (family) {
-    case Family::Bce:
-      spec.kind = probs ? TermKind::BceProbs : TermKind::BceLogits;
-      spec.a = {1.f, real_target};
-      spec.b = {1.f, 0.f};
-      break;
-    case Family::Hinge:  // relu(1 - real) + relu(1 + fake)
-      spec.kind = TermKind::Hinge;
-      spec.a = {1.f, -1.f};
-      spec.b = {1.f, 1.f};
-      break;
-    case Family::LeastSquares:  // (real - b)^2 / 2 + (fake - a)^2 / 2 with a = 0, b = 1 (smoothed: 1 - s)
-      spec.kind = TermKind::Square;
-      spec.a = {1.f, real_target};
-      spec.b = {1.f, 0.f};
-      break;
-    case Family::Wasserstein:  // fake - real
-      spec.kind = TermKind::Linear;
-      spec.a = {-1.f, 0.f};
-      spec.b = {1.f, 0.f};
-      break;
-    case Family::RpGan:  // softplus(-(real - fake)) = softplus(fake - real)
-      check_pair(real, fake, "real_logits", "fake_logits", op);
-      spec.kind = TermKind::BceLogits;
-      spec.layout = Layout::Paired;
-      spec.a = {1.f, 0.f};
-      spec.pair_sign = -1.f;
-      break;
+  TORCH_CHECK_VALUE(label_smoothing == 0.0 || family.smoothable, op, ": label_smoothing applies to ",
+                    families_with(&Family::smoothable), " only, got loss='", loss, "'");
+  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to loss='bce' only, got loss='",
+                    loss, "'");
+  spec.kind = probs ? TermKind::BceProbs : family.kind;
+  spec.a = family.real;
+  if (family.smoothable) spec.a.param -= label_smoothing;
+  spec.b = family.fake;
+  if (family.paired) {
+    check_pair(real, fake, "real_logits", "fake_logits", op);
+    spec.layout = Layout::Paired;
+    spec.pair_sign = -1.f;
   }
   return spec;
 }
 
-// The generator's loss: term b on the fake logits (a absent), or the rpgan pairing with the real logits.
+// The generator's loss: term b on the fake logits (a absent), or the pairing with the real logits.
 LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c10::string_view loss,
                         bool saturating, c10::string_view inputs, c10::string_view reduction) {
   constexpr const char* op = "fastgan.fused_generator_loss";
   LossSpec spec;
-  const Family family = parse_family(loss, op);
+  const Family& family = parse_family(loss, op);
   const bool probs = parse_probs(inputs, op);
   spec.reduction = parse_reduction(reduction, op);
   check_input(fake, "fake_logits", spec.reduction, op);
-  TORCH_CHECK_VALUE(!saturating || family == Family::Bce, op,
-                    ": saturating=True applies to loss='bce' only, got loss='", loss, "'");
-  TORCH_CHECK_VALUE(!probs || family == Family::Bce, op,
-                    ": inputs='probs' applies to loss='bce' only, got loss='", loss, "'");
-  TORCH_CHECK_VALUE(family == Family::RpGan || !real.has_value(), op,
-                    ": real_logits is used by loss='rpgan' only; pass real_logits=None for loss='", loss, "'");
-  switch (family) {
-    case Family::Bce:
-      // non-saturating: softplus(-x) = BCE(x, 1); saturating: log(1 - D(x)) = -softplus(x) = -BCE(x, 0)
-      spec.kind = probs ? TermKind::BceProbs : TermKind::BceLogits;
-      spec.b = saturating ? Term{-1.0, 0.0} : Term{1.0, 1.0};
-      break;
-    case Family::Hinge:
-    case Family::Wasserstein:  // -fake
-      spec.kind = TermKind::Linear;
-      spec.b = {-1.f, 0.f};
-      break;
-    case Family::LeastSquares:  // (fake - c)^2 / 2 with c = 1
-      spec.kind = TermKind::Square;
-      spec.b = {1.f, 1.f};
-      break;
-    case Family::RpGan:  // softplus(-(fake - real)) = softplus(real - fake)
-      TORCH_CHECK_VALUE(real.has_value(), op, ": loss='rpgan' needs real_logits (D's logits on the real batch)");
-      check_input(*real, "real_logits", spec.reduction, op);
-      check_pair(*real, fake, "real_logits", "fake_logits", op);
-      spec.kind = TermKind::BceLogits;
-      spec.layout = Layout::Paired;
-      spec.a = {1.f, 0.f};
-      spec.pair_sign = 1.f;
-      break;
+  TORCH_CHECK_VALUE(!saturating || family.saturating_form, op, ": saturating=True applies to ",
+                    families_with(&Family::saturating_form), " only, got loss='", loss, "'");
+  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to loss='bce' only, got loss='",
+                    loss, "'");
+  TORCH_CHECK_VALUE(family.paired || !real.has_value(), op, ": real_logits is used by ",
+                    families_with(&Family::paired), " only; pass real_logits=None for loss='", loss, "'");
+  spec.kind = probs ? TermKind::BceProbs : family.generator_kind;
+  // saturating: log(1 - D(x)) = -softplus(x) = -BCE(x, 0); non-saturating: softplus(-x) = BCE(x, 1)
+  spec.b = saturating ? Term{-1.0, 0.0} : family.generator;
+  if (family.paired) {
+    TORCH_CHECK_VALUE(real.has_value(), op, ": loss='", loss, "' needs real_logits (D's logits on the real batch)");
+    check_input(*real, "real_logits", spec.reduction, op);
+    check_pair(*real, fake, "real_logits", "fake_logits", op);
+    spec.layout = Layout::Paired;
+    spec.a = family.generator;
+    spec.b = Term{};
+    spec.pair_sign = 1.f;
   }
   return spec;
 }
 
-const LossEngine*& engine_slot(c10::DeviceType type) {
-  static const LossEngine* cpu = nullptr;
-  static const LossEngine* cuda = nullptr;
-  return type == c10::DeviceType::CUDA ? cuda : cpu;
-}
-
-const LossEngine& engine_for(const Tensor& t) {
-  const auto type = t.device().type();
-  TORCH_CHECK(type == c10::DeviceType::CPU || type == c10::DeviceType::CUDA,
-              "fastgan: the loss ops run on CPU and CUDA tensors, got a tensor on ", t.device());
-  const LossEngine* engine = engine_slot(type);
-  TORCH_CHECK(engine != nullptr, "fastgan: this build of fastgan has no ", c10::DeviceTypeName(type),
-              " kernels (fastgan.build_info() tells what it was built with); rebuild with FASTGAN_CUDA=1");
-  return *engine;
-}
+// The loss ops register one function for both dispatch keys (the checks, which come first, name the op), so the
+// engine follows the tensors' device.
+const LossEngine& engine_for(const Tensor& t) { return EngineTable<LossEngine>::of(t.device().type(), "fastgan"); }
 
 int64_t numel_or_zero(const Tensor& t) { return t.defined() ? t.numel() : 0; }
 
@@ -285,9 +281,6 @@ OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor
   w.stats[3] = wb;
   return w;
 }
-
-void register_cpu_engine(const LossEngine& engine) { engine_slot(c10::DeviceType::CPU) = &engine; }
-void register_cuda_engine(const LossEngine& engine) { engine_slot(c10::DeviceType::CUDA) = &engine; }
 
 // The same entry points serve both devices: the checks are identical, only the engine differs. Registering the
 // CUDA key even in a CPU-only build turns torch's generic "no kernel for CUDA" into a message about the build.

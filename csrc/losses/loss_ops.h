@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "../common/engine.h"
 #include "losses.h"
 
 namespace fastgan::losses {
@@ -31,8 +32,7 @@ struct OutputWeights {
 };
 OutputWeights output_weights(const LossSpec& spec, const at::Tensor& a, const at::Tensor& b);
 
-// Engines register themselves at load time; a device whose engine was not built gets a clear error.
-void register_cpu_engine(const LossEngine& engine);
-void register_cuda_engine(const LossEngine& engine);
+// Engines register themselves at load time with EngineTable<LossEngine> (common/engine.h); a device whose engine
+// was not built gets a clear error.
 
 }  // namespace fastgan::losses

@@ -68,7 +68,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
 }
 
 const LossEngine kCpuEngine{&forward, &backward};
-const bool kRegistered = (register_cpu_engine(kCpuEngine), true);
+const bool kRegistered = EngineTable<LossEngine>::add(c10::DeviceType::CPU, kCpuEngine);
 
 }  // namespace
 }  // namespace fastgan::losses

@@ -413,7 +413,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
 }
 
 const LossEngine kCudaEngine{&forward, &backward};
-const bool kRegistered = (register_cuda_engine(kCudaEngine), true);
+const bool kRegistered = EngineTable<LossEngine>::add(c10::DeviceType::CUDA, kCudaEngine);
 
 }  // namespace
 }  // namespace fastgan::losses

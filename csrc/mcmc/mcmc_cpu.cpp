@@ -1,8 +1,7 @@
-// CPU entry points of the MCMC ops: one pass over the chains, parallel over chains (each chain's work is a pure
+// The CPU McmcEngine: one pass over the chains, parallel over chains (each chain's work is a pure
 // function of its index, so any thread count gives the same result).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "../common/cpu_isa.h"
+#include "../common/engine.h"
 #include "../common/parallel.h"
 #include "../sampling/sampling_cpu_kernel.h"
 #include "mcmc.h"
@@ -20,41 +20,34 @@ namespace {
 
 using at::Tensor;
 
-std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
-                                     int64_t offset, int64_t stream) {
-  check_mh_select(logits_in, init_logit, offset);
-  const Tensor logits = logits_in.contiguous();
+void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
+               Tensor& index, Tensor& moved) {
   const int64_t chains = logits.size(0), k = logits.size(1);
-  Tensor index = at::empty({chains}, logits.options().dtype(at::kLong));
-  Tensor moved = at::empty({chains}, logits.options().dtype(at::kBool));
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select", [&] {
     const scalar_t* l = logits.const_data_ptr<scalar_t>();
-    const Tensor init = init_logit.has_value() ? init_logit->contiguous() : Tensor();
     const scalar_t* l0 = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr;
     int64_t* out_index = index.mutable_data_ptr<int64_t>();
     bool* out_moved = moved.mutable_data_ptr<bool>();
     fastgan::parallel_for(0, chains, 256, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        const auto r = select_chain(l + c * k, k, l0 != nullptr ? l0 + c : nullptr, static_cast<uint64_t>(seed),
-                                    static_cast<uint64_t>(stream), offset + c * k);
+        const auto r = select_chain(l + c * k, k, l0 != nullptr ? l0 + c : nullptr, seed, stream, offset + c * k);
         out_index[c] = r.index;
         out_moved[c] = r.moved;
       }
     });
   });
-  return {index, moved};
 }
 
 // Fills out[0, count) with draws of `dist` (parameters a, b) from words offset .. of a stream, by the per-ISA vector
 // fill (inside a parallel_for task it runs on the calling thread).
 template <class T>
-void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, int64_t seed, uint64_t stream,
+void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, uint64_t seed, uint64_t stream,
                  int64_t offset) {
   constexpr auto dtype = std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float;
   const sampling::cpu::FillArgs args{dist,
                                      a,
                                      b,
-                                     static_cast<uint64_t>(seed),
+                                     seed,
                                      stream,
                                      offset,
                                      count,
@@ -86,14 +79,12 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
 // vector math), then makes scalar passes over them while they are in cache. Small steps run on one thread: below
 // ~8k chains, waking the pool costs more than the step.
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
-             Tensor& samples, int64_t step_arg, const std::optional<Tensor>& step_offset, int64_t burn_in, int64_t thin,
-             double step_size, int64_t seed, int64_t stream) {
-  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step_arg, step_offset, burn_in, thin,
-                step_size);
-  const int64_t step = step_arg + (step_offset.has_value() ? step_offset->item<int64_t>() : 0);
+             Tensor& samples, const std::optional<Tensor>& step_offset, const MhStepSpec& spec) {
+  const uint64_t seed = spec.seed, stream = spec.stream;
+  const int64_t step = spec.step + (step_offset.has_value() ? step_offset->item<int64_t>() : 0);
   TORCH_CHECK_VALUE(step >= -1, "fastgan::mh_step_: step + step_offset must be >= -1, got ", step);
   const int64_t chains = state.size(0), d = state.size(1), slots = samples.size(1);
-  const int64_t keep = kept_slot(step, burn_in, thin, slots);
+  const int64_t keep = kept_slot(step, spec.burn_in, spec.thin, slots);
   constexpr int64_t kChainsPerTask = 8192;
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step", [&] {
     scalar_t* x = state.mutable_data_ptr<scalar_t>();
@@ -102,13 +93,13 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
     const scalar_t* lpp = proposal_log_prob.const_data_ptr<scalar_t>();
     int64_t* count = accepted.mutable_data_ptr<int64_t>();
     scalar_t* kept = samples.mutable_data_ptr<scalar_t>();
-    const auto scale = static_cast<scalar_t>(step_size);
+    const auto scale = static_cast<scalar_t>(spec.step_size);
     using Bits = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
     fastgan::parallel_for(0, chains, kChainsPerTask, [&](int64_t c0, int64_t c1) {
       std::vector<scalar_t> z(static_cast<size_t>((c1 - c0) * d)), e(static_cast<size_t>(c1 - c0));
       if (step >= 0) {
-        fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed,
-                    accept_stream(static_cast<uint64_t>(stream)), step * chains + c0);
+        fill_stream(e.data(), c1 - c0, sampling::Dist::Exponential, 1.0, 0.0, seed, accept_stream(stream),
+                    step * chains + c0);
         for (int64_t c = c0; c < c1; ++c) {
           const bool move = accept_log(-e[c - c0], lpp[c] - lp[c]);
           // Bit masks, not a branch (nor a select the compiler may turn into one): the outcome is a coin flip
@@ -122,7 +113,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
       if (keep >= 0) {
         for (int64_t c = c0; c < c1; ++c) std::copy(x + c * d, x + (c + 1) * d, kept + (c * slots + keep) * d);
       }
-      fill_stream(z.data(), (c1 - c0) * d, sampling::Dist::Normal, 0.0, 1.0, seed, static_cast<uint64_t>(stream),
+      fill_stream(z.data(), (c1 - c0) * d, sampling::Dist::Normal, 0.0, 1.0, seed, stream,
                   ((step + 1) * chains + c0) * d);
       propose(x + c0 * d, z.data(), scale, (c1 - c0) * d, xp + c0 * d);
     });
@@ -132,13 +123,11 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
 // Two passes over fixed chunks (so the result does not depend on the thread count): each chunk draws its -log u
 // with the vector fill and writes its accepted indices at its own start, in parallel; then the chunks slide down
 // into place, in order, and -1 fills the tail.
-std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
-  check_accept_compact(log_ratio_in, offset);
-  const Tensor log_ratio = log_ratio_in.contiguous();
+void accept_compact(const Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset, Tensor& index,
+                    Tensor& count) {
   const int64_t n = log_ratio.numel();
   constexpr int64_t kChunk = 4096;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  Tensor index = at::empty({n}, log_ratio.options().dtype(at::kLong));
   std::vector<int64_t> chunk_count(static_cast<size_t>(chunks));
   int64_t* out = index.mutable_data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact", [&] {
@@ -147,8 +136,7 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
       std::vector<scalar_t> e(kChunk);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kChunk, size = std::min(n - first, kChunk);
-        fill_stream(e.data(), size, sampling::Dist::Exponential, 1.0, 0.0, seed, static_cast<uint64_t>(stream),
-                    offset + first);
+        fill_stream(e.data(), size, sampling::Dist::Exponential, 1.0, 0.0, seed, stream, offset + first);
         int64_t* dst = out + first;
         for (int64_t i = 0; i < size; ++i) {
           *dst = first + i;  // written always, kept by advancing: no branch on a random accept pattern
@@ -165,15 +153,12 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
     total += m;
   }
   std::fill(out + total, out + n, int64_t{-1});
-  return {index, at::scalar_tensor(total, log_ratio.options().dtype(at::kLong))};
+  *count.mutable_data_ptr<int64_t>() = total;
 }
+
+const McmcEngine kCpuEngine{&accept_compact, &mh_select, &mh_step};
+const bool kRegistered = EngineTable<McmcEngine>::add(c10::DeviceType::CPU, kCpuEngine);
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
-  m.impl("accept_compact", &accept_compact);
-  m.impl("mh_select", &mh_select);
-  m.impl("mh_step_", &mh_step);
-}
 
 }  // namespace fastgan::mcmc

@@ -1,15 +1,15 @@
-// CUDA entry points of the MCMC ops: ONE launch each (a thread per chain, a warp per chain for MH-GAN's selection),
+// The CUDA McmcEngine: ONE launch per op (a thread per chain, a warp per chain for MH-GAN's selection),
 // no host synchronisation; the rejection sampler's accept-and-compact is one cub select pass.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <cub/device/device_select.cuh>
 #include <thrust/iterator/counting_iterator.h>
 
+#include "../common/engine.h"
 #include "mcmc_ops.h"
 
 namespace fastgan::mcmc {
@@ -121,20 +121,16 @@ struct Accepted {
   }
 };
 
-std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t seed, int64_t offset, int64_t stream) {
-  check_accept_compact(log_ratio_in, offset);
-  const Tensor log_ratio = log_ratio_in.contiguous();
+void accept_compact(const Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset, Tensor& index,
+                    Tensor& count) {
   const int64_t n = log_ratio.numel();
   const c10::cuda::CUDAGuard guard(log_ratio.device());
-  Tensor index = at::full({n}, -1, log_ratio.options().dtype(at::kLong));  // the tail stays -1
-  Tensor count = at::empty({}, log_ratio.options().dtype(at::kLong));       // written by the select pass
-  if (n == 0) return {index, count.zero_()};
+  index.fill_(-1);  // the tail stays -1; count is written by the select pass
   const cudaStream_t cuda_stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact_cuda", [&] {
     // cub's single-pass select (decoupled look-back) runs the accept test inside its scan and keeps the input
     // order, so the result is deterministic. The first call only sizes the scratch space.
-    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), static_cast<uint64_t>(seed),
-                                      static_cast<uint64_t>(stream), offset};
+    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), seed, stream, offset};
     const thrust::counting_iterator<int64_t> items(0);
     int64_t* selected = index.mutable_data_ptr<int64_t>();
     int64_t* selected_count = count.mutable_data_ptr<int64_t>();
@@ -147,42 +143,30 @@ std::tuple<Tensor, Tensor> accept_compact(const Tensor& log_ratio_in, int64_t se
     C10_CUDA_CHECK(cub::DeviceSelect::If(scratch.mutable_data_ptr(), scratch_bytes, items, selected, selected_count, n,
                                          accepted, cuda_stream));
   });
-  return {index, count};
 }
 
-std::tuple<Tensor, Tensor> mh_select(const Tensor& logits_in, const std::optional<Tensor>& init_logit, int64_t seed,
-                                     int64_t offset, int64_t stream) {
-  check_mh_select(logits_in, init_logit, offset);
-  const Tensor logits = logits_in.contiguous();
-  const Tensor init = init_logit.has_value() ? init_logit->contiguous() : Tensor();
+void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
+               Tensor& index, Tensor& moved) {
   const int64_t chains = logits.size(0);
-  Tensor index = at::empty({chains}, logits.options().dtype(at::kLong));
-  Tensor moved = at::empty({chains}, logits.options().dtype(at::kBool));
-  if (chains == 0) return {index, moved};
   const c10::cuda::CUDAGuard guard(logits.device());
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select_cuda", [&] {
     const MhSelectParams<scalar_t> p{logits.const_data_ptr<scalar_t>(),
                                      chains,
                                      logits.size(1),
                                      init.defined() ? init.const_data_ptr<scalar_t>() : nullptr,
-                                     static_cast<uint64_t>(seed),
-                                     static_cast<uint64_t>(stream),
+                                     seed,
+                                     stream,
                                      offset,
                                      index.mutable_data_ptr<int64_t>(),
                                      moved.mutable_data_ptr<bool>()};
     mh_select_kernel<scalar_t><<<blocks_for(chains * kWarp), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {index, moved};
 }
 
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
-             Tensor& samples, int64_t step, const std::optional<Tensor>& step_offset, int64_t burn_in, int64_t thin,
-             double step_size, int64_t seed, int64_t stream) {
-  check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, step_offset, burn_in, thin,
-                step_size);
+             Tensor& samples, const std::optional<Tensor>& step_offset, const MhStepSpec& spec) {
   const int64_t chains = state.size(0);
-  if (chains == 0) return;
   const c10::cuda::CUDAGuard guard(state.device());
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step_cuda", [&] {
     const MhStepArgs<scalar_t> args{state.mutable_data_ptr<scalar_t>(),
@@ -195,23 +179,20 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
                                     chains,
                                     state.size(1),
                                     samples.size(1),
-                                    step,
-                                    burn_in,
-                                    thin,
-                                    static_cast<scalar_t>(step_size),
-                                    static_cast<uint64_t>(seed),
-                                    static_cast<uint64_t>(stream)};
+                                    spec.step,
+                                    spec.burn_in,
+                                    spec.thin,
+                                    static_cast<scalar_t>(spec.step_size),
+                                    spec.seed,
+                                    spec.stream};
     mh_step_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
 
-}  // namespace
+const McmcEngine kCudaEngine{&accept_compact, &mh_select, &mh_step};
+const bool kRegistered = EngineTable<McmcEngine>::add(c10::DeviceType::CUDA, kCudaEngine);
 
-TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
-  m.impl("accept_compact", &accept_compact);
-  m.impl("mh_select", &mh_select);
-  m.impl("mh_step_", &mh_step);
-}
+}  // namespace
 
 }  // namespace fastgan::mcmc

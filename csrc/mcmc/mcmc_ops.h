@@ -1,4 +1,5 @@
-// Argument checks of the MCMC ops and the chain scan shared by the CPU and CUDA kernels.
+// The MCMC family's argument checks, the chain scan shared by the CPU and CUDA kernels, and its per-device engine;
+// the entry points are in mcmc_ops.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -90,5 +91,28 @@ inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {
                    "fastgan::accept_compact: log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
   TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_compact: offset must be >= 0, got ", offset);
 }
+
+// One random-walk Metropolis-Hastings step, checked (see fastgan/mcmc.py): accept or reject step `step` (plus the
+// step offset's value, read on the device, when given), keep the state if the step is kept, propose step + 1.
+struct MhStepSpec {
+  int64_t step, burn_in, thin;
+  double step_size;
+  uint64_t seed, stream;
+};
+
+// What a device implements (registered with EngineTable<McmcEngine>). Inputs are contiguous and non-empty, on the
+// engine's device; outputs are allocated by mcmc_ops.cpp.
+struct McmcEngine {
+  // index [n]: the accepted i in order, then -1; count: 0-d int64
+  void (*accept_compact)(const at::Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset,
+                         at::Tensor& index, at::Tensor& count);
+  // logits [chains, k]; init [chains] or undefined; index [chains] int64, moved [chains] bool
+  void (*mh_select)(const at::Tensor& logits, const at::Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
+                    at::Tensor& index, at::Tensor& moved);
+  // in place on state, log_prob, proposal, accepted, samples (check_mh_step's shapes)
+  void (*mh_step)(at::Tensor& state, at::Tensor& log_prob, at::Tensor& proposal, const at::Tensor& proposal_log_prob,
+                  at::Tensor& accepted, at::Tensor& samples, const std::optional<at::Tensor>& step_offset,
+                  const MhStepSpec& spec);
+};
 
 }  // namespace fastgan::mcmc

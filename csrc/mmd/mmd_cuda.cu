@@ -14,11 +14,11 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <climits>
 #include <cmath>
 
+#include "../common/engine.h"
 #include "../common/reduce.cuh"
 #include "mmd_ops.h"
 
@@ -273,13 +273,9 @@ int grid_size(int64_t blocks) {
   return static_cast<int>(blocks);
 }
 
-Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> kernel_params,
-                   c10::string_view kernel, bool unbiased) {
-  const MmdSpec spec = make_spec(x_in, y_in, kernel_params, kernel, unbiased);
-  const Tensor x = x_in.contiguous(), y = y_in.contiguous();
+void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out) {
   const c10::cuda::CUDAGuard guard(x.device());
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  Tensor out = at::empty({}, x.options());
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_cuda", [&] {
     const int64_t tile = kSide * kForwardPairs<scalar_t>;
     const int64_t tiles_x = (x.size(0) + tile - 1) / tile, tiles_y = (y.size(0) + tile - 1) / tile;
@@ -294,22 +290,17 @@ Tensor mmd_forward(const Tensor& x_in, const Tensor& y_in, at::ArrayRef<double> 
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
-  return out;
 }
 
-std::tuple<Tensor, Tensor> mmd_backward(const Tensor& grad, const Tensor& x_in, const Tensor& y_in,
-                                        at::ArrayRef<double> kernel_params, c10::string_view kernel, bool unbiased) {
-  const MmdSpec spec = make_spec(x_in, y_in, kernel_params, kernel, unbiased);
-  const Tensor x = x_in.contiguous(), y = y_in.contiguous();
-  const Tensor g = grad.to(x.scalar_type()).contiguous();
+void backward(const MmdSpec& spec, const Tensor& grad, const Tensor& x, const Tensor& y, Tensor& grad_x,
+              Tensor& grad_y) {
   const c10::cuda::CUDAGuard guard(x.device());
-  Tensor grad_x = at::zeros_like(x), grad_y = at::zeros_like(y);
   constexpr int64_t kRows = kSide * kBackwardRowPairs;
   const int64_t tiles_x = (x.size(0) + kRows - 1) / kRows, tiles_y = (y.size(0) + kRows - 1) / kRows;
   const int blocks = grid_size(tiles_x + tiles_y);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_backward_cuda", [&] {
     const BackwardParams<scalar_t> p{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0),
-                                     y.size(0), x.size(1), tiles_x, spec.params, g.const_data_ptr<scalar_t>(),
+                                     y.size(0), x.size(1), tiles_x, spec.params, grad.const_data_ptr<scalar_t>(),
                                      2.0 * spec.w_xx, 2.0 * spec.w_yy, -2.0 * spec.w_xy, spec.skip_diagonal,
                                      grad_x.mutable_data_ptr<scalar_t>(), grad_y.mutable_data_ptr<scalar_t>()};
     dispatch_kernel(spec.kernel, [&](auto k) {
@@ -318,14 +309,11 @@ std::tuple<Tensor, Tensor> mmd_backward(const Tensor& grad, const Tensor& x_in, 
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
-  return {grad_x, grad_y};
 }
+
+const MmdEngine kCudaEngine{&forward, &backward};
+const bool kRegistered = EngineTable<MmdEngine>::add(c10::DeviceType::CUDA, kCudaEngine);
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
-  m.impl("mmd", &mmd_forward);
-  m.impl("mmd_backward", &mmd_backward);
-}
 
 }  // namespace fastgan::mmd

@@ -1,4 +1,5 @@
-// Argument checks of the MMD ops and the estimator's weights, shared by the CPU and CUDA entry points.
+// The MMD family's spec (checked arguments and the estimator's weights) and its per-device engine; the entry
+// points are in mmd_ops.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -86,5 +87,15 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
   spec.skip_diagonal = unbiased;
   return spec;
 }
+
+// What a device implements (registered with EngineTable<MmdEngine>). x [n, d] and y [m, d] are contiguous, on the
+// engine's device, of one dtype (float32 or float64).
+struct MmdEngine {
+  // out: 0-d, x's dtype
+  void (*forward)(const MmdSpec& spec, const at::Tensor& x, const at::Tensor& y, at::Tensor& out);
+  // grad: 0-d, x's dtype, on x's device; grad_x and grad_y: zeroed, shaped like x and y
+  void (*backward)(const MmdSpec& spec, const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                   at::Tensor& grad_x, at::Tensor& grad_y);
+};
 
 }  // namespace fastgan::mmd

@@ -1,12 +1,12 @@
-// CPU entry points of the sampler ops.
+// The CPU SamplingEngine.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "../common/cpu_isa.h"
+#include "../common/engine.h"
 #include "../common/parallel.h"
 #include "sampling_cpu_kernel.h"
 #include "sampling_ops.h"
@@ -20,28 +20,23 @@ int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor)
   return offset + (offset_tensor.has_value() ? *offset_tensor->const_data_ptr<int64_t>() : 0);
 }
 
-void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
-  check_fill(out, offset, std::nullopt, "fastgan::fill_random_bits_");
-  TORCH_CHECK_TYPE(out.scalar_type() == at::kLong, "fastgan::fill_random_bits_: out must be int64");
-  FASTGAN_CPU_DISPATCH(cpu, fill_words, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
-                       out.numel(), out.mutable_data_ptr<int64_t>());
+void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
+  FASTGAN_CPU_DISPATCH(cpu, fill_words, seed, stream, offset, out.numel(), out.mutable_data_ptr<int64_t>());
 }
 
-void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
-                 const std::optional<Tensor>& offset_tensor, int64_t stream) {
-  check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
-  const int64_t start = total_offset(offset, offset_tensor);  // reads offset_tensor once
+void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {
+  const int64_t start = total_offset(spec.offset, offset_tensor);  // reads offset_tensor once
   if (start < 0) {
     // Only offset_tensor can take the position below 0 (offset is checked). The CUDA kernel reads it on the device
     // and cannot raise without a host sync, so both devices answer alike: NaN, never a silent partial fill.
     out.fill_(std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const cpu::FillArgs args{parse_dist(dist),
-                           a,
-                           b,
-                           static_cast<uint64_t>(seed),
-                           static_cast<uint64_t>(stream),
+  const cpu::FillArgs args{spec.dist,
+                           spec.a,
+                           spec.b,
+                           spec.seed,
+                           spec.stream,
                            start,
                            out.numel(),
                            fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
@@ -49,9 +44,7 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
   FASTGAN_CPU_DISPATCH(cpu, fill, args);
 }
 
-void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
-  check_sample_cdf(cdf, out);
-  TORCH_CHECK_VALUE(offset >= 0, "fastgan::sample_cdf_: offset must be >= 0, got ", offset);
+void sample_cdf(const Tensor& cdf, Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const int64_t rows = out.size(0), n = out.size(1), bins = cdf.size(1);
   int64_t* result = out.mutable_data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf", [&] {
@@ -59,7 +52,7 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
     // Row by row (row r draws stream + r) with a word cursor; no division per sample.
     fastgan::parallel_for(0, rows * n, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin / n, e = begin; e < end; ++r) {
-        philox::WordCursor word(static_cast<uint64_t>(seed), static_cast<uint64_t>(stream) + r);
+        philox::WordCursor word(seed, stream + r);
         const int64_t row_end = std::min(end, (r + 1) * n);
         for (; e < row_end; ++e) {
           const auto u = to_uniform<scalar_t>(word(static_cast<uint64_t>(offset + e - r * n)), UniformKind::ClosedLow);
@@ -70,12 +63,9 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   });
 }
 
-}  // namespace
+const SamplingEngine kCpuEngine{&fill_random_bits, &fill_latent, &sample_cdf};
+const bool kRegistered = EngineTable<SamplingEngine>::add(c10::DeviceType::CPU, kCpuEngine);
 
-TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
-  m.impl("sample_cdf_", &sample_cdf);
-  m.impl("fill_random_bits_", &fill_random_bits);
-  m.impl("fill_latent_", &fill_latent);
-}
+}  // namespace
 
 }  // namespace fastgan::sampling

@@ -5,7 +5,6 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <math_constants.h>
 
@@ -13,6 +12,7 @@
 #include <type_traits>
 
 #include "../common/dtype.h"
+#include "../common/engine.h"
 #include "sampling_ops.h"
 
 namespace fastgan::sampling {
@@ -134,34 +134,27 @@ int64_t grid_for(int64_t count) {
   return std::max<int64_t>(1, std::min<int64_t>((blocks_of_four + kThreads - 1) / kThreads, 65535 * 4));
 }
 
-void fill_random_bits(Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
-  check_fill(out, offset, std::nullopt, "fastgan::fill_random_bits_");
-  TORCH_CHECK_TYPE(out.scalar_type() == at::kLong, "fastgan::fill_random_bits_: out must be int64");
-  if (out.numel() == 0) return;
+void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const c10::cuda::CUDAGuard guard(out.device());
-  const StreamArgs s{static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset, nullptr, out.numel()};
+  const StreamArgs s{seed, stream, offset, nullptr, out.numel()};
   words_kernel<<<grid_for(out.numel()), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       out.mutable_data_ptr<int64_t>(), s);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t seed, int64_t offset,
-                 const std::optional<Tensor>& offset_tensor, int64_t stream) {
-  check_fill(out, offset, offset_tensor, "fastgan::fill_latent_");
-  const Dist d = parse_dist(dist);
-  if (out.numel() == 0) return;
+void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {
   const c10::cuda::CUDAGuard guard(out.device());
-  const StreamArgs s{static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+  const StreamArgs s{spec.seed, spec.stream, spec.offset,
                      offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr, out.numel()};
   const bool aligned = reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;
   auto stream_handle = c10::cuda::getCurrentCUDAStream();
   auto launch = [&](auto tag) {
     using S = decltype(tag);
     using T = Acc<S>;
-    dispatch_dist(d, [&](auto dist_tag) {
+    dispatch_dist(spec.dist, [&](auto dist_tag) {
       constexpr Dist D = decltype(dist_tag)::value;
       fill_kernel<D, S><<<grid_for(out.numel()), kThreads, 0, stream_handle>>>(
-          out.mutable_data_ptr<S>(), s, static_cast<T>(a), static_cast<T>(b), aligned);
+          out.mutable_data_ptr<S>(), s, static_cast<T>(spec.a), static_cast<T>(spec.b), aligned);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   };
@@ -170,23 +163,17 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
     case at::kDouble: return launch(double{});
     case at::kHalf: return launch(at::Half{});
     case at::kBFloat16: return launch(at::BFloat16{});
-    default:
-      TORCH_CHECK_TYPE(false, "fastgan::fill_latent_: out must be float32, float64, float16 or bfloat16, got ",
-                       out.scalar_type());
+    default: TORCH_CHECK(false, "fastgan::fill_latent_: unchecked dtype ", out.scalar_type());  // sampling_ops.cpp
   }
 }
 
-void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, int64_t stream) {
-  check_sample_cdf(cdf, out);
-  TORCH_CHECK_VALUE(offset >= 0, "fastgan::sample_cdf_: offset must be >= 0, got ", offset);
-  if (out.numel() == 0) return;
+void sample_cdf(const Tensor& cdf, Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const c10::cuda::CUDAGuard guard(out.device());
   const int64_t items = out.size(0) * (out.size(1) / 4 + 2);  // Philox blocks: at most n / 4 + 2 per row
   const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads, 65535 * 4);
   auto launch = [&](auto tag) {
     using T = decltype(tag);
-    const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1),
-                               static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset,
+    const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1), seed, stream, offset,
                                out.mutable_data_ptr<int64_t>()};
     sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -194,12 +181,9 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   if (cdf.scalar_type() == at::kDouble) launch(double{}); else launch(float{});
 }
 
-}  // namespace
+const SamplingEngine kCudaEngine{&fill_random_bits, &fill_latent, &sample_cdf};
+const bool kRegistered = EngineTable<SamplingEngine>::add(c10::DeviceType::CUDA, kCudaEngine);
 
-TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
-  m.impl("sample_cdf_", &sample_cdf);
-  m.impl("fill_random_bits_", &fill_random_bits);
-  m.impl("fill_latent_", &fill_latent);
-}
+}  // namespace
 
 }  // namespace fastgan::sampling

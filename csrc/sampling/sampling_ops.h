@@ -1,4 +1,5 @@
-// Argument parsing and checks of the sampler ops, shared by the CPU and CUDA entry points.
+// The sampler family's argument parsing and checks and its per-device engine; the entry points are in
+// sampling_ops.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -45,5 +46,25 @@ inline void check_sample_cdf(const at::Tensor& cdf, const at::Tensor& out) {
                     ": out must be a contiguous [rows, n] tensor with the rows of cdf");
   TORCH_CHECK_VALUE(out.device() == cdf.device(), op, ": out and cdf must be on the same device");
 }
+
+// A fill_latent_ call, checked: draws of `dist` (parameters a, b) from stream (seed, stream), element offset .. (plus
+// the offset tensor's value, read on the device, when the call gives one).
+struct LatentSpec {
+  Dist dist;
+  double a, b;
+  uint64_t seed, stream;
+  int64_t offset;
+};
+
+// What a device implements (registered with EngineTable<SamplingEngine>). Outputs are contiguous, non-empty, on the
+// engine's device.
+struct SamplingEngine {
+  // out: int64, words offset .. of stream (seed, stream)
+  void (*fill_random_bits)(at::Tensor& out, uint64_t seed, uint64_t stream, int64_t offset);
+  // out: float32, float64, float16 or bfloat16; offset_tensor: one int64 on out's device, or none
+  void (*fill_latent)(at::Tensor& out, const LatentSpec& spec, const std::optional<at::Tensor>& offset_tensor);
+  // cdf [rows, bins] float32/float64, out [rows, n] int64: row r draws words offset .. of stream + r
+  void (*sample_cdf)(const at::Tensor& cdf, at::Tensor& out, uint64_t seed, uint64_t stream, int64_t offset);
+};
 
 }  // namespace fastgan::sampling
