@@ -1,15 +1,20 @@
 #!/usr/bin/env python
 """Compare two benchmark results (benchmarks/run.py JSON, schema in benchmarks/README.md):
 
-    python benchmarks/compare.py A.json B.json
+    python benchmarks/compare.py A.json B.json [--suite mmd --suite metrics]
 
-prints, for every measurement present in both, A's and B's median and the ratio A / B (> 1: B is faster)."""
+prints, for every measurement present in both, in every suite (benchmarks/schema.py), A's and B's median and the
+ratio A / B (> 1: B is faster)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schema import SUITES, common_rows  # noqa: E402
 
 
 def load(path: str) -> dict:
@@ -20,28 +25,39 @@ def load(path: str) -> dict:
     return result
 
 
+def key(row: dict) -> tuple:
+    return row["suite"], row["case"], row["impl"], row["mode"], row["threads"]
+
+
+def format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a")
     parser.add_argument("b")
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES), help="only these suites (repeatable)")
     args = parser.parse_args(argv)
     a, b = load(args.a), load(args.b)
     print(f"A: {a['meta']['device_name']}, torch {a['meta']['torch_version']}, {a['meta']['date']}")
     print(f"B: {b['meta']['device_name']}, torch {b['meta']['torch_version']}, {b['meta']['date']}")
-    ops_b = {(r["op"], r["size"], r["impl"], r["mode"]): r for r in b["ops"]}
-    header = f"{'op':8} {'size':>9} {'impl':8} {'mode':9} {'A':>11} {'B':>11} {'A/B':>7}"
-    print(header)
-    for r in a["ops"]:
-        other = ops_b.get((r["op"], r["size"], r["impl"], r["mode"]))
-        if other:
-            print(f"{r['op']:8} {r['size']:>9} {r['impl']:8} {r['mode']:9} {r['median_s'] * 1e6:>9.1f}us "
-                  f"{other['median_s'] * 1e6:>9.1f}us {r['median_s'] / other['median_s']:>6.2f}x")
-    train_b = {(r["setup"], r["impl"]): r for r in b["training"]}
-    for r in a["training"]:
-        other = train_b.get((r["setup"], r["impl"]))
-        if other:
-            print(f"{r['setup']:12} {r['impl']:8} steps/s A {r['steps_per_s']:8.1f}  B {other['steps_per_s']:8.1f}  "
-                  f"A/B time {other['steps_per_s'] / r['steps_per_s']:.2f}x")
+    rows_b = {key(r): r for r in common_rows(b)}
+    print(f"{'suite':9} {'case':34} {'impl':26} {'mode':9} {'A':>10} {'B':>10} {'A/B':>7}")
+    shown = 0
+    for r in common_rows(a):
+        other = rows_b.get(key(r))
+        if other is None or (args.suite and r["suite"] not in args.suite):
+            continue
+        shown += 1
+        print(f"{r['suite']:9} {r['case'][:34]:34} {r['impl'][:26]:26} {r['mode']:9} "
+              f"{format_seconds(r['median_s']):>10} {format_seconds(other['median_s']):>10} "
+              f"{r['median_s'] / other['median_s']:>6.2f}x")
+    if shown == 0:
+        print("(no measurement is in both files)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fastgan  # noqa: E402
 from fastgan import reference  # noqa: E402
 from benchmarks import setups  # noqa: E402
+from benchmarks.schema import SUITES  # noqa: E402
 
 SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
@@ -841,7 +842,9 @@ def run_device(device: str, args) -> dict:
     return result
 
 
-RESULT_SECTIONS = ("ops", "speedups", "samplers", "mmd", "mh", "training", "scaling", "kernels", "metrics")
+# Every timed section is a suite of benchmarks/schema.py (compare.py reads them all through it), plus the derived
+# speed-ups.
+RESULT_SECTIONS = tuple(SUITES) + ("speedups",)
 
 
 def _has_common_schema(rows) -> bool:
