@@ -1,8 +1,8 @@
 // The CPU engine: turns tensors into kernel arguments, runs the ISA's kernel, and writes the reduced results.
 #include <ATen/ATen.h>
 
-
 #include "../common/cpu_isa.h"
+#include "../common/dtype.h"
 #include "loss_ops.h"
 #include "losses_cpu_kernel.h"
 
@@ -11,25 +11,20 @@ namespace {
 
 using at::Tensor;
 
-// Reads or writes one element of a CPU tensor without a dispatcher round trip (these run on every step).
+// One element of a CPU tensor of a kernel dtype, read or written without a dispatcher round trip (these run on
+// every step), through the one dtype dispatch of common/dtype.h.
 double read_scalar(const Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return *t.const_data_ptr<float>();
-    case at::kDouble: return *t.const_data_ptr<double>();
-    case at::kHalf: return static_cast<float>(*t.const_data_ptr<at::Half>());
-    case at::kBFloat16: return static_cast<float>(*t.const_data_ptr<at::BFloat16>());
-    default: TORCH_CHECK(false, "fastgan: unsupported dtype ", t.scalar_type());
-  }
+  return fastgan::cpu::dispatch_dtype(fastgan::cpu::kernel_dtype(t.scalar_type(), "fastgan"), [&](auto tag) {
+    using S = decltype(tag);
+    return static_cast<double>(static_cast<Acc<S>>(*t.const_data_ptr<S>()));
+  });
 }
 
 void write_scalar(Tensor& t, int64_t index, double value) {
-  switch (t.scalar_type()) {
-    case at::kFloat: t.mutable_data_ptr<float>()[index] = static_cast<float>(value); return;
-    case at::kDouble: t.mutable_data_ptr<double>()[index] = value; return;
-    case at::kHalf: t.mutable_data_ptr<at::Half>()[index] = static_cast<float>(value); return;
-    case at::kBFloat16: t.mutable_data_ptr<at::BFloat16>()[index] = static_cast<float>(value); return;
-    default: TORCH_CHECK(false, "fastgan: unsupported dtype ", t.scalar_type());
-  }
+  fastgan::cpu::dispatch_dtype(fastgan::cpu::kernel_dtype(t.scalar_type(), "fastgan"), [&](auto tag) {
+    using S = decltype(tag);
+    t.mutable_data_ptr<S>()[index] = static_cast<S>(static_cast<Acc<S>>(value));
+  });
 }
 
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {

@@ -4,6 +4,7 @@
 // loss_forward_kernel). Both use 16-byte loads and stores where the pointers allow, with the same element-to-thread
 // assignment either way, so alignment never changes a bit.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -302,17 +303,6 @@ __global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<
   }
 }
 
-template <class Fn>
-void dispatch_dtype(at::ScalarType type, Fn&& fn) {
-  switch (type) {
-    case at::kFloat: return fn(float{});
-    case at::kDouble: return fn(double{});
-    case at::kHalf: return fn(at::Half{});
-    case at::kBFloat16: return fn(at::BFloat16{});
-    default: TORCH_CHECK(false, "fastgan: unsupported dtype ", type);
-  }
-}
-
 // One block per chunk, up to the blocks the device holds at once (a persistent grid: more would only queue).
 template <auto kKernel, class S>
 void launch_forward(const ForwardParams<S>& p, cudaStream_t stream) {
@@ -327,8 +317,8 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
   const bool paired = spec.layout == Layout::Paired;
   const OutputWeights w = output_weights(spec, a, b);
   const auto stream = c10::cuda::getCurrentCUDAStream(b.device().index());
-  dispatch_dtype(b.scalar_type(), [&](auto tag) {
-    using S = decltype(tag);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_forward_cuda", [&] {
+    using S = scalar_t;
     using T = Acc<S>;
     ForwardParams<S> p{};
     p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
@@ -373,8 +363,8 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   const int64_t n = paired ? w.nb : w.na + w.nb;
   if (n == 0) return;
   auto stream = c10::cuda::getCurrentCUDAStream(b.device().index());
-  dispatch_dtype(b.scalar_type(), [&](auto tag) {
-    using S = decltype(tag);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_backward_cuda", [&] {
+    using S = scalar_t;
     using T = Acc<S>;
     BackwardParams<S> p{};
     p.grad = grad.const_data_ptr<S>();

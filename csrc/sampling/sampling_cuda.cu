@@ -2,6 +2,7 @@
 // 16 bytes at a time for aligned float output. The element offset may live on the device (offset_tensor), so the
 // launch covers one extra block of slack and each thread finds its elements from the offset it reads.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -148,8 +149,8 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
                      offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr, out.numel()};
   const bool aligned = reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;
   auto stream_handle = c10::cuda::getCurrentCUDAStream();
-  auto launch = [&](auto tag) {
-    using S = decltype(tag);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fill_latent_cuda", [&] {
+    using S = scalar_t;
     using T = Acc<S>;
     dispatch_dist(spec.dist, [&](auto dist_tag) {
       constexpr Dist D = decltype(dist_tag)::value;
@@ -157,28 +158,20 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
           out.mutable_data_ptr<S>(), s, static_cast<T>(spec.a), static_cast<T>(spec.b), aligned);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
-  };
-  switch (out.scalar_type()) {
-    case at::kFloat: return launch(float{});
-    case at::kDouble: return launch(double{});
-    case at::kHalf: return launch(at::Half{});
-    case at::kBFloat16: return launch(at::BFloat16{});
-    default: TORCH_CHECK(false, "fastgan::fill_latent_: unchecked dtype ", out.scalar_type());  // sampling_ops.cpp
-  }
+  });
 }
 
 void sample_cdf(const Tensor& cdf, Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const c10::cuda::CUDAGuard guard(out.device());
   const int64_t items = out.size(0) * (out.size(1) / 4 + 2);  // Philox blocks: at most n / 4 + 2 per row
   const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads, 65535 * 4);
-  auto launch = [&](auto tag) {
-    using T = decltype(tag);
+  AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf_cuda", [&] {
+    using T = scalar_t;
     const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1), seed, stream, offset,
                                out.mutable_data_ptr<int64_t>()};
     sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-  };
-  if (cdf.scalar_type() == at::kDouble) launch(double{}); else launch(float{});
+  });
 }
 
 const SamplingEngine kCudaEngine{&fill_random_bits, &fill_latent, &sample_cdf};
