@@ -9,11 +9,9 @@
 #include <string_view>
 #include <utility>
 
-namespace fastgan {
+#include "enum.h"
 
-// The names an enum-valued string argument accepts, in the order messages list them.
-template <class E, size_t N>
-using NameTable = std::array<std::pair<std::string_view, E>, N>;
+namespace fastgan {
 
 // The value `name` stands for in `table`; otherwise a ValueError naming the op, the argument, every accepted
 // name ("'a', 'b' or 'c'", or "one of 'a', 'b', ..." for more than three) and what was given. The one parser of

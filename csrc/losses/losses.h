@@ -12,17 +12,19 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../common/enum.h"
 #include "../common/math.h"
 
 namespace fastgan::losses {
 
-enum class TermKind : int8_t {
-  BceLogits,  // softplus(x) - t * x   = BCE-with-logits against target t
-  BceProbs,   // -(t * max(log p, -100) + (1 - t) * max(log(1 - p), -100))   = nn.BCELoss against target t
-  Hinge,      // relu(1 + s * x)        (s = -1 for real, +1 for fake)
-  Linear,     // x
-  Square,     // (x - c)^2 / 2
-};
+// The per-element terms, each once: the enum and every dispatch come from this list (the names are for messages).
+#define FASTGAN_TERM_KINDS(X)                                                                                    \
+  X(BceLogits, "bce_logits") /* softplus(x) - t * x   = BCE-with-logits against target t */                       \
+  X(BceProbs, "bce_probs")   /* -(t max(log p, -100) + (1 - t) max(log(1 - p), -100)) = nn.BCELoss, target t */  \
+  X(Hinge, "hinge")          /* relu(1 + s * x)        (s = -1 for real, +1 for fake) */                          \
+  X(Linear, "linear")        /* x */                                                                              \
+  X(Square, "square")        /* (x - c)^2 / 2 */
+FASTGAN_DEFINE_ENUM(TermKind, FASTGAN_TERM_KINDS)
 
 enum class Layout : int8_t { Halves, Paired };
 enum class Reduction : int8_t { Mean, Sum, None };
@@ -144,19 +146,5 @@ struct TermFn<TermKind::Square> {
     return x - centre;
   }
 };
-
-// Calls fn(std::integral_constant<TermKind, K>{}) for the runtime kind, so kernels are compiled per kind and the
-// branch on the kind happens once per launch, not per element.
-template <class Fn>
-decltype(auto) dispatch_kind(TermKind kind, Fn&& fn) {
-  switch (kind) {
-    case TermKind::BceLogits: return fn(std::integral_constant<TermKind, TermKind::BceLogits>{});
-    case TermKind::BceProbs: return fn(std::integral_constant<TermKind, TermKind::BceProbs>{});
-    case TermKind::Hinge: return fn(std::integral_constant<TermKind, TermKind::Hinge>{});
-    case TermKind::Linear: return fn(std::integral_constant<TermKind, TermKind::Linear>{});
-    case TermKind::Square: return fn(std::integral_constant<TermKind, TermKind::Square>{});
-  }
-  __builtin_unreachable();
-}
 
 }  // namespace fastgan::losses

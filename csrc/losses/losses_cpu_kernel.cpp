@@ -219,7 +219,7 @@ void parallel_chunks(int64_t n, const F& chunk_fn) {
 ForwardSums loss_forward(const ForwardArgs& args) {
   return dispatch_dtype(args.dtype, [&](auto tag) {
     using S = decltype(tag);
-    return dispatch_kind(args.spec.kind, [&](auto kind) {
+    return dispatch_enum(args.spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       const auto* a = static_cast<const S*>(args.a);
       const auto* b = static_cast<const S*>(args.b);
@@ -254,7 +254,7 @@ ForwardSums loss_forward(const ForwardArgs& args) {
 void loss_backward(const BackwardArgs& args) {
   dispatch_dtype(args.dtype, [&](auto tag) {
     using S = decltype(tag);
-    dispatch_kind(args.spec.kind, [&](auto kind) {
+    dispatch_enum(args.spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       const auto* a = static_cast<const S*>(args.a);
       const auto* b = static_cast<const S*>(args.b);

@@ -344,7 +344,7 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
       p.partials = workspace.partials;
       p.blocks_done = workspace.blocks_done;
     }
-    dispatch_kind(spec.kind, [&](auto kind) {
+    dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       if (paired) {
         launch_forward<loss_forward_kernel<K, S, true>>(p, stream);
@@ -390,7 +390,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
     p.vector_b = vector_ok(p.b, p.grad_b, p.grad + (paired ? 0 : p.na));
     const int64_t packs = (std::max(w.na, w.nb) + kPack<S> - 1) / kPack<S>;
     const int64_t blocks = std::clamp<int64_t>((packs + kThreads - 1) / kThreads, 1, 65535);
-    dispatch_kind(spec.kind, [&](auto kind) {
+    dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       if (paired) {
         loss_backward_kernel<K, S, true><<<blocks, kThreads, 0, stream>>>(p);

@@ -19,11 +19,14 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../common/enum.h"
 #include "../common/math.h"
 
 namespace fastgan::mmd {
 
-enum class Kernel : int8_t { Rbf, Laplacian, Energy, Polynomial };
+// The kernels, each once: the enum, the names fastgan.mmd parses and every dispatch come from this list.
+#define FASTGAN_MMD_KERNELS(X) X(Rbf, "rbf") X(Laplacian, "laplacian") X(Energy, "energy") X(Polynomial, "polynomial")
+FASTGAN_DEFINE_ENUM(Kernel, FASTGAN_MMD_KERNELS)
 
 constexpr int kMaxBandwidths = 16;
 
@@ -92,15 +95,5 @@ FASTGAN_HD V kernel_slope(V stat, const KernelParams& kp) {
   }
 }
 
-template <class Fn>
-decltype(auto) dispatch_kernel(Kernel k, Fn&& fn) {
-  switch (k) {
-    case Kernel::Rbf: return fn(std::integral_constant<Kernel, Kernel::Rbf>{});
-    case Kernel::Laplacian: return fn(std::integral_constant<Kernel, Kernel::Laplacian>{});
-    case Kernel::Energy: return fn(std::integral_constant<Kernel, Kernel::Energy>{});
-    case Kernel::Polynomial: return fn(std::integral_constant<Kernel, Kernel::Polynomial>{});
-  }
-  __builtin_unreachable();
-}
 
 }  // namespace fastgan::mmd

@@ -152,16 +152,16 @@ void pair_grad_typed(const KernelParams& kp, const Pairs<T>& p, double coef, T* 
 }  // namespace
 
 double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<float>& p) {
-  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
+  return dispatch_enum(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
 double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<double>& p) {
-  return dispatch_kernel(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
+  return dispatch_enum(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
 void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<float>& p, double coef, float* grad) {
-  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
+  dispatch_enum(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
 void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<double>& p, double coef, double* grad) {
-  dispatch_kernel(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
+  dispatch_enum(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
 
 }  // namespace fastgan::mmd::cpu::FASTGAN_ISA

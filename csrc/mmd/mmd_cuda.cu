@@ -285,7 +285,7 @@ void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out)
                                     y.size(0), x.size(1), tiles_x, tiles_y, spec.params, spec.w_xx, spec.w_yy,
                                     spec.w_xy, spec.skip_diagonal, out.mutable_data_ptr<scalar_t>(),
                                     workspace.partials, workspace.blocks_done};
-    dispatch_kernel(spec.kernel, [&](auto k) {
+    dispatch_enum(spec.kernel, [&](auto k) {
       mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kThreads, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
@@ -303,7 +303,7 @@ void backward(const MmdSpec& spec, const Tensor& grad, const Tensor& x, const Te
                                      y.size(0), x.size(1), tiles_x, spec.params, grad.const_data_ptr<scalar_t>(),
                                      2.0 * spec.w_xx, 2.0 * spec.w_yy, -2.0 * spec.w_xy, spec.skip_diagonal,
                                      grad_x.mutable_data_ptr<scalar_t>(), grad_y.mutable_data_ptr<scalar_t>()};
-    dispatch_kernel(spec.kernel, [&](auto k) {
+    dispatch_enum(spec.kernel, [&](auto k) {
       mmd_backward_kernel<decltype(k)::value, scalar_t>
           <<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -22,10 +22,6 @@ struct MmdSpec {
   bool skip_diagonal;
 };
 
-inline constexpr NameTable<Kernel, 4> kKernelNames{{{"rbf", Kernel::Rbf},
-                                                    {"laplacian", Kernel::Laplacian},
-                                                    {"energy", Kernel::Energy},
-                                                    {"polynomial", Kernel::Polynomial}}};
 
 // kernel_params: the bandwidths for rbf and laplacian, nothing for energy, [degree, gamma, coef] for polynomial.
 inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, const char* op) {
@@ -78,7 +74,7 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
   TORCH_CHECK_VALUE(n >= minimum && m >= minimum, op, ": the ", unbiased ? "unbiased" : "biased",
                     " estimator needs at least ", minimum, " samples in x and in y, got ", n, " and ", m);
   MmdSpec spec{};
-  spec.kernel = parse_name(kernel, kKernelNames, op, "kernel");
+  spec.kernel = parse_name(kernel, name_table<Kernel>(), op, "kernel");
   spec.params = make_kernel_params(spec.kernel, kernel_params, op);
   const double dn = static_cast<double>(n), dm = static_cast<double>(m);
   spec.w_xx = unbiased ? 1.0 / (dn * (dn - 1)) : 1.0 / (dn * dn);

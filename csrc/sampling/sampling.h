@@ -8,22 +8,25 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../common/enum.h"
 #include "../common/math.h"
 #include "../common/philox.h"
 
 namespace fastgan::sampling {
 
-enum class Dist : int8_t {
-  Normal,           // a + b z, z ~ N(0, 1) (Box-Muller)
-  Uniform,          // a + (b - a) u, u ~ U[0, 1)
-  TruncatedNormal,  // N(0, 1) on [-t, t] by inverse transform; a = erf(t / sqrt 2), b = erfc(t / sqrt 2)
-  Bernoulli,        // 1 if u < a else 0
-  Exponential,      // -log(u) / a, u ~ U(0, 1]          (rate a)
-  Logistic,         // a + b log(u / (1 - u))           (location a, scale b)
-  Cauchy,           // a + b tan(pi (u - 1/2))
-  Laplace,          // a - b sign(u - 1/2) log(1 - 2 |u - 1/2|)
-  Gumbel,           // a - b log(-log u)
-};
+// The distributions, each once: the enum, the names fill_latent_ parses and every dispatch come from this list.
+#define FASTGAN_DISTS(X)                                                                                   \
+  X(Normal, "normal")                     /* a + b z, z ~ N(0, 1) (Box-Muller) */                          \
+  X(Uniform, "uniform")                   /* a + (b - a) u, u ~ U[0, 1) */                                 \
+  X(TruncatedNormal, "truncated_normal")  /* N(0, 1) on [-t, t] by inverse transform; a = erf(t / sqrt 2),  \
+                                             b = erfc(t / sqrt 2) */                                       \
+  X(Bernoulli, "bernoulli")               /* 1 if u < a else 0 */                                          \
+  X(Exponential, "exponential")           /* -log(u) / a, u ~ U(0, 1] (rate a) */                          \
+  X(Logistic, "logistic")                 /* a + b log(u / (1 - u)) (location a, scale b) */               \
+  X(Cauchy, "cauchy")                     /* a + b tan(pi (u - 1/2)) */                                    \
+  X(Laplace, "laplace")                   /* a - b sign(u - 1/2) log(1 - 2 |u - 1/2|) */                   \
+  X(Gumbel, "gumbel")                     /* a - b log(-log u) */
+FASTGAN_DEFINE_ENUM(Dist, FASTGAN_DISTS)
 
 // Which uniform each distribution reads: [0, 1), (0, 1] (for a log), or (0, 1) (for an inverse CDF).
 enum class UniformKind : int8_t { ClosedLow, OpenLow, Open };
@@ -182,21 +185,5 @@ struct NormalCursor {
     return (e & 1u) ? z[1] : z[0];  // a select: z[e % 2] would put z in local memory on CUDA
   }
 };
-
-template <class Fn>
-decltype(auto) dispatch_dist(Dist d, Fn&& fn) {
-  switch (d) {
-    case Dist::Normal: return fn(std::integral_constant<Dist, Dist::Normal>{});
-    case Dist::Uniform: return fn(std::integral_constant<Dist, Dist::Uniform>{});
-    case Dist::TruncatedNormal: return fn(std::integral_constant<Dist, Dist::TruncatedNormal>{});
-    case Dist::Bernoulli: return fn(std::integral_constant<Dist, Dist::Bernoulli>{});
-    case Dist::Exponential: return fn(std::integral_constant<Dist, Dist::Exponential>{});
-    case Dist::Logistic: return fn(std::integral_constant<Dist, Dist::Logistic>{});
-    case Dist::Cauchy: return fn(std::integral_constant<Dist, Dist::Cauchy>{});
-    case Dist::Laplace: return fn(std::integral_constant<Dist, Dist::Laplace>{});
-    case Dist::Gumbel: return fn(std::integral_constant<Dist, Dist::Gumbel>{});
-  }
-  __builtin_unreachable();
-}
 
 }  // namespace fastgan::sampling

@@ -160,7 +160,7 @@ void fill_typed(const FillArgs& args) {
 
 void fill(const FillArgs& args) {
   if (args.count <= 0) return;
-  dispatch_dist(args.dist, [&](auto dist) {
+  dispatch_enum(args.dist, [&](auto dist) {
     constexpr Dist D = decltype(dist)::value;
     dispatch_dtype(args.dtype, [&](auto storage) { fill_typed<D, decltype(storage)>(args); });
   });

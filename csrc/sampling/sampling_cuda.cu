@@ -152,7 +152,7 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fill_latent_cuda", [&] {
     using S = scalar_t;
     using T = Acc<S>;
-    dispatch_dist(spec.dist, [&](auto dist_tag) {
+    dispatch_enum(spec.dist, [&](auto dist_tag) {
       constexpr Dist D = decltype(dist_tag)::value;
       fill_kernel<D, S><<<grid_for(out.numel()), kThreads, 0, stream_handle>>>(
           out.mutable_data_ptr<S>(), s, static_cast<T>(spec.a), static_cast<T>(spec.b), aligned);

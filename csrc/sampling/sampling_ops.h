@@ -9,18 +9,8 @@
 
 namespace fastgan::sampling {
 
-inline constexpr NameTable<Dist, 9> kDistNames{{{"normal", Dist::Normal},
-                                                {"uniform", Dist::Uniform},
-                                                {"truncated_normal", Dist::TruncatedNormal},
-                                                {"bernoulli", Dist::Bernoulli},
-                                                {"exponential", Dist::Exponential},
-                                                {"logistic", Dist::Logistic},
-                                                {"cauchy", Dist::Cauchy},
-                                                {"laplace", Dist::Laplace},
-                                                {"gumbel", Dist::Gumbel}}};
-
 inline Dist parse_dist(c10::string_view name) {
-  return parse_name(name, kDistNames, "fastgan::fill_latent_", "dist");
+  return parse_name(name, name_table<Dist>(), "fastgan::fill_latent_", "dist");
 }
 
 inline void check_fill(const at::Tensor& out, int64_t offset, const std::optional<at::Tensor>& offset_tensor,
