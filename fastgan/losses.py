@@ -66,7 +66,7 @@ def fused_gan_loss(
     """
     out, stats = _gan_loss_op(real_logits, fake_logits, loss, label_smoothing, inputs, reduction)
     if reduction == "none":
-        if loss == "rpgan":
+        if loss in reference.PAIRED_LOSSES:
             out = out.view(real_logits.shape)
         else:
             n_real = real_logits.numel()
@@ -75,7 +75,7 @@ def fused_gan_loss(
         return out
     loss_real, loss_fake, d_real, d_fake = stats.unbind()  # one call, not four indexings
     named = {"d_real": d_real, "d_fake": d_fake}
-    if loss != "rpgan":
+    if loss not in reference.PAIRED_LOSSES:
         named["loss_real"] = loss_real
         named["loss_fake"] = loss_fake
     return out, named
@@ -111,7 +111,7 @@ def fused_generator_loss(
     if not return_stats:
         return out
     named = {"d_fake": stats[3]}
-    if loss == "rpgan":
+    if loss in reference.PAIRED_LOSSES:
         named["d_real"] = stats[2]
     return out, named
 
@@ -210,7 +210,7 @@ def _fake_forward(first, second_numel, reduction):
 
 @torch.library.register_fake("fastgan::gan_loss")
 def _(real, fake, loss="bce", label_smoothing=0.0, inputs="logits", reduction="mean"):
-    return _fake_forward(fake, 0 if loss == "rpgan" else real.numel(), reduction)
+    return _fake_forward(fake, 0 if loss in reference.PAIRED_LOSSES else real.numel(), reduction)
 
 
 @torch.library.register_fake("fastgan::gan_loss_backward")

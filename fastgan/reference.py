@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("bce", "hinge", "least_squares", "wasserstein", "rpgan")
+# Losses of paired logits (real_i with fake_i, one term per pair: the C++ table's `paired` rows); the others have a
+# term per half. Every Python branch on the layout reads this set.
+PAIRED_LOSSES = frozenset({"rpgan"})
 MMD_BANDWIDTHS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -28,7 +31,7 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
 def gan_loss(real, fake, *, loss="bce", label_smoothing=0.0, reduction="mean", inputs="logits"):
     """Discriminator loss; see fastgan.fused_gan_loss for the formulas. For reduction='none' returns
     (real_losses, fake_losses), or the pair losses for rpgan."""
-    if loss == "rpgan":
+    if loss in PAIRED_LOSSES:
         return _reduce(_softplus(fake - real), reduction)
     if loss == "bce":
         bce = F.binary_cross_entropy_with_logits if inputs == "logits" else F.binary_cross_entropy
@@ -64,16 +67,16 @@ def generator_loss(fake, *, loss="bce", saturating=False, real_logits=None, redu
         return _reduce(-fake, reduction)
     if loss == "least_squares":
         return _reduce(0.5 * (fake - 1.0) ** 2, reduction)
-    if loss == "rpgan":
+    if loss in PAIRED_LOSSES:
         return _reduce(_softplus(real_logits - fake), reduction)
     raise ValueError(f"unknown loss {loss!r}")
 
 
 def gan_loss_stats(real, fake, *, loss="bce", label_smoothing=0.0, inputs="logits") -> dict:
     """The statistics fused_gan_loss(..., return_stats=True) returns, computed the eager way."""
-    score = torch.sigmoid if inputs == "logits" and loss in ("bce", "rpgan") else (lambda x: x)
+    score = torch.sigmoid if inputs == "logits" and (loss == "bce" or loss in PAIRED_LOSSES) else (lambda x: x)
     stats = {"d_real": score(real).mean(), "d_fake": score(fake).mean()}
-    if loss != "rpgan":
+    if loss not in PAIRED_LOSSES:
         real_loss, fake_loss = gan_loss(
             real, fake, loss=loss, label_smoothing=label_smoothing, reduction="none", inputs=inputs
         )
