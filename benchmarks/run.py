@@ -164,41 +164,54 @@ def call_overhead(device: str, min_run_time: float) -> dict:
             "autograd_floor_256_s": floor["median_s"]}
 
 
-def bench_loss_kernels(min_run_time: float) -> list:
-    """CUDA only: each loss kernel's own time on the device (torch.profiler, launch overhead excluded) at 256 and
-    4M logits, and at 4M its achieved bandwidth as a fraction of a copy_ of the same tensors measured in the same
-    run: forward reads both halves; backward reads them and writes both gradients."""
+def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bandwidth: float) -> list:
+    """Rows of each named kernel's own device time per launch over 50 calls (torch.profiler, launch overhead
+    excluded), with the bandwidth its bytes imply as a fraction of copy_'s."""
     from torch.profiler import ProfilerActivity, profile
 
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    calls = 50
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            call()
+        torch.cuda.synchronize()
     rows = []
-    for n in (256, 1 << 22):
+    for event in prof.key_averages():
+        for kernel, bytes_moved in kernel_bytes.items():
+            if kernel not in event.key:
+                continue
+            seconds = event.device_time_total / 1e6 / event.count
+            rows.append({"op": op, "kernel": kernel, "size": size, "launches_per_call": event.count / calls,
+                         "kernel_s": seconds, "bandwidth_bytes_per_s": bytes_moved / seconds,
+                         "fraction_of_copy": bytes_moved / seconds / copy_bandwidth,
+                         "copy_bandwidth_bytes_per_s": copy_bandwidth})
+    return rows
+
+
+def bench_loss_kernels(min_run_time: float) -> list:
+    """CUDA only: each loss kernel's own time on the device at 256 logits (latency), 57,600 (a 64 x 30 x 30
+    PatchGAN map: does a mid size fill the SMs?) and 4M, with its achieved bandwidth as a fraction of a copy_ of the
+    same tensors measured in the same run: forward reads both halves; backward reads them and writes both
+    gradients. Also MH-GAN's selection at its default 256 chains x 640 proposals (a warp per chain)."""
+    rows = []
+    for n in (256, 57_600, 1 << 22):
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
         fake = torch.randn(n, 1, device="cuda", requires_grad=True)
         flat = torch.cat([real.detach(), fake.detach()])
         copy_target = torch.empty_like(flat)
         copy_s = time_cuda(lambda: copy_target.copy_(flat), min_run_time)["median_s"]
         copy_bandwidth = 2 * flat.nbytes / copy_s  # one read, one write per byte
-        for op, call in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward()),
-                         ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward())):
-            for _ in range(3):
-                call()
-            torch.cuda.synchronize()
-            calls = 50
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                for _ in range(calls):
-                    call()
-                torch.cuda.synchronize()
-            for event in prof.key_averages():
-                for kernel, bytes_moved in (("loss_forward_kernel", flat.nbytes if op == "d_loss" else fake.nbytes),
-                                            ("loss_backward_kernel", 2 * (flat.nbytes if op == "d_loss"
-                                                                          else fake.nbytes))):
-                    if kernel not in event.key:
-                        continue
-                    seconds = event.device_time_total / 1e6 / event.count
-                    rows.append({"op": op, "kernel": kernel, "size": n, "launches_per_call": event.count / calls,
-                                 "kernel_s": seconds, "bandwidth_bytes_per_s": bytes_moved / seconds,
-                                 "fraction_of_copy": bytes_moved / seconds / copy_bandwidth,
-                                 "copy_bandwidth_bytes_per_s": copy_bandwidth})
+        for op, call, tensor_bytes in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward(), flat.nbytes),
+                                       ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward(), fake.nbytes)):
+            rows += _profile_kernels(op, call, {"loss_forward_kernel": tensor_bytes,
+                                                "loss_backward_kernel": 2 * tensor_bytes}, n, copy_bandwidth)
+    logits = torch.randn(256, 640, device="cuda")
+    copy_target = torch.empty_like(logits)
+    copy_bandwidth = 2 * logits.nbytes / time_cuda(lambda: copy_target.copy_(logits), min_run_time)["median_s"]
+    rows += _profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
+                             {"mh_select_kernel": logits.nbytes}, logits.numel(), copy_bandwidth)
     return rows
 
 
@@ -691,7 +704,7 @@ def markdown(result: dict) -> str:
                          f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
         lines.append("")
     if result.get("kernels"):
-        lines += ["## Loss kernels on the device (torch.profiler)", "",
+        lines += ["## Kernels on the device (torch.profiler)", "",
                   "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
                   "of the same tensors in this run (target: >= 80% at 4M).", "",
                   "| op | kernel | n | launches per call | kernel time | bandwidth | of copy_ |",
