@@ -24,7 +24,9 @@ import subprocess
 import sys
 import time as time_module
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -615,18 +617,11 @@ def format_time(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
-def markdown(result: dict) -> str:
-    meta = result["meta"]
-    lines = [f"# fastgan benchmarks on {meta['device_name']}", "",
-             f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
-             f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians; ± is the "
-             f"interquartile range. Speed-up = eager time / time.", ""]
-    dates = meta.get("sections_measured", {})
-    if len(set(dates.values())) > 1:
-        lines += ["Sections measured at different times (`run.py` keeps the sections a run of some `--ops` skips): " +
-                  ", ".join(f"{section} {when}" for section, when in dates.items()) + ".", ""]
-    spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
-    if result["ops"]:
+def table_ops(result: dict) -> list:
+    """Markdown lines: the loss ops, eager / compile / fastgan side by side (none when the section is empty)."""
+    lines = []
+    if result.get("ops"):
+        spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
         lines += ["## Loss ops ([n, 1] logits)", "",
                   "| op | n | mode | eager | compile | fastgan | fastgan vs eager | fastgan vs compile |",
                   "|---|---:|---|---:|---:|---:|---:|---:|"]
@@ -639,6 +634,12 @@ def markdown(result: dict) -> str:
                      f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+def table_samplers(result: dict) -> list:
+    """Markdown lines: the samplers against torch (none when the section is empty)."""
+    lines = []
     if result.get("samplers"):
         lines += ["## Samplers (float32)", "",
                   "| dist | n | fastgan | PyTorch | fastgan samples/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
@@ -652,6 +653,12 @@ def markdown(result: dict) -> str:
                          f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
         lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
                   "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
+    return lines
+
+
+def table_mmd(result: dict) -> list:
+    """Markdown lines: MMD forward+backward, and the CUDA forward rate (none when the section is empty)."""
+    lines = []
     if result.get("mmd"):
         lines += ["## MMD^2 forward+backward (rbf, 6 bandwidths), n = m", "",
                   "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
@@ -678,6 +685,12 @@ def markdown(result: dict) -> str:
             lines += [f"| {r['n']} | {r['d']} | {format_time(r['median_s'])} | {r['flops_per_s'] / 1e12:.1f} | "
                       f"{100 * r['fp32_peak_fraction']:.0f}% |" for r in rates]
             lines.append("")
+    return lines
+
+
+def table_mh(result: dict) -> list:
+    """Markdown lines: Metropolis-Hastings chains (none when the section is empty)."""
+    lines = []
     if result.get("mh"):
         lines += ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
                   "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
@@ -695,7 +708,13 @@ def markdown(result: dict) -> str:
                              f"{format_time(floor['median_s']) if floor else '-'} | {r['chain_steps_per_s']:.3g} | "
                              f"{other['median_s'] / r['median_s']:.2f}x |")
         lines.append("")
-    if result["training"]:
+    return lines
+
+
+def table_training(result: dict) -> list:
+    """Markdown lines: whole training steps (none when the section is empty)."""
+    lines = []
+    if result.get("training"):
         lines += ["## Training steps (one D step + one G step)", "",
                   "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
         eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
@@ -703,6 +722,12 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
                          f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
         lines.append("")
+    return lines
+
+
+def table_kernels(result: dict) -> list:
+    """Markdown lines: CUDA kernels alone (torch.profiler) (none when the section is empty)."""
+    lines = []
     if result.get("kernels"):
         lines += ["## Kernels on the device (torch.profiler)", "",
                   "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
@@ -714,6 +739,12 @@ def markdown(result: dict) -> str:
                          f"{format_time(r['kernel_s'])} | {r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | "
                          f"{100 * r['fraction_of_copy']:.0f}% |")
         lines.append("")
+    return lines
+
+
+def table_scaling(result: dict) -> list:
+    """Markdown lines: CPU thread scaling (none when the section is empty)."""
+    lines = []
     if result.get("scaling"):
         threads = sorted({r["threads"] for r in result["scaling"]})
         lines += ["## Thread scaling (CPU)", "",
@@ -727,6 +758,12 @@ def markdown(result: dict) -> str:
             lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
                          f" | {times[0] / times[-1]:.2f}x |")
         lines.append("")
+    return lines
+
+
+def table_metrics(result: dict) -> list:
+    """Markdown lines: the evaluation metrics (none when the section is empty)."""
+    lines = []
     if result.get("metrics"):
         lines += ["## Evaluation metrics (n real + n fake random features, d = 2048, float32)", "",
                   "CPU: one call per implementation, each in its own process; memory = the peak resident memory the "
@@ -744,6 +781,21 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
                          f"{max(r['peak_bytes'], 0) / 2**20:.0f} MiB | {ratio:.2f}x |")
         lines.append("")
+    return lines
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    lines = [f"# fastgan benchmarks on {meta['device_name']}", "",
+             f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
+             f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians; ± is the "
+             f"interquartile range. Speed-up = eager time / time.", ""]
+    dates = meta.get("sections_measured", {})
+    if len(set(dates.values())) > 1:
+        lines += ["Sections measured at different times (`run.py` keeps the sections a run of some `--ops` skips): " +
+                  ", ".join(f"{section} {when}" for section, when in dates.items()) + ".", ""]
+    for suite in REGISTRY:
+        lines += suite.table(result)
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
                      f"= {meta['tutorial_max_loss_difference']:.2e}.")
@@ -796,47 +848,87 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# ---- the suites ----
+# Each suite: its result section (benchmarks/schema.py SUITES, which compare.py reads), the tasks a run gives it
+# (device, args) -> [task, ...], how one task runs (device, args, min_run_time, *task) -> rows, and its markdown
+# table. A new suite is one entry here and one in schema.SUITES; run_device and markdown only walk the list.
+
+
+@dataclass(frozen=True)
+class Suite:
+    section: str
+    tasks: Callable
+    run: Callable
+    table: Callable
+
+
+def _loss_tasks(device: str, args) -> list:
+    return [(op, size) for op in args.ops if op in LOSS_OPS for size in args.sizes]
+
+
+def _sampler_tasks(device: str, args) -> list:
+    sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
+    return [(dist, size) for dist in args.ops if dist in SAMPLERS for size in sizes]
+
+
+def _mmd_tasks(device: str, args) -> list:
+    if "mmd" not in args.ops:
+        return []
+    sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
+    return [(n, d) for d in (args.mmd_dims or MMD_DIMS[device]) for n in sizes]
+
+
+def _mh_tasks(device: str, args) -> list:
+    chains = (4096,) if args.quick else (4096, 65536)
+    return [(n, target) for target in MH_TARGETS for n in chains] if "mh" in args.ops else []
+
+
+def _training_tasks(device: str, args) -> list:
+    return [(setup,) for setup in args.ops if setup in TRAINING]
+
+
+def _run_training(device: str, args, min_run_time: float, setup: str) -> list:
+    # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
+    impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
+    return bench_training(setup, device, 0.4 if args.quick else 4.0, impls)
+
+
+def _kernel_tasks(device: str, args) -> list:
+    return [()] if device == "cuda" and any(op in LOSS_OPS for op in args.ops) else []
+
+
+def _scaling_tasks(device: str, args) -> list:
+    return [()] if device == "cpu" and "scaling" in args.ops else []
+
+
+def _metric_tasks(device: str, args) -> list:
+    if "metrics" not in args.ops:
+        return []
+    sizes = args.metric_sizes or ((2000,) if args.quick else METRIC_SIZES[device])
+    return [(case, n) for n in sizes for case in METRIC_IMPLS]
+
+
+REGISTRY = (
+    Suite("ops", _loss_tasks, lambda device, args, t, op, size: bench_loss(op, size, device, t), table_ops),
+    Suite("samplers", _sampler_tasks, lambda device, args, t, dist, size: bench_sampler(dist, size, device, t),
+          table_samplers),
+    Suite("mmd", _mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
+    Suite("mh", _mh_tasks, lambda device, args, t, chains, target: bench_mh(chains, target, device, t), table_mh),
+    Suite("training", _training_tasks, _run_training, table_training),
+    Suite("kernels", _kernel_tasks, lambda device, args, t: bench_loss_kernels(t), table_kernels),
+    Suite("scaling", _scaling_tasks, lambda device, args, t: bench_scaling(args.quick, t), table_scaling),
+    Suite("metrics", _metric_tasks,
+          lambda device, args, t, case, n: bench_metrics(case, n, device, torch.get_num_threads()), table_metrics),
+)
+assert {suite.section for suite in REGISTRY} == set(SUITES), "every suite is in benchmarks/schema.py, and back"
+
+
 def run_device(device: str, args) -> dict:
-    ops = [o for o in args.ops if o in ALL_OPS]
     min_run_time = 0.1 if args.quick else args.min_run_time
-    tasks = [("loss", op, size) for op in ops if op in LOSS_OPS for size in args.sizes]
-    sampler_sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
-    tasks += [("sampler", dist, size) for dist in ops if dist in SAMPLERS for size in sampler_sizes]
-    if "mmd" in ops:
-        mmd_sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
-        tasks += [("mmd", d, n) for d in (args.mmd_dims or MMD_DIMS[device]) for n in mmd_sizes]
-    if "mh" in ops:
-        mh_chains = (4096,) if args.quick else (4096, 65536)
-        tasks += [("mh", target, chains) for target in MH_TARGETS for chains in mh_chains]
-    tasks += [("train", setup, None) for setup in ops if setup in TRAINING]
-    if "metrics" in ops:
-        sizes = args.metric_sizes or ((2000,) if args.quick else METRIC_SIZES[device])
-        tasks += [("metrics", case, n) for n in sizes for case in METRIC_IMPLS]
-    if device == "cpu" and "scaling" in ops:
-        tasks.append(("scaling", None, None))
-    if device == "cuda" and any(op in LOSS_OPS for op in ops):
-        tasks.append(("kernels", None, None))
-    result = {"schema_version": SCHEMA_VERSION, "ops": [], "samplers": [], "mmd": [], "mh": [], "training": [],
-              "scaling": [], "kernels": [], "metrics": []}
-    train_impls = ("eager", "fastgan") if args.no_compile_training else setups.IMPLS
-    for kind, name, size in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
-        if kind == "loss":
-            result["ops"] += bench_loss(name, size, device, min_run_time)
-        elif kind == "sampler":
-            result["samplers"] += bench_sampler(name, size, device, min_run_time)
-        elif kind == "mmd":
-            result["mmd"] += bench_mmd(size, name, device, min_run_time)
-        elif kind == "mh":
-            result["mh"] += bench_mh(size, name, device, min_run_time)
-        elif kind == "scaling":
-            result["scaling"] += bench_scaling(args.quick, min_run_time)
-        elif kind == "metrics":
-            result["metrics"] += bench_metrics(name, size, device, torch.get_num_threads())
-        elif kind == "kernels":
-            result["kernels"] += bench_loss_kernels(min_run_time)
-        else:
-            # 5 interleaved rounds of >= 0.8 s each: several steps even for the ~250 ms CPU DCGAN step
-            result["training"] += bench_training(name, device, 0.4 if args.quick else 4.0, train_impls)
+    tasks = [(suite, task) for suite in REGISTRY for task in suite.tasks(device, args)]
+    result = {"schema_version": SCHEMA_VERSION, **{suite.section: [] for suite in REGISTRY}}
+    for suite, task in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
+        result[suite.section] += suite.run(device, args, min_run_time, *task)
     meta = {
         "device": device,
         "device_name": device_name(device),
@@ -848,7 +940,7 @@ def run_device(device: str, args) -> dict:
         "quick": args.quick,
         "call_overhead": call_overhead(device, min_run_time),
     }
-    if any(t.startswith("tutorial") for t in ops):
+    if any(t.startswith("tutorial") for t in args.ops):
         meta["tutorial_max_loss_difference"] = tutorial_agreement(device)
     result["meta"] = meta
     result["speedups"] = speedups(result["ops"])
