@@ -21,7 +21,8 @@ int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor)
 }
 
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
-  FASTGAN_CPU_DISPATCH(cpu, fill_words, seed, stream, offset, out.numel(), out.mutable_data_ptr<int64_t>());
+  const cpu::WordsArgs args{seed, stream, offset, out.numel(), out.mutable_data_ptr<int64_t>()};
+  FASTGAN_CPU_DISPATCH(cpu, fill_words, args);
 }
 
 void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {

@@ -166,7 +166,10 @@ void fill(const FillArgs& args) {
   });
 }
 
-void fill_words(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out) {
+void fill_words(const WordsArgs& args) {
+  const uint64_t seed = args.seed, stream = args.stream;
+  const int64_t start = args.start, count = args.count;
+  int64_t* out = args.out;
   if (count <= 0) return;
   const int64_t end = start + count;
   const int64_t first = start / kGroup, last = (end - 1) / kGroup;

@@ -10,19 +10,28 @@ namespace fastgan::sampling::cpu {
 
 using fastgan::cpu::DType;
 
+// Draws of a distribution from one stream: out[i] from element start + i.
 struct FillArgs {
   Dist dist;
-  double a, b;      // the distribution's parameters (sampling.h)
-  uint64_t seed, stream;
-  int64_t start;    // stream index of out[0] (the element offset)
-  int64_t count;
-  DType dtype;
-  void* out;
+  double a, b;            // the distribution's parameters (sampling.h)
+  uint64_t seed, stream;  // the stream (philox.h)
+  int64_t start;          // stream index of out[0] (the element offset)
+  int64_t count;          // elements of out
+  DType dtype;            // out's element type
+  void* out;              // [count]
+};
+
+// The raw words of one stream: out[i] = word start + i (a uint32 held in an int64).
+struct WordsArgs {
+  uint64_t seed, stream;  // the stream (philox.h)
+  int64_t start;          // word index of out[0]
+  int64_t count;          // elements of out
+  int64_t* out;           // [count]
 };
 
 #define FASTGAN_SAMPLING_CPU_KERNELS                                                             \
   void fill(const FillArgs& args);                                                               \
-  void fill_words(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out);
+  void fill_words(const WordsArgs& args);
 
 namespace generic { FASTGAN_SAMPLING_CPU_KERNELS }
 namespace avx2 { FASTGAN_SAMPLING_CPU_KERNELS }
