@@ -1,7 +1,6 @@
 // fastgan._C: the library's table of contents. Every op's schema is declared here, in one TORCH_LIBRARY block;
 // kernels register per dispatch key next to their code (loss_ops.cpp, ...). pybind11 carries build metadata only:
 // tensors cross into Python through torch.ops.fastgan.*, never through pybind11.
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
@@ -66,38 +65,10 @@ TORCH_LIBRARY(fastgan, m) {
         "-> (Tensor, Tensor)");
 }
 
-namespace {
-
-#ifndef FASTGAN_WITH_CUDA
-void no_cuda_kernels(const c10::OperatorHandle& op, torch::jit::Stack*) {
-  TORCH_CHECK(false, op.schema().name(), ": this build of fastgan has no CUDA kernels (fastgan.build_info() tells "
-              "what it was built with); rebuild with FASTGAN_CUDA=1");
-}
-#endif
-
-// In a build without CUDA kernels, every op that has none answers a CUDA call with the same message, instead of
-// the dispatcher's list of backends. Run at module init, after every op of this library has registered.
-void register_missing_cuda_kernels() {
-#ifndef FASTGAN_WITH_CUDA
-  static torch::Library library(torch::Library::IMPL, "fastgan", c10::DispatchKey::CUDA, __FILE__, __LINE__);
-  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
-    if (name.getNamespace() != std::optional<std::string_view>("fastgan")) continue;
-    const auto op = c10::Dispatcher::singleton().findOp(name);
-    if (op.has_value() && !op->hasKernelForDispatchKey(c10::DispatchKey::CUDA)) {
-      const std::string qualified = name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
-      library.impl(qualified.c_str(), torch::CppFunction::makeFromBoxedFunction<&no_cuda_kernels>());
-    }
-  }
-#endif
-}
-
-}  // namespace
-
 namespace py = pybind11;
 
 PYBIND11_MODULE(_C, module) {
   module.doc() = "fastgan's compiled kernels; the ops live under torch.ops.fastgan";
-  register_missing_cuda_kernels();
   module.def("build_info", [] {
     py::dict info;
     info["version"] = FASTGAN_VERSION;
