@@ -28,6 +28,7 @@ struct Family {
   bool paired;              // one term of the pairs sign (real - fake) (D) and sign (fake - real) (G)
 };
 
+// softplus(-real) + softplus(fake) (BCE against 1 and 0; smoothed: against 1 - s); G: softplus(-fake)
 constexpr Family kBce{"bce", TermKind::BceLogits, {1.0, 1.0}, {1.0, 0.0}, TermKind::BceLogits, {1.0, 1.0},
                       true, true, false};
 // relu(1 - real) + relu(1 + fake); G: -fake
@@ -49,8 +50,6 @@ constexpr NameTable<const Family*, 5> kFamilyNames{{{kBce.name, &kBce},
                                                     {kWasserstein.name, &kWasserstein},
                                                     {kRpGan.name, &kRpGan}}};
 constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};  // true: probabilities
-constexpr NameTable<Reduction, 3> kReductionNames{
-    {{"mean", Reduction::Mean}, {"sum", Reduction::Sum}, {"none", Reduction::None}}};
 
 const Family& parse_family(c10::string_view name, const char* op) {
   return *parse_name(name, kFamilyNames, op, "loss");
@@ -73,7 +72,7 @@ bool accepts_probs(const Family& family) { return family.kind == TermKind::BceLo
 bool parse_probs(c10::string_view inputs, const char* op) { return parse_name(inputs, kInputsNames, op, "inputs"); }
 
 Reduction parse_reduction(c10::string_view name, const char* op) {
-  return parse_name(name, kReductionNames, op, "reduction");
+  return parse_name(name, name_table<Reduction>(), op, "reduction");
 }
 
 void check_input(const Tensor& t, const char* arg, Reduction reduction, const char* op) {

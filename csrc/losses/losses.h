@@ -27,7 +27,8 @@ namespace fastgan::losses {
 FASTGAN_DEFINE_ENUM(TermKind, FASTGAN_TERM_KINDS)
 
 enum class Layout : int8_t { Halves, Paired };
-enum class Reduction : int8_t { Mean, Sum, None };
+#define FASTGAN_REDUCTIONS(X) X(Mean, "mean") X(Sum, "sum") X(None, "none")
+FASTGAN_DEFINE_ENUM(Reduction, FASTGAN_REDUCTIONS)
 
 // f(x) = scale * kind(x; param)
 struct Term {
