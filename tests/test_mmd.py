@@ -124,17 +124,21 @@ def test_compile_fullgraph(generator):
     torch.testing.assert_close(compiled(x, y), 3 * fastgan.mmd(x, y))
 
 
-def test_deterministic_for_any_thread_count(generator):
+@pytest.mark.parametrize("kernel", ["rbf", "polynomial"])
+def test_deterministic_for_any_thread_count(kernel, generator):
     x, y = samples(700, 500, 16, torch.float32, "cpu", generator)
+    x.requires_grad_()
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        one = fastgan.mmd(x, y)
-        torch.set_num_threads(max(2, threads))
-        many = fastgan.mmd(x, y)
+        results = []
+        for count in (1, max(2, threads)):
+            torch.set_num_threads(count)
+            value = fastgan.mmd(x, y, kernel=kernel)
+            results.append((value, *torch.autograd.grad(value, x)))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(one, many)
+    for one, many in zip(*results):
+        assert torch.equal(one, many)
 
 
 @pytest.mark.parametrize(
