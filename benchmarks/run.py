@@ -26,7 +26,7 @@ import time as time_module
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -809,39 +809,59 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
+def plot_ops(result: dict) -> list:
+    """One panel per loss op: fastgan's and torch.compile's speed-up over eager (forward+backward) by size."""
+    panels = []
+    for op in LOSS_OPS:
+        rows = sorted((s for s in result.get("speedups", []) if s["op"] == op and s["mode"] == "full"),
+                      key=lambda s: s["size"])
+        if not rows:
+            continue
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        def draw(ax, op=op, rows=rows):
+            sizes = [s["size"] for s in rows]
+            ax.plot(sizes, [s["fastgan_speedup"] for s in rows], "o-", label="fastgan")
+            ax.plot(sizes, [s.get("compile_speedup", float("nan")) for s in rows], "s--", label="torch.compile")
+            ax.axhline(1.0, color="gray", lw=0.8)
+            ax.set(xscale="log", xlabel="logits", ylabel="speed-up over eager (forward+backward)", title=op)
+            ax.legend()
+        panels.append(draw)
+    return panels
 
-    panels = [op for op in LOSS_OPS if any(s["op"] == op for s in result["speedups"])]
-    has_training = bool(result["training"])
-    count = len(panels) + has_training
-    if count == 0:
-        return
-    fig, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
-    for ax, op in zip(axes[0], panels):
-        rows = sorted((s for s in result["speedups"] if s["op"] == op and s["mode"] == "full"), key=lambda s: s["size"])
-        sizes = [s["size"] for s in rows]
-        ax.plot(sizes, [s["fastgan_speedup"] for s in rows], "o-", label="fastgan")
-        ax.plot(sizes, [s.get("compile_speedup", float("nan")) for s in rows], "s--", label="torch.compile")
-        ax.axhline(1.0, color="gray", lw=0.8)
-        ax.set(xscale="log", xlabel="logits", ylabel="speed-up over eager (forward+backward)", title=op)
-        ax.legend()
-    if has_training:
-        ax = axes[0][-1]
+
+def plot_training(result: dict) -> list:
+    """One panel: each setup's whole-step speed-up over eager, per implementation."""
+    if not result.get("training"):
+        return []
+
+    def draw(ax):
         setups_seen = list(dict.fromkeys(r["setup"] for r in result["training"]))
         width = 0.27
         eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
         for k, impl in enumerate(setups.IMPLS):
-            values = [next((eager[s] / r["median_s"] for r in result["training"] if r["setup"] == s and r["impl"] == impl),
-                           0) for s in setups_seen]
+            values = [next((eager[s] / r["median_s"] for r in result["training"]
+                            if r["setup"] == s and r["impl"] == impl), 0) for s in setups_seen]
             ax.bar(np.arange(len(setups_seen)) + (k - 1) * width, values, width, label=impl)
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xticks(np.arange(len(setups_seen)), setups_seen)
         ax.set(ylabel="training speed-up over eager", title="whole steps (D step + G step)")
         ax.legend()
+    return [draw]
+
+
+def plot(result: dict, path: Path) -> None:
+    """The suites' panels side by side: each suite's `plot` returns its panels, functions that draw on an axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [panel for suite in REGISTRY if suite.plot is not None for panel in suite.plot(result)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, draw in zip(axes[0], panels):
+        draw(ax)
     fig.suptitle(result["meta"]["device_name"], fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -850,8 +870,9 @@ def plot(result: dict, path: Path) -> None:
 
 # ---- the suites ----
 # Each suite: its result section (benchmarks/schema.py SUITES, which compare.py reads), the tasks a run gives it
-# (device, args) -> [task, ...], how one task runs (device, args, min_run_time, *task) -> rows, and its markdown
-# table. A new suite is one entry here and one in schema.SUITES; run_device and markdown only walk the list.
+# (device, args) -> [task, ...], how one task runs (device, args, min_run_time, *task) -> rows, its markdown table
+# and, optionally, its plot panels. A new suite is one entry here and one in schema.SUITES; run_device, markdown
+# and plot only walk the list.
 
 
 @dataclass(frozen=True)
@@ -860,6 +881,7 @@ class Suite:
     tasks: Callable
     run: Callable
     table: Callable
+    plot: Optional[Callable] = None  # (result) -> [draw(ax), ...]: its plot panels (none when its section is empty)
 
 
 def _loss_tasks(device: str, args) -> list:
@@ -909,12 +931,13 @@ def _metric_tasks(device: str, args) -> list:
 
 
 REGISTRY = (
-    Suite("ops", _loss_tasks, lambda device, args, t, op, size: bench_loss(op, size, device, t), table_ops),
+    Suite("ops", _loss_tasks, lambda device, args, t, op, size: bench_loss(op, size, device, t), table_ops,
+          plot_ops),
     Suite("samplers", _sampler_tasks, lambda device, args, t, dist, size: bench_sampler(dist, size, device, t),
           table_samplers),
     Suite("mmd", _mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
     Suite("mh", _mh_tasks, lambda device, args, t, chains, target: bench_mh(chains, target, device, t), table_mh),
-    Suite("training", _training_tasks, _run_training, table_training),
+    Suite("training", _training_tasks, _run_training, table_training, plot_training),
     Suite("kernels", _kernel_tasks, lambda device, args, t: bench_loss_kernels(t), table_kernels),
     Suite("scaling", _scaling_tasks, lambda device, args, t: bench_scaling(args.quick, t), table_scaling),
     Suite("metrics", _metric_tasks,
