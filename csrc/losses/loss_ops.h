@@ -12,7 +12,9 @@ namespace fastgan::losses {
 struct LossEngine {
   // a may be undefined (absent half). a, b contiguous, on the engine's device, same dtype.
   // loss: 0-d (Mean, Sum) or flat [numel(a) + numel(b)] (None; [numel] for Paired), dtype of the inputs.
-  // stats: [4] in the accumulate dtype: mean loss of a's term, of b's term, mean score of a, of b.
+  // stats: [4] in the accumulate dtype: mean loss of a's term, of b's term, mean score of a, of b (D(x) for the
+  // BCE kinds); NaN for an empty half, 0 where a statistic does not apply (no real half in a generator step, no
+  // halves in the rpgan pair loss). a is the real logits, b the fake ones.
   void (*forward)(const LossSpec&, const at::Tensor& a, const at::Tensor& b, at::Tensor& loss, at::Tensor& stats);
   // grad: 0-d (Mean, Sum) or shaped like the forward's flat loss (None). grad_a is undefined when a is.
   void (*backward)(const LossSpec&, const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b,

@@ -92,8 +92,11 @@ inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {
   TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_compact: offset must be >= 0, got ", offset);
 }
 
-// One random-walk Metropolis-Hastings step, checked (see fastgan/mcmc.py): accept or reject step `step` (plus the
-// step offset's value, read on the device, when given), keep the state if the step is kept, propose step + 1.
+// One random-walk Metropolis-Hastings step t = step (+ *step_offset, read on the device, when given: a captured
+// CUDA graph replays with a counter there) of C chains (state [C, d]), fused and in place: (1) for t >= 0, where
+// log u < lp' - lp (u: word t C + c of stream + 1) the chain takes the proposal, log_prob its log-density, and
+// accepted counts one more; (2) steps burn_in, burn_in + thin, ... copy the state to samples[:, slot]; (3) the next
+// proposal, state + step_size z, z rows (t + 1) C .. of stream's standard normals. t = -1 only proposes.
 struct MhStepSpec {
   int64_t step, burn_in, thin;
   double step_size;
@@ -103,10 +106,12 @@ struct MhStepSpec {
 // What a device implements (registered with EngineTable<McmcEngine>). Inputs are contiguous and non-empty, on the
 // engine's device; outputs are allocated by mcmc_ops.cpp.
 struct McmcEngine {
-  // index [n]: the accepted i in order, then -1; count: 0-d int64
+  // rejection sampling: index[:count] holds, ascending, the i where log u_i < log_ratio[i] (u_i: word offset + i);
+  // index [n] ends in -1s; count: 0-d int64
   void (*accept_compact)(const at::Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset,
                          at::Tensor& index, at::Tensor& count);
-  // logits [chains, k]; init [chains] or undefined; index [chains] int64, moved [chains] bool
+  // MH-GAN's independent chain over each row of logits [chains, k] (select_chain); init [chains] or undefined;
+  // index [chains] int64: the final state, -1 for the initial one; moved [chains] bool: any proposal accepted
   void (*mh_select)(const at::Tensor& logits, const at::Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
                     at::Tensor& index, at::Tensor& moved);
   // in place on state, log_prob, proposal, accepted, samples (check_mh_step's shapes)

@@ -77,7 +77,9 @@ FASTGAN_HD V kernel_slope(V stat, const KernelParams& kp) {
   } else if constexpr (K == Kernel::Rbf) {
     const V d2 = stat;
     V total(0);
-    for (int s = 0; s < kp.count; ++s) total = total + V(2 * kp.coef[s]) * math::exp_flush_subnormal(d2 * V(kp.coef[s]));
+    for (int s = 0; s < kp.count; ++s) {
+      total = total + V(2 * kp.coef[s]) * math::exp_flush_subnormal(d2 * V(kp.coef[s]));
+    }
     return total;
   } else {
     const V d2 = stat;

@@ -162,7 +162,9 @@ __global__ void __launch_bounds__(kThreads) mmd_forward_kernel(ForwardParams<T> 
 #pragma unroll
     for (int c = 0; c < R; ++c) {
       const int64_t i = i0 + ty + kSide * r, j = j0 + tx + kSide * c;
-      if (i < na && j < nb && !(skip_diagonal && i == j)) sum[0] += static_cast<double>(kernel_value<K>(acc[r][c], p.kp));
+      if (i < na && j < nb && !(skip_diagonal && i == j)) {
+        sum[0] += static_cast<double>(kernel_value<K>(acc[r][c], p.kp));
+      }
     }
   }
   cuda::block_sum<kThreads>(sum);

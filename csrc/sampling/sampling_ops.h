@@ -51,7 +51,9 @@ struct LatentSpec {
 struct SamplingEngine {
   // out: int64, words offset .. of stream (seed, stream)
   void (*fill_random_bits)(at::Tensor& out, uint64_t seed, uint64_t stream, int64_t offset);
-  // out: float32, float64, float16 or bfloat16; offset_tensor: one int64 on out's device, or none
+  // out: float32, float64, float16 or bfloat16; offset_tensor: one int64 on out's device, or none (a sampler
+  // object keeps its position there, so a captured CUDA graph draws anew on each replay); a total offset below 0
+  // fills out with NaN on every device (the CUDA kernel cannot raise)
   void (*fill_latent)(at::Tensor& out, const LatentSpec& spec, const std::optional<at::Tensor>& offset_tensor);
   // cdf [rows, bins] float32/float64, out [rows, n] int64: row r draws words offset .. of stream + r
   void (*sample_cdf)(const at::Tensor& cdf, at::Tensor& out, uint64_t seed, uint64_t stream, int64_t offset);
