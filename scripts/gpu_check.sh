@@ -7,8 +7,9 @@
 # OUT_DIR/gpu_check.log            the build, build_info, the test run and the benchmark tables
 # OUT_DIR/<gpu name>.{json,md,png}  the GPU's benchmark results (copy them into benchmarks/results/ and commit)
 # OUT_DIR/cpu-<model>.{json,md,png} the thread scaling of the large CPU ops on that machine's cores
-# With no benchmark arguments it benchmarks the GPU only (--device cuda): the CPU results are measured on the CI
-# machine, and the lent GPU machine runs one command for at most 10 minutes (build ~2-3 min, tests ~2 min).
+# With no benchmark arguments it benchmarks the GPU only (--device cuda), in three merged parts (kernels, metrics,
+# training): the CPU results are measured on the CI machine, and the lent GPU machine runs one command for at most
+# 10 minutes (build ~2-3 min, tests ~2 min), so a later call can rerun a missing part with explicit arguments.
 # The GPU machine has no network: the metrics tests' peer packages (torchmetrics, prdc, pytorch-fid) come from
 # .peer-wheels/ when the call carries it (`make peer-wheels` here, then run(carry=[".peer-wheels"])); without it
 # those tests are skipped, and say why.
@@ -39,8 +40,17 @@ fi
 step build "$PYTHON" -m pip install --no-build-isolation --no-deps -v -e . || { echo "build failed"; exit 1; }
 step build_info "$PYTHON" -c "import fastgan, torch; print(fastgan.build_info(), torch.cuda.get_device_name())"
 step tests "$PYTHON" -m pytest -q -p no:cacheprovider -p no:logging -ra tests
-if [ "$#" -eq 0 ]; then set -- --device cuda; fi
-step benchmarks "$PYTHON" benchmarks/run.py --output "$out" "$@"
+if [ "$#" -eq 0 ]; then
+  # In parts, most telling first, each merged into the same results file: a call cut short by the machine's
+  # 10-minute limit keeps every part that finished.
+  step bench_kernels "$PYTHON" benchmarks/run.py --output "$out" --device cuda \
+    --ops d_loss,g_loss,normal,uniform,truncated_normal,sample_cdf,mmd,mh
+  step bench_metrics "$PYTHON" benchmarks/run.py --output "$out" --device cuda --ops metrics
+  step bench_training "$PYTHON" benchmarks/run.py --output "$out" --device cuda \
+    --ops ring256,ring4096,dcgan128,tutorial128
+else
+  step benchmarks "$PYTHON" benchmarks/run.py --output "$out" "$@"
+fi
 # The machine's CPU cores give the thread-scaling table at 1, 4, 8 and 16 threads (cpu-<model>-<n>-threads.*).
 step cpu_scaling "$PYTHON" benchmarks/run.py --device cpu --ops scaling --output "$out"
 exit $status
