@@ -15,7 +15,8 @@ struct Pairs {
   const T* bt;
   int64_t nb;
   int64_t d;
-  bool skip_diagonal;  // a and b are the same set, and the pairs (i, i) are left out
+  bool same_set;       // a and b are the same set (b^T = a^T): the sum is symmetric
+  bool skip_diagonal;  // with same_set: the pairs (i, i) are left out (the unbiased estimator)
 };
 
 #define FASTGAN_MMD_CPU_KERNELS                                                                               \
