@@ -618,169 +618,153 @@ def format_time(seconds: float) -> str:
 
 
 def table_ops(result: dict) -> list:
-    """Markdown lines: the loss ops, eager / compile / fastgan side by side (none when the section is empty)."""
-    lines = []
-    if result.get("ops"):
-        spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
-        lines += ["## Loss ops ([n, 1] logits)", "",
-                  "| op | n | mode | eager | compile | fastgan | fastgan vs eager | fastgan vs compile |",
-                  "|---|---:|---|---:|---:|---:|---:|---:|"]
-        for s in result["speedups"]:
-            key = (s["op"], s["size"])
-            cells = [s["op"], str(s["size"]), s["mode"],
-                     f"{format_time(s['eager_s'])} ± {format_time(spread[key + ('eager', s['mode'])])}",
-                     format_time(s.get("compile_s", float("nan"))),
-                     f"{format_time(s['fastgan_s'])} ± {format_time(spread[key + ('fastgan', s['mode'])])}",
-                     f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+    """Markdown lines for a non-empty section: the loss ops, eager / compile / fastgan side by side."""
+    spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
+    lines = ["## Loss ops ([n, 1] logits)", "",
+              "| op | n | mode | eager | compile | fastgan | fastgan vs eager | fastgan vs compile |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for s in result["speedups"]:
+        key = (s["op"], s["size"])
+        cells = [s["op"], str(s["size"]), s["mode"],
+                 f"{format_time(s['eager_s'])} ± {format_time(spread[key + ('eager', s['mode'])])}",
+                 format_time(s.get("compile_s", float("nan"))),
+                 f"{format_time(s['fastgan_s'])} ± {format_time(spread[key + ('fastgan', s['mode'])])}",
+                 f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     return lines
 
 
 def table_samplers(result: dict) -> list:
-    """Markdown lines: the samplers against torch (none when the section is empty)."""
-    lines = []
-    if result.get("samplers"):
-        lines += ["## Samplers (float32)", "",
-                  "| dist | n | fastgan | PyTorch | fastgan samples/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
-        index = {(r["dist"], r["size"], r["impl"]): r for r in result["samplers"]}
-        for (dist, size, impl), r in index.items():
-            if impl != "fastgan":
-                continue
-            other = index[(dist, size, "torch")]
-            lines.append(f"| {dist} | {size} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
-                         f"{format_time(other['median_s'])} ± {format_time(other['iqr_s'])} | "
-                         f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
-        lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
-                  "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
+    """Markdown lines for a non-empty section: the samplers against torch."""
+    lines = ["## Samplers (float32)", "",
+              "| dist | n | fastgan | PyTorch | fastgan samples/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
+    index = {(r["dist"], r["size"], r["impl"]): r for r in result["samplers"]}
+    for (dist, size, impl), r in index.items():
+        if impl != "fastgan":
+            continue
+        other = index[(dist, size, "torch")]
+        lines.append(f"| {dist} | {size} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
+                     f"{format_time(other['median_s'])} ± {format_time(other['iqr_s'])} | "
+                     f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
+    lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
+              "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
     return lines
 
 
 def table_mmd(result: dict) -> list:
-    """Markdown lines: MMD forward+backward, and the CUDA forward rate (none when the section is empty)."""
-    lines = []
-    if result.get("mmd"):
-        lines += ["## MMD^2 forward+backward (rbf, 6 bandwidths), n = m", "",
-                  "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
-                  "|---:|---:|---:|---:|---:|---:|"]
-        index = {(r["n"], r["d"], r["impl"]): r for r in result["mmd"]}
-        rates = [r for r in result["mmd"] if r["impl"] == "fastgan forward"]
-        for (n, d, impl), r in index.items():
-            if impl != "fastgan":
-                continue
-            other = index[(n, d, "eager")]
-            if "skipped" in other:
-                eager, ratio = f"skipped: {other['skipped']}", "-"
-            else:
-                eager, ratio = format_time(other["median_s"]), f"{other['median_s'] / r['median_s']:.2f}x"
-            memory = (f"{r['peak_bytes'] / 2**20:.1f} MiB / " + (f"{other['peak_bytes'] / 2**20:.0f} MiB"
-                      if "peak_bytes" in other else "-")) if "peak_bytes" in r else "-"
-            lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
-                         f"{ratio} | {memory} |")
+    """Markdown lines for a non-empty section: MMD forward+backward, and the CUDA forward rate."""
+    lines = ["## MMD^2 forward+backward (rbf, 6 bandwidths), n = m", "",
+              "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    index = {(r["n"], r["d"], r["impl"]): r for r in result["mmd"]}
+    rates = [r for r in result["mmd"] if r["impl"] == "fastgan forward"]
+    for (n, d, impl), r in index.items():
+        if impl != "fastgan":
+            continue
+        other = index[(n, d, "eager")]
+        if "skipped" in other:
+            eager, ratio = f"skipped: {other['skipped']}", "-"
+        else:
+            eager, ratio = format_time(other["median_s"]), f"{other['median_s'] / r['median_s']:.2f}x"
+        memory = (f"{r['peak_bytes'] / 2**20:.1f} MiB / " + (f"{other['peak_bytes'] / 2**20:.0f} MiB"
+                  if "peak_bytes" in other else "-")) if "peak_bytes" in r else "-"
+        lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
+                     f"{ratio} | {memory} |")
+    lines.append("")
+    if rates:
+        lines += ["Forward alone (float32): pairs x d x 3 flops (subtract, FMA) per second, as a fraction of the "
+                  "GPU's FP32 peak (the subtract-and-FMA form's ceiling is 75%).", "",
+                  "| n | d | forward | TFLOP/s | of FP32 peak |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['n']} | {r['d']} | {format_time(r['median_s'])} | {r['flops_per_s'] / 1e12:.1f} | "
+                  f"{100 * r['fp32_peak_fraction']:.0f}% |" for r in rates]
         lines.append("")
-        if rates:
-            lines += ["Forward alone (float32): pairs x d x 3 flops (subtract, FMA) per second, as a fraction of the "
-                      "GPU's FP32 peak (the subtract-and-FMA form's ceiling is 75%).", "",
-                      "| n | d | forward | TFLOP/s | of FP32 peak |", "|---:|---:|---:|---:|---:|"]
-            lines += [f"| {r['n']} | {r['d']} | {format_time(r['median_s'])} | {r['flops_per_s'] / 1e12:.1f} | "
-                      f"{100 * r['fp32_peak_fraction']:.0f}% |" for r in rates]
-            lines.append("")
     return lines
 
 
 def table_mh(result: dict) -> list:
-    """Markdown lines: Metropolis-Hastings chains (none when the section is empty)."""
-    lines = []
-    if result.get("mh"):
-        lines += ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
-                  "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
-                  "both.", "",
-                  "| target | chains | fastgan | torch loop | log_prob alone | fastgan chain-steps/s | speed-up |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        index = {(r.get("target", "ring8"), r["chains"], r["impl"]): r for r in result["mh"]}
-        for (target, chains, impl), r in index.items():
-            if impl.startswith("fastgan"):
-                other = index[(target, chains, "eager")]
-                floor = index.get((target, chains, "log_prob"))
-                label = target + (" (CUDA graph)" if impl == "fastgan_cuda_graph" else "")
-                lines.append(f"| {label} | {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
-                             f"{format_time(other['median_s'])} | "
-                             f"{format_time(floor['median_s']) if floor else '-'} | {r['chain_steps_per_s']:.3g} | "
-                             f"{other['median_s'] / r['median_s']:.2f}x |")
-        lines.append("")
+    """Markdown lines for a non-empty section: Metropolis-Hastings chains."""
+    lines = ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
+              "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
+              "both.", "",
+              "| target | chains | fastgan | torch loop | log_prob alone | fastgan chain-steps/s | speed-up |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    index = {(r.get("target", "ring8"), r["chains"], r["impl"]): r for r in result["mh"]}
+    for (target, chains, impl), r in index.items():
+        if impl.startswith("fastgan"):
+            other = index[(target, chains, "eager")]
+            floor = index.get((target, chains, "log_prob"))
+            label = target + (" (CUDA graph)" if impl == "fastgan_cuda_graph" else "")
+            lines.append(f"| {label} | {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
+                         f"{format_time(other['median_s'])} | "
+                         f"{format_time(floor['median_s']) if floor else '-'} | {r['chain_steps_per_s']:.3g} | "
+                         f"{other['median_s'] / r['median_s']:.2f}x |")
+    lines.append("")
     return lines
 
 
 def table_training(result: dict) -> list:
-    """Markdown lines: whole training steps (none when the section is empty)."""
-    lines = []
-    if result.get("training"):
-        lines += ["## Training steps (one D step + one G step)", "",
-                  "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
-        eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
-        for r in result["training"]:
-            lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
-                         f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
-        lines.append("")
+    """Markdown lines for a non-empty section: whole training steps."""
+    lines = ["## Training steps (one D step + one G step)", "",
+              "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
+    eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
+    for r in result["training"]:
+        lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
+                     f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
+    lines.append("")
     return lines
 
 
 def table_kernels(result: dict) -> list:
-    """Markdown lines: CUDA kernels alone (torch.profiler) (none when the section is empty)."""
-    lines = []
-    if result.get("kernels"):
-        lines += ["## Kernels on the device (torch.profiler)", "",
-                  "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
-                  "of the same tensors in this run (target: >= 80% at 4M).", "",
-                  "| op | kernel | n | launches per call | kernel time | bandwidth | of copy_ |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
-        for r in result["kernels"]:
-            lines.append(f"| {r['op']} | {r['kernel']} | {r['size']} | {r['launches_per_call']:.0f} | "
-                         f"{format_time(r['kernel_s'])} | {r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | "
-                         f"{100 * r['fraction_of_copy']:.0f}% |")
-        lines.append("")
+    """Markdown lines for a non-empty section: CUDA kernels alone (torch.profiler)."""
+    lines = ["## Kernels on the device (torch.profiler)", "",
+              "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
+              "of the same tensors in this run (target: >= 80% at 4M).", "",
+              "| op | kernel | n | launches per call | kernel time | bandwidth | of copy_ |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["kernels"]:
+        lines.append(f"| {r['op']} | {r['kernel']} | {r['size']} | {r['launches_per_call']:.0f} | "
+                     f"{format_time(r['kernel_s'])} | {r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | "
+                     f"{100 * r['fraction_of_copy']:.0f}% |")
+    lines.append("")
     return lines
 
 
 def table_scaling(result: dict) -> list:
-    """Markdown lines: CPU thread scaling (none when the section is empty)."""
-    lines = []
-    if result.get("scaling"):
-        threads = sorted({r["threads"] for r in result["scaling"]})
-        lines += ["## Thread scaling (CPU)", "",
-                  "Each large op at each thread count, fastgan and the PyTorch way side by side (eager reference; "
-                  "torch.randn, torch.multinomial, cdist MMD).", "",
-                  "| case | impl | " + " | ".join(f"{t} thr" for t in threads) +
-                  f" | 1 → {threads[-1]} speed-up |", "|---|---|" + "---:|" * (len(threads) + 1)]
-        index = {(r["case"], r["impl"], r["threads"]): r["median_s"] for r in result["scaling"]}
-        for case, impl in dict.fromkeys((r["case"], r["impl"]) for r in result["scaling"]):
-            times = [index[(case, impl, t)] for t in threads]
-            lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
-                         f" | {times[0] / times[-1]:.2f}x |")
-        lines.append("")
+    """Markdown lines for a non-empty section: CPU thread scaling."""
+    threads = sorted({r["threads"] for r in result["scaling"]})
+    lines = ["## Thread scaling (CPU)", "",
+              "Each large op at each thread count, fastgan and the PyTorch way side by side (eager reference; "
+              "torch.randn, torch.multinomial, cdist MMD).", "",
+              "| case | impl | " + " | ".join(f"{t} thr" for t in threads) +
+              f" | 1 → {threads[-1]} speed-up |", "|---|---|" + "---:|" * (len(threads) + 1)]
+    index = {(r["case"], r["impl"], r["threads"]): r["median_s"] for r in result["scaling"]}
+    for case, impl in dict.fromkeys((r["case"], r["impl"]) for r in result["scaling"]):
+        times = [index[(case, impl, t)] for t in threads]
+        lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
+                     f" | {times[0] / times[-1]:.2f}x |")
+    lines.append("")
     return lines
 
 
 def table_metrics(result: dict) -> list:
-    """Markdown lines: the evaluation metrics (none when the section is empty)."""
-    lines = []
-    if result.get("metrics"):
-        lines += ["## Evaluation metrics (n real + n fake random features, d = 2048, float32)", "",
-                  "CPU: one call per implementation, each in its own process; memory = the peak resident memory the "
-                  "call adds. CUDA: median of 3 calls; memory = peak allocated. KID subsets: 100 of 1000 samples.",
-                  "", "| case | impl | time | peak memory | time / fastgan's (same estimate) |", "|---|---|---:|---:|---:|"]
-        def protocol(row):  # KID on all samples or on 100 subsets: compare like with like
-            return (row["case"], "100 x 1000" in row["impl"])
-        fastgan_time = {protocol(r): r["median_s"] for r in result["metrics"]
-                        if r["impl"].startswith("fastgan") and "median_s" in r}
-        for r in result["metrics"]:
-            if "skipped" in r:
-                lines.append(f"| {r['case']} | {r['impl']} | skipped: {r['skipped']} | | |")
-                continue
-            ratio = r["median_s"] / fastgan_time.get(protocol(r), float("nan"))
-            lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
-                         f"{max(r['peak_bytes'], 0) / 2**20:.0f} MiB | {ratio:.2f}x |")
-        lines.append("")
+    """Markdown lines for a non-empty section: the evaluation metrics."""
+    lines = ["## Evaluation metrics (n real + n fake random features, d = 2048, float32)", "",
+              "CPU: one call per implementation, each in its own process; memory = the peak resident memory the "
+              "call adds. CUDA: median of 3 calls; memory = peak allocated. KID subsets: 100 of 1000 samples.",
+              "", "| case | impl | time | peak memory | time / fastgan's (same estimate) |", "|---|---|---:|---:|---:|"]
+    def protocol(row):  # KID on all samples or on 100 subsets: compare like with like
+        return (row["case"], "100 x 1000" in row["impl"])
+    fastgan_time = {protocol(r): r["median_s"] for r in result["metrics"]
+                    if r["impl"].startswith("fastgan") and "median_s" in r}
+    for r in result["metrics"]:
+        if "skipped" in r:
+            lines.append(f"| {r['case']} | {r['impl']} | skipped: {r['skipped']} | | |")
+            continue
+        ratio = r["median_s"] / fastgan_time.get(protocol(r), float("nan"))
+        lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
+                     f"{max(r['peak_bytes'], 0) / 2**20:.0f} MiB | {ratio:.2f}x |")
+    lines.append("")
     return lines
 
 
@@ -795,7 +779,8 @@ def markdown(result: dict) -> str:
         lines += ["Sections measured at different times (`run.py` keeps the sections a run of some `--ops` skips): " +
                   ", ".join(f"{section} {when}" for section, when in dates.items()) + ".", ""]
     for suite in REGISTRY:
-        lines += suite.table(result)
+        if result.get(suite.section):
+            lines += suite.table(result)
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
                      f"= {meta['tutorial_max_loss_difference']:.2e}.")

@@ -98,21 +98,21 @@ __device__ __forceinline__ bool grid_sum(T (&v)[N], T* partials, unsigned int* b
 // (a separate stream operation of ~1-2 us) is needed per launch. While the stream is being captured into a CUDA
 // graph, a fresh counter is allocated and zeroed in the graph (`keep_alive` holds it): a replay may run on another
 // stream, concurrently with eager launches.
-inline unsigned int* stream_ticket(const at::TensorOptions& options, cudaStream_t stream, int64_t stream_id,
-                                   at::Tensor& keep_alive) {
+inline unsigned int* stream_ticket(const c10::cuda::CUDAStream& stream, at::Tensor& keep_alive) {
+  const auto options = at::TensorOptions(stream.device()).dtype(at::kInt);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream.stream(), &capture));
   if (capture != cudaStreamCaptureStatusNone) {
-    keep_alive = at::empty({1}, options.dtype(at::kInt));
-    C10_CUDA_CHECK(cudaMemsetAsync(keep_alive.mutable_data_ptr(), 0, sizeof(unsigned int), stream));
+    keep_alive = at::empty({1}, options);
+    C10_CUDA_CHECK(cudaMemsetAsync(keep_alive.mutable_data_ptr(), 0, sizeof(unsigned int), stream.stream()));
     return static_cast<unsigned int*>(keep_alive.mutable_data_ptr());
   }
   // Leaked on purpose: CUDA memory must not be freed by static destructors after the runtime has shut down.
   static auto* counters = new std::map<std::pair<int, int64_t>, at::Tensor>();
   static std::mutex mutex;
   const std::lock_guard<std::mutex> lock(mutex);
-  at::Tensor& counter = (*counters)[{options.device().index(), stream_id}];
-  if (!counter.defined()) counter = at::zeros({1}, options.dtype(at::kInt));  // on the current stream: `stream`
+  at::Tensor& counter = (*counters)[{stream.device_index(), stream.id()}];
+  if (!counter.defined()) counter = at::zeros({1}, options);  // on the current stream, which is `stream`
   return static_cast<unsigned int*>(counter.mutable_data_ptr());
 }
 
@@ -131,7 +131,7 @@ GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOp
   GridSumWorkspace<T> w;
   w.partials_storage = at::empty({blocks * n * static_cast<int64_t>(sizeof(T))}, options.dtype(at::kByte));
   w.partials = reinterpret_cast<T*>(w.partials_storage.mutable_data_ptr());
-  w.blocks_done = stream_ticket(options, stream.stream(), stream.id(), w.ticket_storage);
+  w.blocks_done = stream_ticket(stream, w.ticket_storage);
   return w;
 }
 
