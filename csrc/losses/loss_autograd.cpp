@@ -7,8 +7,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include <string>
 #include <tuple>
+
+#include "loss_ops.h"
 
 namespace fastgan::losses {
 namespace {
@@ -31,8 +32,6 @@ using ForwardG = std::tuple<Tensor, Tensor>(const Tensor&, const std::optional<T
 using BackwardG = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const std::optional<Tensor>&,
                                              c10::string_view, bool, c10::string_view, c10::string_view);
 
-std::string str(const c10::IValue& v) { return v.toStringRef(); }
-
 // Skips the autograd key unless the backward itself is being differentiated (create_graph=True).
 struct BelowAutogradUnlessGradMode {
   std::optional<at::AutoDispatchBelowADInplaceOrView> guard;
@@ -49,10 +48,8 @@ class DiscriminatorLoss : public torch::autograd::Function<DiscriminatorLoss> {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     auto [out, stats] = op.call(real, fake, loss, label_smoothing, inputs, reduction);
     ctx->save_for_backward({real, fake});
-    ctx->saved_data["loss"] = std::string(loss);
+    ctx->saved_data["options"] = pack_options(loss, inputs, reduction);
     ctx->saved_data["label_smoothing"] = label_smoothing;
-    ctx->saved_data["inputs"] = std::string(inputs);
-    ctx->saved_data["reduction"] = std::string(reduction);
     ctx->mark_non_differentiable({stats});
     ctx->set_materialize_grads(false);  // no zero-filled gradient for the stats output
     return {out, stats};
@@ -63,10 +60,10 @@ class DiscriminatorLoss : public torch::autograd::Function<DiscriminatorLoss> {
     const auto saved = ctx->get_saved_variables();
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     const auto& d = ctx->saved_data;
+    const OptionNames names = unpack_options(d.at("options").toInt());
     BelowAutogradUnlessGradMode dispatch;
-    auto [grad_real, grad_fake] = op.call(grads[0], saved[0], saved[1], str(d.at("loss")),
-                                          d.at("label_smoothing").toDouble(), str(d.at("inputs")),
-                                          str(d.at("reduction")));
+    auto [grad_real, grad_fake] = op.call(grads[0], saved[0], saved[1], names.loss,
+                                          d.at("label_smoothing").toDouble(), names.inputs, names.reduction);
     return {grad_real, grad_fake, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
@@ -80,10 +77,8 @@ class GeneratorLoss : public torch::autograd::Function<GeneratorLoss> {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     auto [out, stats] = op.call(fake, real, loss, saturating, inputs, reduction);
     ctx->save_for_backward({fake, real.value_or(Tensor())});
-    ctx->saved_data["loss"] = std::string(loss);
+    ctx->saved_data["options"] = pack_options(loss, inputs, reduction);
     ctx->saved_data["saturating"] = saturating;
-    ctx->saved_data["inputs"] = std::string(inputs);
-    ctx->saved_data["reduction"] = std::string(reduction);
     ctx->mark_non_differentiable({stats});
     ctx->set_materialize_grads(false);  // no zero-filled gradient for the stats output
     return {out, stats};
@@ -94,11 +89,12 @@ class GeneratorLoss : public torch::autograd::Function<GeneratorLoss> {
     const auto saved = ctx->get_saved_variables();
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     const auto& d = ctx->saved_data;
+    const OptionNames names = unpack_options(d.at("options").toInt());
     const bool has_real = saved[1].defined();
     const std::optional<Tensor> real_opt = has_real ? std::optional<Tensor>(saved[1]) : std::nullopt;
     BelowAutogradUnlessGradMode dispatch;
-    auto [grad_fake, grad_real] = op.call(grads[0], saved[0], real_opt, str(d.at("loss")),
-                                          d.at("saturating").toBool(), str(d.at("inputs")), str(d.at("reduction")));
+    auto [grad_fake, grad_real] = op.call(grads[0], saved[0], real_opt, names.loss, d.at("saturating").toBool(),
+                                          names.inputs, names.reduction);
     return {grad_fake, has_real ? grad_real : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };

@@ -252,7 +252,26 @@ void register_loss_kernels(torch::Library& m) {
   m.impl("generator_loss_backward", &generator_loss_backward);
 }
 
+template <class E, size_t N>
+int64_t index_of(c10::string_view name, const NameTable<E, N>& table) {
+  for (size_t i = 0; i < N; ++i) {
+    if (table[i].first == name) return static_cast<int64_t>(i);
+  }
+  TORCH_CHECK(false, "fastgan: pack_options got the unparsed name '", name, "'");
+}
+
 }  // namespace
+
+int64_t pack_options(c10::string_view loss, c10::string_view inputs, c10::string_view reduction) {
+  return index_of(loss, kFamilyNames) | index_of(inputs, kInputsNames) << 8 |
+         index_of(reduction, name_table<Reduction>()) << 16;
+}
+
+OptionNames unpack_options(int64_t packed) {
+  static constexpr auto kReductionNames = name_table<Reduction>();
+  return {kFamilyNames[packed & 0xff].first, kInputsNames[packed >> 8 & 0xff].first,
+          kReductionNames[packed >> 16].first};
+}
 
 OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor& b) {
   const bool paired = spec.layout == Layout::Paired;

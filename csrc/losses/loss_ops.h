@@ -34,6 +34,14 @@ struct OutputWeights {
 };
 OutputWeights output_weights(const LossSpec& spec, const at::Tensor& a, const at::Tensor& b);
 
+// The three string options of a loss op (loss, inputs, reduction) packed into one integer, so that the autograd
+// context saves an int instead of copying three strings every training step. Only for names the op has accepted.
+int64_t pack_options(c10::string_view loss, c10::string_view inputs, c10::string_view reduction);
+struct OptionNames {
+  c10::string_view loss, inputs, reduction;  // static storage
+};
+OptionNames unpack_options(int64_t packed);
+
 // Engines register themselves at load time with EngineTable<LossEngine> (common/engine.h); a device whose engine
 // was not built gets a clear error.
 
