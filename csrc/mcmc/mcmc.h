@@ -10,7 +10,9 @@
 
 namespace fastgan::mcmc {
 
-// Word w of stream (seed, stream) as a uniform on (0, 1] (so its log is finite).
+// Word w of stream (seed, stream) as a uniform on (0, 1] (so its log is finite). For one word per thread, as in the
+// CUDA kernels' lanes (lanes that compute parts of one block do it in the same instructions, at no extra issue
+// cost); a thread that reads consecutive words keeps a philox::WordCursor instead, one block per 4 words.
 template <class T>
 FASTGAN_HD T stream_uniform(uint64_t seed, uint64_t stream, int64_t w) {
   const philox::Words words = philox::block(seed, stream, static_cast<uint64_t>(w) / 4);
@@ -29,6 +31,31 @@ template <class T>
 FASTGAN_HD bool accept(T u, T log_ratio) {
   return accept_log(math::log(u), log_ratio);
 }
+
+// MH-GAN's independent Metropolis-Hastings chain (Turner et al. 2019) over K proposals with discriminator logits l:
+// from the current state, proposal j is accepted with probability min(1, exp(l_j - l_current)) (the ratio
+// (1/D(x) - 1) / (1/D(x') - 1) of calibrated D = sigmoid(l)). Without an initial logit the chain starts at
+// proposal 0. The uniform for proposal j of chain c is word offset + c K + j. Both devices offer the proposals in
+// order through offer(), so they make the same decisions.
+template <class T>
+struct MhGanChain {
+  int64_t current;  // the state: a proposal index, or -1 for the initial state
+  T current_logit;
+  bool moved;       // whether any proposal was accepted
+
+  FASTGAN_HD static MhGanChain start(const T* logits, const T* init_logit) {
+    return init_logit != nullptr ? MhGanChain{-1, *init_logit, false} : MhGanChain{0, logits[0], false};
+  }
+  // The first proposal to offer: 0, or 1 when the chain starts at proposal 0.
+  FASTGAN_HD static int64_t first(const T* init_logit) { return init_logit != nullptr ? 0 : 1; }
+  FASTGAN_HD void offer(int64_t j, T logit, T log_u) {
+    if (accept_log(log_u, logit - current_logit)) {
+      current = j;
+      current_logit = logit;
+      moved = true;
+    }
+  }
+};
 
 // Random-walk MH draws step t's proposal noise from rows t C .. of stream `stream` (so `latent` reproduces it) and
 // its acceptance uniforms from the next stream: drawn from the same stream, an acceptance would depend on the

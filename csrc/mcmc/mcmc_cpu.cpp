@@ -20,24 +20,6 @@ namespace {
 
 using at::Tensor;
 
-void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
-               Tensor& index, Tensor& moved) {
-  const int64_t chains = logits.size(0), k = logits.size(1);
-  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select", [&] {
-    const scalar_t* l = logits.const_data_ptr<scalar_t>();
-    const scalar_t* l0 = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr;
-    int64_t* out_index = index.mutable_data_ptr<int64_t>();
-    bool* out_moved = moved.mutable_data_ptr<bool>();
-    fastgan::parallel_for(0, chains, 256, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const auto r = select_chain(l + c * k, k, l0 != nullptr ? l0 + c : nullptr, seed, stream, offset + c * k);
-        out_index[c] = r.index;
-        out_moved[c] = r.moved;
-      }
-    });
-  });
-}
-
 // Fills out[0, count) with draws of `dist` (parameters a, b) from words offset .. of a stream, by the per-ISA vector
 // fill (inside a parallel_for task it runs on the calling thread).
 template <class T>
@@ -54,6 +36,37 @@ void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b,
                                      dtype,
                                      out};
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
+}
+
+// Each chain's -log u come from the vector fill (the Exponential(1) draws of its words, as in mh_step), in chunks,
+// and the chain offers its proposals in order.
+void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
+               Tensor& index, Tensor& moved) {
+  const int64_t chains = logits.size(0), k = logits.size(1);
+  constexpr int64_t kChunk = 4096;
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select", [&] {
+    const scalar_t* l = logits.const_data_ptr<scalar_t>();
+    const scalar_t* l0 = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr;
+    int64_t* out_index = index.mutable_data_ptr<int64_t>();
+    bool* out_moved = moved.mutable_data_ptr<bool>();
+    // (a task of at least 64k proposals: below that, waking the pool costs more than the scan)
+    fastgan::parallel_for(0, chains, std::max<int64_t>(1, 65536 / k), [&](int64_t c0, int64_t c1) {
+      std::vector<scalar_t> e(static_cast<size_t>(std::min(k, kChunk)));
+      for (int64_t c = c0; c < c1; ++c) {
+        const scalar_t* lc = l + c * k;
+        const scalar_t* init_logit = l0 != nullptr ? l0 + c : nullptr;
+        auto chain = MhGanChain<scalar_t>::start(lc, init_logit);
+        const int64_t first = MhGanChain<scalar_t>::first(init_logit);
+        for (int64_t j0 = 0; j0 < k; j0 += kChunk) {
+          const int64_t size = std::min(k - j0, kChunk);
+          fill_stream(e.data(), size, sampling::Dist::Exponential, 1.0, 0.0, seed, stream, offset + c * k + j0);
+          for (int64_t j = std::max(j0, first); j < j0 + size; ++j) chain.offer(j, lc[j], -e[j - j0]);
+        }
+        out_index[c] = chain.current;
+        out_moved[c] = chain.moved;
+      }
+    });
+  });
 }
 
 // mask ? a : b for an all-ones or all-zeros mask, on the bits.

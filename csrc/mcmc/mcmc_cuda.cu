@@ -37,7 +37,7 @@ struct MhSelectParams {
 // A warp per chain (MH-GAN's default, 256 chains x 640 proposals, is 8 warps' work per SM rather than one block on
 // one SM): the lanes load 32 consecutive logits (coalesced) and compute their 32 log-uniforms (the Philox blocks
 // and logs, the work) in parallel; the serial decisions then walk those 32 in order on every lane, broadcast by
-// shuffles. The same decisions in the same order as select_chain (the CPU's loop), so the same result.
+// shuffles. The CPU offers the same proposals in the same order to the same MhGanChain, so the result is the same.
 template <class T>
 __global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p) {
   constexpr unsigned kFull = 0xffffffffu;
@@ -46,10 +46,9 @@ __global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p
   if (c >= p.chains) return;  // the whole warp together
   const T* logits = p.logits + c * p.k;
   const int64_t first_word = p.offset + c * p.k;
-  int64_t current = p.init != nullptr ? -1 : 0;
-  T current_logit = p.init != nullptr ? p.init[c] : logits[0];
-  bool moved = false;
-  for (int64_t base = p.init != nullptr ? 0 : 1; base < p.k; base += kWarp) {
+  const T* init_logit = p.init != nullptr ? p.init + c : nullptr;
+  auto chain = MhGanChain<T>::start(logits, init_logit);
+  for (int64_t base = MhGanChain<T>::first(init_logit); base < p.k; base += kWarp) {
     const int64_t j = base + lane;
     T logit = T(0), log_u = T(0);
     if (j < p.k) {
@@ -58,17 +57,12 @@ __global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p
     }
     const int count = p.k - base < kWarp ? static_cast<int>(p.k - base) : kWarp;
     for (int l = 0; l < count; ++l) {
-      const T logit_l = __shfl_sync(kFull, logit, l), log_u_l = __shfl_sync(kFull, log_u, l);
-      if (accept_log(log_u_l, logit_l - current_logit)) {
-        current = base + l;
-        current_logit = logit_l;
-        moved = true;
-      }
+      chain.offer(base + l, __shfl_sync(kFull, logit, l), __shfl_sync(kFull, log_u, l));
     }
   }
   if (lane == 0) {
-    p.index[c] = current;
-    p.moved[c] = moved;
+    p.index[c] = chain.current;
+    p.moved[c] = chain.moved;
   }
 }
 
@@ -110,14 +104,16 @@ __global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
   for (int64_t k = 0; k < a.d; ++k) next[k] = row[k] + a.step_size * z(first + k);
 }
 
-// The predicate of the select pass: proposal i is accepted.
+// The predicate of the select pass: proposal i is accepted. Each cub thread tests a run of consecutive items, so a
+// thread's copy keeps its last Philox block for the next 3 words (a cache: any call order gives the same answer).
 template <class T>
 struct Accepted {
   const T* __restrict__ log_ratio;
-  uint64_t seed, stream;
   int64_t offset;
+  mutable philox::WordCursor words;
   __device__ bool operator()(int64_t i) const {
-    return accept(stream_uniform<T>(seed, stream, offset + i), log_ratio[i]);
+    const uint32_t word = words(static_cast<uint64_t>(offset + i));
+    return accept(sampling::to_uniform<T>(word, sampling::UniformKind::OpenLow), log_ratio[i]);
   }
 };
 
@@ -130,7 +126,7 @@ void accept_compact(const Tensor& log_ratio, uint64_t seed, uint64_t stream, int
   AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact_cuda", [&] {
     // cub's single-pass select (decoupled look-back) runs the accept test inside its scan and keeps the input
     // order, so the result is deterministic. The first call only sizes the scratch space.
-    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), seed, stream, offset};
+    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), offset, philox::WordCursor(seed, stream)};
     const thrust::counting_iterator<int64_t> items(0);
     int64_t* selected = index.mutable_data_ptr<int64_t>();
     int64_t* selected_count = count.mutable_data_ptr<int64_t>();

@@ -1,5 +1,4 @@
-// The MCMC family's argument checks, the chain scan shared by the CPU and CUDA kernels, and its per-device engine;
-// the entry points are in mcmc_ops.cpp.
+// The MCMC family's argument checks and its per-device engine; the entry points are in mcmc_ops.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,31 +9,6 @@
 #include "mcmc.h"
 
 namespace fastgan::mcmc {
-
-struct ChainResult {
-  int64_t index;  // the final state: a proposal index, or -1 for the initial state
-  bool moved;     // whether any proposal was accepted
-};
-
-// The independent Metropolis-Hastings chain of MH-GAN (Turner et al. 2019) over K proposals with discriminator
-// logits l: from the current state, proposal k is accepted with probability min(1, exp(l_k - l_current)) (the
-// ratio (1/D(x) - 1) / (1/D(x') - 1) of calibrated D = sigmoid(l)). Without an initial logit the chain starts at
-// proposal 0. The uniform for proposal k is word first_word + k.
-template <class T>
-FASTGAN_HD ChainResult select_chain(const T* logits, int64_t k, const T* init_logit, uint64_t seed, uint64_t stream,
-                                    int64_t first_word) {
-  int64_t current = init_logit != nullptr ? -1 : 0;
-  T current_logit = init_logit != nullptr ? *init_logit : logits[0];
-  bool moved = false;
-  for (int64_t j = init_logit != nullptr ? 0 : 1; j < k; ++j) {
-    if (accept(stream_uniform<T>(seed, stream, first_word + j), logits[j] - current_logit)) {
-      current = j;
-      current_logit = logits[j];
-      moved = true;
-    }
-  }
-  return {current, moved};
-}
 
 inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Tensor>& init_logit, int64_t offset) {
   constexpr const char* op = "fastgan.mh_gan_select";
@@ -110,7 +84,7 @@ struct McmcEngine {
   // index [n] ends in -1s; count: 0-d int64
   void (*accept_compact)(const at::Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset,
                          at::Tensor& index, at::Tensor& count);
-  // MH-GAN's independent chain over each row of logits [chains, k] (select_chain); init [chains] or undefined;
+  // MH-GAN's independent chain over each row of logits [chains, k] (mcmc.h); init [chains] or undefined;
   // index [chains] int64: the final state, -1 for the initial one; moved [chains] bool: any proposal accepted
   void (*mh_select)(const at::Tensor& logits, const at::Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
                     at::Tensor& index, at::Tensor& moved);
