@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "loss_ops.h"
 
@@ -18,20 +19,6 @@ using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-template <class Signature>
-c10::TypedOperatorHandle<Signature> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-using ForwardD = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, c10::string_view, double,
-                                            c10::string_view, c10::string_view);
-using BackwardD = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, c10::string_view, double,
-                                             c10::string_view, c10::string_view);
-using ForwardG = std::tuple<Tensor, Tensor>(const Tensor&, const std::optional<Tensor>&, c10::string_view, bool,
-                                            c10::string_view, c10::string_view);
-using BackwardG = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const std::optional<Tensor>&,
-                                             c10::string_view, bool, c10::string_view, c10::string_view);
-
 // Skips the autograd key unless the backward itself is being differentiated (create_graph=True).
 struct BelowAutogradUnlessGradMode {
   std::optional<at::AutoDispatchBelowADInplaceOrView> guard;
@@ -40,64 +27,61 @@ struct BelowAutogradUnlessGradMode {
   }
 };
 
-class DiscriminatorLoss : public torch::autograd::Function<DiscriminatorLoss> {
+Tensor to_saved(const Tensor& t) { return t; }
+Tensor to_saved(const std::optional<Tensor>& t) { return t.value_or(Tensor()); }
+template <class Second>
+Second from_saved(const Tensor& t) {
+  if constexpr (std::is_same_v<Second, Tensor>) {
+    return t;
+  } else {
+    return t.defined() ? Second(t) : std::nullopt;
+  }
+}
+
+// Autograd of both loss ops, which differ only in their second tensor (D: fake_logits; G: real_logits or None) and
+// their scalar option (label_smoothing; saturating). The backward op returns the gradients in input order.
+template <class Second, class Option, const char* kForward, const char* kBackward>
+class LossFunction : public torch::autograd::Function<LossFunction<Second, Option, kForward, kBackward>> {
  public:
-  static variable_list forward(AutogradContext* ctx, const Tensor& real, const Tensor& fake, c10::string_view loss,
-                               double label_smoothing, c10::string_view inputs, c10::string_view reduction) {
-    static const auto op = find_op<ForwardD>("fastgan::gan_loss");
+  static variable_list forward(AutogradContext* ctx, const Tensor& first, const Second& second, c10::string_view loss,
+                               Option option, c10::string_view inputs, c10::string_view reduction) {
+    static const auto op =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow(kForward, "")
+            .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Second&, c10::string_view, Option,
+                                              c10::string_view, c10::string_view)>();
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    auto [out, stats] = op.call(real, fake, loss, label_smoothing, inputs, reduction);
-    ctx->save_for_backward({real, fake});
+    auto [out, stats] = op.call(first, second, loss, option, inputs, reduction);
+    ctx->save_for_backward({first, to_saved(second)});
     ctx->saved_data["options"] = pack_options(loss, inputs, reduction);
-    ctx->saved_data["label_smoothing"] = label_smoothing;
+    ctx->saved_data["option"] = option;
     ctx->mark_non_differentiable({stats});
     ctx->set_materialize_grads(false);  // no zero-filled gradient for the stats output
     return {out, stats};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = find_op<BackwardD>("fastgan::gan_loss_backward");
+    static const auto op =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow(kBackward, "")
+            .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Second&, c10::string_view, Option,
+                                              c10::string_view, c10::string_view)>();
     const auto saved = ctx->get_saved_variables();
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
-    const auto& d = ctx->saved_data;
-    const OptionNames names = unpack_options(d.at("options").toInt());
+    const OptionNames names = unpack_options(ctx->saved_data.at("options").toInt());
     BelowAutogradUnlessGradMode dispatch;
-    auto [grad_real, grad_fake] = op.call(grads[0], saved[0], saved[1], names.loss,
-                                          d.at("label_smoothing").toDouble(), names.inputs, names.reduction);
-    return {grad_real, grad_fake, Tensor(), Tensor(), Tensor(), Tensor()};
+    auto [grad_first, grad_second] = op.call(grads[0], saved[0], from_saved<Second>(saved[1]), names.loss,
+                                             ctx->saved_data.at("option").to<Option>(), names.inputs, names.reduction);
+    return {grad_first, saved[1].defined() ? grad_second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
-class GeneratorLoss : public torch::autograd::Function<GeneratorLoss> {
- public:
-  static variable_list forward(AutogradContext* ctx, const Tensor& fake, const std::optional<Tensor>& real,
-                               c10::string_view loss, bool saturating, c10::string_view inputs,
-                               c10::string_view reduction) {
-    static const auto op = find_op<ForwardG>("fastgan::generator_loss");
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    auto [out, stats] = op.call(fake, real, loss, saturating, inputs, reduction);
-    ctx->save_for_backward({fake, real.value_or(Tensor())});
-    ctx->saved_data["options"] = pack_options(loss, inputs, reduction);
-    ctx->saved_data["saturating"] = saturating;
-    ctx->mark_non_differentiable({stats});
-    ctx->set_materialize_grads(false);  // no zero-filled gradient for the stats output
-    return {out, stats};
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = find_op<BackwardG>("fastgan::generator_loss_backward");
-    const auto saved = ctx->get_saved_variables();
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
-    const auto& d = ctx->saved_data;
-    const OptionNames names = unpack_options(d.at("options").toInt());
-    const bool has_real = saved[1].defined();
-    const std::optional<Tensor> real_opt = has_real ? std::optional<Tensor>(saved[1]) : std::nullopt;
-    BelowAutogradUnlessGradMode dispatch;
-    auto [grad_fake, grad_real] = op.call(grads[0], saved[0], real_opt, names.loss, d.at("saturating").toBool(),
-                                          names.inputs, names.reduction);
-    return {grad_fake, has_real ? grad_real : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
-  }
-};
+constexpr char kGanLoss[] = "fastgan::gan_loss";
+constexpr char kGanLossBackward[] = "fastgan::gan_loss_backward";
+constexpr char kGeneratorLoss[] = "fastgan::generator_loss";
+constexpr char kGeneratorLossBackward[] = "fastgan::generator_loss_backward";
+using DiscriminatorLoss = LossFunction<Tensor, double, kGanLoss, kGanLossBackward>;
+using GeneratorLoss = LossFunction<std::optional<Tensor>, bool, kGeneratorLoss, kGeneratorLossBackward>;
 
 std::tuple<Tensor, Tensor> gan_loss_autograd(const Tensor& real, const Tensor& fake, c10::string_view loss,
                                              double label_smoothing, c10::string_view inputs,
