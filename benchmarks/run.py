@@ -496,6 +496,21 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
             for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
 
 
+def bench_mh_gan(chains: int, k: int, device: str, min_run_time: float) -> list:
+    """MH-GAN's selection over `chains` chains of k proposals (its default 256 x 640, from a real sample's logit):
+    fastgan's one kernel vs the torch loop over proposals (fastgan.reference.mh_gan_select, its uniforms drawn by
+    torch.rand), in interleaved rounds. Rows in the MH table's shape: a chain step is one proposal."""
+    logits = torch.randn(chains, k, device=device)
+    init = torch.randn(chains, device=device)
+    impls = {"fastgan": lambda: fastgan.mh_gan_select(logits, seed=0, init_logit=init),
+             "eager": lambda: reference.mh_gan_select(logits, torch.rand(chains, k, device=device).log(), init)}
+    for call in impls.values():
+        call()
+    return [{"chains": chains, "target": "MH-GAN selection", "steps": k, "impl": impl,
+             "chain_steps_per_s": chains * k / t["median_s"], **t}
+            for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
+
+
 # ---- thread scaling (CPU) ----
 
 
@@ -684,9 +699,9 @@ def table_mmd(result: dict) -> list:
 
 def table_mh(result: dict) -> list:
     """Markdown lines for a non-empty section: Metropolis-Hastings chains."""
-    lines = ["## Metropolis-Hastings (2-D, 50 steps per call)", "",
+    lines = ["## Metropolis-Hastings (2-D, 50 steps per call) and MH-GAN's selection (640 proposals per chain)", "",
               "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
-              "both.", "",
+              "both. For MH-GAN a chain step is one proposal; the torch loop draws its uniforms with torch.rand.", "",
               "| target | chains | fastgan | torch loop | log_prob alone | fastgan chain-steps/s | speed-up |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     index = {(r.get("target", "ring8"), r["chains"], r["impl"]): r for r in result["mh"]}
@@ -887,7 +902,14 @@ def _mmd_tasks(device: str, args) -> list:
 
 def _mh_tasks(device: str, args) -> list:
     chains = (4096,) if args.quick else (4096, 65536)
-    return [(n, target) for target in MH_TARGETS for n in chains] if "mh" in args.ops else []
+    mh_gan = [(256, "MH-GAN selection")] + ([] if args.quick else [(4096, "MH-GAN selection")])
+    return [(n, target) for target in MH_TARGETS for n in chains] + mh_gan if "mh" in args.ops else []
+
+
+def _run_mh(device: str, args, min_run_time: float, chains: int, target: str) -> list:
+    if target == "MH-GAN selection":
+        return bench_mh_gan(chains, 640, device, min_run_time)
+    return bench_mh(chains, target, device, min_run_time)
 
 
 def _training_tasks(device: str, args) -> list:
@@ -921,7 +943,7 @@ REGISTRY = (
     Suite("samplers", _sampler_tasks, lambda device, args, t, dist, size: bench_sampler(dist, size, device, t),
           table_samplers),
     Suite("mmd", _mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
-    Suite("mh", _mh_tasks, lambda device, args, t, chains, target: bench_mh(chains, target, device, t), table_mh),
+    Suite("mh", _mh_tasks, _run_mh, table_mh),
     Suite("training", _training_tasks, _run_training, table_training, plot_training),
     Suite("kernels", _kernel_tasks, lambda device, args, t: bench_loss_kernels(t), table_kernels),
     Suite("scaling", _scaling_tasks, lambda device, args, t: bench_scaling(args.quick, t), table_scaling),

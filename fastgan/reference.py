@@ -127,6 +127,22 @@ def metropolis_hastings(log_prob, x0, steps, step_size, generator=None):
     return x
 
 
+def mh_gan_select(logits, log_u, init_logit=None):
+    """MH-GAN's independent chains over logits [C, K] (Turner et al. 2019), the straightforward way: a loop over the
+    K proposals with torch ops over the chains, accepting proposal j when log_u[:, j] < l_j - l_current. Starts at
+    init_logit [C] or at proposal 0. Returns (index [C], -1 for the initial state; moved [C])."""
+    chains, k = logits.shape
+    current = torch.full((chains,), 0 if init_logit is None else -1, device=logits.device)
+    current_logit = (logits[:, 0] if init_logit is None else init_logit).clone()
+    moved = torch.zeros(chains, dtype=torch.bool, device=logits.device)
+    for j in range(1 if init_logit is None else 0, k):
+        accept = log_u[:, j] < logits[:, j] - current_logit
+        current = torch.where(accept, j, current)
+        current_logit = torch.where(accept, logits[:, j], current_logit)
+        moved |= accept
+    return current, moved
+
+
 def philox_words(n: int, *, seed: int, offset: int = 0, stream: int = 0) -> torch.Tensor:
     """Words offset .. offset + n - 1 of fastgan's stream (seed, stream), Philox4x32-10 written out from the paper
     (Salmon et al., SC'11) in int64 tensor arithmetic, one block per element: the spec of ``fastgan.random_bits``."""
