@@ -196,7 +196,8 @@ def bench_loss_kernels(min_run_time: float) -> list:
     """CUDA only: each loss kernel's own time on the device at 256 logits (latency), 57,600 (a 64 x 30 x 30
     PatchGAN map: does a mid size fill the SMs?) and 4M, with its achieved bandwidth as a fraction of a copy_ of the
     same tensors measured in the same run: forward reads both halves; backward reads them and writes both
-    gradients. Also MH-GAN's selection at its default 256 chains x 640 proposals (a warp per chain)."""
+    gradients. Also MH-GAN's selection at its default 256 chains x 640 proposals (a warp per chain), and the
+    rejection sampler's select pass over 4M proposals."""
     rows = []
     for n in (256, 57_600, 1 << 22):
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
@@ -214,6 +215,15 @@ def bench_loss_kernels(min_run_time: float) -> list:
     copy_bandwidth = 2 * logits.nbytes / time_cuda(lambda: copy_target.copy_(logits), min_run_time)["median_s"]
     rows += _profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
                              {"mh_select_kernel": logits.nbytes}, logits.numel(), copy_bandwidth)
+    # rejection sampling's accept-and-compact: cub's select pass, the accept test (a Philox block per 4 words) as
+    # its predicate; it reads the log ratios and writes the accepted indices
+    log_ratio = torch.randn(1 << 22, device="cuda")
+    accepted = int(torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0)[1])
+    copy_target = torch.empty_like(log_ratio)
+    copy_bandwidth = 2 * log_ratio.nbytes / time_cuda(lambda: copy_target.copy_(log_ratio), min_run_time)["median_s"]
+    rows += _profile_kernels("accept_compact", lambda: torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0),
+                             {"DeviceSelectSweepKernel": log_ratio.nbytes + 8 * accepted}, log_ratio.numel(),
+                             copy_bandwidth)
     return rows
 
 
