@@ -29,13 +29,11 @@ void write_scalar(Tensor& t, int64_t index, double value) {
 
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
   const OutputWeights w = output_weights(spec, a, b);
-  const cpu::ForwardArgs args{spec,
-                              fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss"),
-                              a.defined() ? a.const_data_ptr() : nullptr,
-                              w.na,
-                              b.const_data_ptr(),
-                              w.nb,
-                              spec.reduction == Reduction::None ? loss.mutable_data_ptr() : nullptr};
+  const cpu::ForwardArgs args{.spec = spec,
+                              .dtype = fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss"),
+                              .a = a.defined() ? a.const_data_ptr() : nullptr, .na = w.na,
+                              .b = b.const_data_ptr(), .nb = w.nb,
+                              .per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr() : nullptr};
   const cpu::ForwardSums s = FASTGAN_CPU_DISPATCH(cpu, loss_forward, args);
   if (spec.reduction != Reduction::None) write_scalar(loss, 0, s.loss_a * w.loss[0] + s.loss_b * w.loss[1]);
   const double sums[4] = {s.loss_a, s.loss_b, s.score_a, s.score_b};
@@ -48,17 +46,14 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   const bool per_element = spec.reduction == Reduction::None;
   // A reduced loss's upstream gradient is one number: fold it into the coefficients.
   const double g = per_element ? 1.0 : read_scalar(grad);
-  const cpu::BackwardArgs args{spec,
-                               fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss_backward"),
-                               per_element ? grad.const_data_ptr() : nullptr,
-                               a.defined() ? a.const_data_ptr() : nullptr,
-                               w.na,
-                               b.const_data_ptr(),
-                               w.nb,
-                               grad_a.defined() ? grad_a.mutable_data_ptr() : nullptr,
-                               grad_b.mutable_data_ptr(),
-                               g * w.grad[0],
-                               g * w.grad[1]};
+  const cpu::BackwardArgs args{.spec = spec,
+                               .dtype = fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss_backward"),
+                               .grad = per_element ? grad.const_data_ptr() : nullptr,
+                               .a = a.defined() ? a.const_data_ptr() : nullptr, .na = w.na,
+                               .b = b.const_data_ptr(), .nb = w.nb,
+                               .grad_a = grad_a.defined() ? grad_a.mutable_data_ptr() : nullptr,
+                               .grad_b = grad_b.mutable_data_ptr(),
+                               .coef_a = g * w.grad[0], .coef_b = g * w.grad[1]};
   FASTGAN_CPU_DISPATCH(cpu, loss_backward, args);
 }
 

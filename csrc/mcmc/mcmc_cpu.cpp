@@ -26,15 +26,8 @@ template <class T>
 void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, uint64_t seed, uint64_t stream,
                  int64_t offset) {
   constexpr auto dtype = std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float;
-  const sampling::cpu::FillArgs args{dist,
-                                     a,
-                                     b,
-                                     seed,
-                                     stream,
-                                     offset,
-                                     count,
-                                     dtype,
-                                     out};
+  const sampling::cpu::FillArgs args{.dist = dist, .a = a, .b = b, .seed = seed, .stream = stream, .start = offset,
+                                     .count = count, .dtype = dtype, .out = out};
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
 }
 

@@ -146,15 +146,12 @@ void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t
   const int64_t chains = logits.size(0);
   const c10::cuda::CUDAGuard guard(logits.device());
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select_cuda", [&] {
-    const MhSelectParams<scalar_t> p{logits.const_data_ptr<scalar_t>(),
-                                     chains,
-                                     logits.size(1),
-                                     init.defined() ? init.const_data_ptr<scalar_t>() : nullptr,
-                                     seed,
-                                     stream,
-                                     offset,
-                                     index.mutable_data_ptr<int64_t>(),
-                                     moved.mutable_data_ptr<bool>()};
+    const MhSelectParams<scalar_t> p{.logits = logits.const_data_ptr<scalar_t>(), .chains = chains,
+                                     .k = logits.size(1),
+                                     .init = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr,
+                                     .seed = seed, .stream = stream, .offset = offset,
+                                     .index = index.mutable_data_ptr<int64_t>(),
+                                     .moved = moved.mutable_data_ptr<bool>()};
     mh_select_kernel<scalar_t><<<blocks_for(chains * kWarp), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -165,22 +162,15 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
   const int64_t chains = state.size(0);
   const c10::cuda::CUDAGuard guard(state.device());
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step_cuda", [&] {
-    const MhStepArgs<scalar_t> args{state.mutable_data_ptr<scalar_t>(),
-                                    log_prob.mutable_data_ptr<scalar_t>(),
-                                    proposal.mutable_data_ptr<scalar_t>(),
-                                    proposal_log_prob.const_data_ptr<scalar_t>(),
-                                    accepted.mutable_data_ptr<int64_t>(),
-                                    samples.mutable_data_ptr<scalar_t>(),
-                                    step_offset.has_value() ? step_offset->const_data_ptr<int64_t>() : nullptr,
-                                    chains,
-                                    state.size(1),
-                                    samples.size(1),
-                                    spec.step,
-                                    spec.burn_in,
-                                    spec.thin,
-                                    static_cast<scalar_t>(spec.step_size),
-                                    spec.seed,
-                                    spec.stream};
+    const MhStepArgs<scalar_t> args{
+        .state = state.mutable_data_ptr<scalar_t>(), .log_prob = log_prob.mutable_data_ptr<scalar_t>(),
+        .proposal = proposal.mutable_data_ptr<scalar_t>(),
+        .proposal_log_prob = proposal_log_prob.const_data_ptr<scalar_t>(),
+        .accepted = accepted.mutable_data_ptr<int64_t>(), .samples = samples.mutable_data_ptr<scalar_t>(),
+        .step_offset = step_offset.has_value() ? step_offset->const_data_ptr<int64_t>() : nullptr,
+        .chains = chains, .d = state.size(1), .slots = samples.size(1), .step = spec.step, .burn_in = spec.burn_in,
+        .thin = spec.thin, .step_size = static_cast<scalar_t>(spec.step_size), .seed = spec.seed,
+        .stream = spec.stream};
     mh_step_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

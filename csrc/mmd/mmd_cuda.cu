@@ -283,10 +283,12 @@ void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out)
     const int64_t tiles_x = (x.size(0) + tile - 1) / tile, tiles_y = (y.size(0) + tile - 1) / tile;
     const int blocks = grid_size(triangle(tiles_x) + tiles_x * tiles_y + triangle(tiles_y));
     const auto workspace = cuda::grid_sum_workspace<double>(blocks, 1, x.options(), stream);
-    const ForwardParams<scalar_t> p{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0),
-                                    y.size(0), x.size(1), tiles_x, tiles_y, spec.params, spec.w_xx, spec.w_yy,
-                                    spec.w_xy, spec.skip_diagonal, out.mutable_data_ptr<scalar_t>(),
-                                    workspace.partials, workspace.blocks_done};
+    const ForwardParams<scalar_t> p{.x = x.const_data_ptr<scalar_t>(), .y = y.const_data_ptr<scalar_t>(),
+                                    .n = x.size(0), .m = y.size(0), .d = x.size(1), .tiles_x = tiles_x,
+                                    .tiles_y = tiles_y, .kp = spec.params, .w_xx = spec.w_xx, .w_yy = spec.w_yy,
+                                    .w_xy = spec.w_xy, .skip_diagonal = spec.skip_diagonal,
+                                    .out = out.mutable_data_ptr<scalar_t>(), .partials = workspace.partials,
+                                    .blocks_done = workspace.blocks_done};
     dispatch_enum(spec.kernel, [&](auto k) {
       mmd_forward_kernel<decltype(k)::value, scalar_t><<<blocks, kThreads, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -301,10 +303,13 @@ void backward(const MmdSpec& spec, const Tensor& grad, const Tensor& x, const Te
   const int64_t tiles_x = (x.size(0) + kRows - 1) / kRows, tiles_y = (y.size(0) + kRows - 1) / kRows;
   const int blocks = grid_size(tiles_x + tiles_y);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_backward_cuda", [&] {
-    const BackwardParams<scalar_t> p{x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), x.size(0),
-                                     y.size(0), x.size(1), tiles_x, spec.params, grad.const_data_ptr<scalar_t>(),
-                                     2.0 * spec.w_xx, 2.0 * spec.w_yy, -2.0 * spec.w_xy, spec.skip_diagonal,
-                                     grad_x.mutable_data_ptr<scalar_t>(), grad_y.mutable_data_ptr<scalar_t>()};
+    const BackwardParams<scalar_t> p{.x = x.const_data_ptr<scalar_t>(), .y = y.const_data_ptr<scalar_t>(),
+                                     .n = x.size(0), .m = y.size(0), .d = x.size(1), .tiles_x = tiles_x,
+                                     .kp = spec.params, .grad_out = grad.const_data_ptr<scalar_t>(),
+                                     .coef_same_x = 2.0 * spec.w_xx, .coef_same_y = 2.0 * spec.w_yy,
+                                     .coef_cross = -2.0 * spec.w_xy, .skip_diagonal = spec.skip_diagonal,
+                                     .grad_x = grad_x.mutable_data_ptr<scalar_t>(),
+                                     .grad_y = grad_y.mutable_data_ptr<scalar_t>()};
     dispatch_enum(spec.kernel, [&](auto k) {
       mmd_backward_kernel<decltype(k)::value, scalar_t>
           <<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);

@@ -21,7 +21,8 @@ int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor)
 }
 
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
-  const cpu::WordsArgs args{seed, stream, offset, out.numel(), out.mutable_data_ptr<int64_t>()};
+  const cpu::WordsArgs args{.seed = seed, .stream = stream, .start = offset, .count = out.numel(),
+                            .out = out.mutable_data_ptr<int64_t>()};
   FASTGAN_CPU_DISPATCH(cpu, fill_words, args);
 }
 
@@ -33,15 +34,10 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
     out.fill_(std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const cpu::FillArgs args{spec.dist,
-                           spec.a,
-                           spec.b,
-                           spec.seed,
-                           spec.stream,
-                           start,
-                           out.numel(),
-                           fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
-                           out.mutable_data_ptr()};
+  const cpu::FillArgs args{.dist = spec.dist, .a = spec.a, .b = spec.b, .seed = spec.seed, .stream = spec.stream,
+                           .start = start, .count = out.numel(),
+                           .dtype = fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
+                           .out = out.mutable_data_ptr()};
   FASTGAN_CPU_DISPATCH(cpu, fill, args);
 }
 

@@ -137,7 +137,7 @@ int64_t grid_for(int64_t count) {
 
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const c10::cuda::CUDAGuard guard(out.device());
-  const StreamArgs s{seed, stream, offset, nullptr, out.numel()};
+  const StreamArgs s{.seed = seed, .stream = stream, .offset = offset, .device_offset = nullptr, .count = out.numel()};
   words_kernel<<<grid_for(out.numel()), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       out.mutable_data_ptr<int64_t>(), s);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -145,8 +145,9 @@ void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offse
 
 void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {
   const c10::cuda::CUDAGuard guard(out.device());
-  const StreamArgs s{spec.seed, spec.stream, spec.offset,
-                     offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr, out.numel()};
+  const StreamArgs s{.seed = spec.seed, .stream = spec.stream, .offset = spec.offset,
+                     .device_offset = offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr,
+                     .count = out.numel()};
   const bool aligned = reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;
   auto stream_handle = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fill_latent_cuda", [&] {
@@ -167,8 +168,9 @@ void sample_cdf(const Tensor& cdf, Tensor& out, uint64_t seed, uint64_t stream, 
   const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads, 65535 * 4);
   AT_DISPATCH_FLOATING_TYPES(cdf.scalar_type(), "sample_cdf_cuda", [&] {
     using T = scalar_t;
-    const SampleCdfParams<T> p{cdf.const_data_ptr<T>(), out.size(0), cdf.size(1), out.size(1), seed, stream, offset,
-                               out.mutable_data_ptr<int64_t>()};
+    const SampleCdfParams<T> p{.cdf = cdf.const_data_ptr<T>(), .rows = out.size(0), .bins = cdf.size(1),
+                               .n = out.size(1), .seed = seed, .stream = stream, .offset = offset,
+                               .out = out.mutable_data_ptr<int64_t>()};
     sample_cdf_kernel<T><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
