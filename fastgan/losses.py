@@ -144,10 +144,11 @@ def _differentiate_reference(loss_fn, grad, tensors, upstream):
         )
 
 
-def _gan_loss_backward_setup(ctx, inputs, output):
-    grad, real, fake, loss, label_smoothing, kind, reduction = inputs
-    ctx.save_for_backward(grad, real, fake)
-    ctx.args = (loss, label_smoothing, kind, reduction)
+def _loss_backward_setup(ctx, inputs, output):
+    """Both backward ops take (grad, first logits, second logits or None, loss, option, inputs, reduction)."""
+    grad, first, second, *args = inputs
+    ctx.save_for_backward(grad, first, second)
+    ctx.args = args
 
 
 def _gan_loss_double_backward(ctx, up_real, up_fake):
@@ -161,39 +162,23 @@ def _gan_loss_double_backward(ctx, up_real, up_fake):
     return d_grad, d_real, d_fake, None, None, None, None
 
 
-def _generator_loss_backward_setup(ctx, inputs, output):
-    grad, fake, real, loss, saturating, kind, reduction = inputs
-    ctx.save_for_backward(grad, fake, real)
-    ctx.args = (loss, saturating, kind, reduction)
-
-
 def _generator_loss_double_backward(ctx, up_fake, up_real):
     grad, fake, real = ctx.saved_tensors
     loss, saturating, kind, reduction = ctx.args
-    if real is None:
+    tensors, upstream = ((fake,), (up_fake,)) if real is None else ((fake, real), (up_fake, up_real))
 
-        def loss_fn(f):
-            return reference.generator_loss(f, loss=loss, saturating=saturating, reduction=reduction, inputs=kind)
+    def loss_fn(f, r=None):
+        return reference.generator_loss(f, loss=loss, saturating=saturating, real_logits=r, reduction=reduction,
+                                        inputs=kind)
 
-        d_grad, d_fake = _differentiate_reference(loss_fn, grad, (fake,), (up_fake,))
-        d_real = None
-    else:
-
-        def loss_fn(f, r):
-            return reference.generator_loss(
-                f, loss=loss, saturating=saturating, real_logits=r, reduction=reduction, inputs=kind
-            )
-
-        d_grad, d_fake, d_real = _differentiate_reference(loss_fn, grad, (fake, real), (up_fake, up_real))
-    return d_grad, d_fake, d_real, None, None, None, None
+    d_grad, d_fake, *d_real = _differentiate_reference(loss_fn, grad, tensors, upstream)
+    return d_grad, d_fake, d_real[0] if d_real else None, None, None, None, None
 
 
-torch.library.register_autograd(
-    "fastgan::gan_loss_backward", _gan_loss_double_backward, setup_context=_gan_loss_backward_setup
-)
-torch.library.register_autograd(
-    "fastgan::generator_loss_backward", _generator_loss_double_backward, setup_context=_generator_loss_backward_setup
-)
+torch.library.register_autograd("fastgan::gan_loss_backward", _gan_loss_double_backward,
+                                setup_context=_loss_backward_setup)
+torch.library.register_autograd("fastgan::generator_loss_backward", _generator_loss_double_backward,
+                                setup_context=_loss_backward_setup)
 
 
 # ---- fake (meta) kernels: shapes and dtypes only, for torch.compile and FakeTensor ----
