@@ -166,7 +166,7 @@ def call_overhead(device: str, min_run_time: float) -> dict:
             "autograd_floor_256_s": floor["median_s"]}
 
 
-def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bandwidth: float) -> list:
+def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bytes_per_s: float) -> list:
     """Rows of each named kernel's own device time per launch over 50 calls (torch.profiler, launch overhead
     excluded), with the bandwidth its bytes imply as a fraction of copy_'s."""
     from torch.profiler import ProfilerActivity, profile
@@ -187,9 +187,15 @@ def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bandwidt
             seconds = event.device_time_total / 1e6 / event.count
             rows.append({"op": op, "kernel": kernel, "size": size, "launches_per_call": event.count / calls,
                          "kernel_s": seconds, "bandwidth_bytes_per_s": bytes_moved / seconds,
-                         "fraction_of_copy": bytes_moved / seconds / copy_bandwidth,
-                         "copy_bandwidth_bytes_per_s": copy_bandwidth})
+                         "fraction_of_copy": bytes_moved / seconds / copy_bytes_per_s,
+                         "copy_bandwidth_bytes_per_s": copy_bytes_per_s})
     return rows
+
+
+def copy_bandwidth(t: torch.Tensor, min_run_time: float) -> float:
+    """Bytes per second of a copy_ of t (one read and one write per byte): the yardstick of the kernel rows."""
+    target = torch.empty_like(t)
+    return 2 * t.nbytes / time_cuda(lambda: target.copy_(t), min_run_time)["median_s"]
 
 
 def bench_loss_kernels(min_run_time: float) -> list:
@@ -203,27 +209,21 @@ def bench_loss_kernels(min_run_time: float) -> list:
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
         fake = torch.randn(n, 1, device="cuda", requires_grad=True)
         flat = torch.cat([real.detach(), fake.detach()])
-        copy_target = torch.empty_like(flat)
-        copy_s = time_cuda(lambda: copy_target.copy_(flat), min_run_time)["median_s"]
-        copy_bandwidth = 2 * flat.nbytes / copy_s  # one read, one write per byte
+        flat_copy = copy_bandwidth(flat, min_run_time)
         for op, call, tensor_bytes in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward(), flat.nbytes),
                                        ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward(), fake.nbytes)):
             rows += _profile_kernels(op, call, {"loss_forward_kernel": tensor_bytes,
-                                                "loss_backward_kernel": 2 * tensor_bytes}, n, copy_bandwidth)
+                                                "loss_backward_kernel": 2 * tensor_bytes}, n, flat_copy)
     logits = torch.randn(256, 640, device="cuda")
-    copy_target = torch.empty_like(logits)
-    copy_bandwidth = 2 * logits.nbytes / time_cuda(lambda: copy_target.copy_(logits), min_run_time)["median_s"]
     rows += _profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
-                             {"mh_select_kernel": logits.nbytes}, logits.numel(), copy_bandwidth)
+                             {"mh_select_kernel": logits.nbytes}, logits.numel(), copy_bandwidth(logits, min_run_time))
     # rejection sampling's accept-and-compact: cub's select pass, the accept test (a Philox block per 4 words) as
     # its predicate; it reads the log ratios and writes the accepted indices
     log_ratio = torch.randn(1 << 22, device="cuda")
     accepted = int(torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0)[1])
-    copy_target = torch.empty_like(log_ratio)
-    copy_bandwidth = 2 * log_ratio.nbytes / time_cuda(lambda: copy_target.copy_(log_ratio), min_run_time)["median_s"]
     rows += _profile_kernels("accept_compact", lambda: torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0),
                              {"DeviceSelectSweepKernel": log_ratio.nbytes + 8 * accepted}, log_ratio.numel(),
-                             copy_bandwidth)
+                             copy_bandwidth(log_ratio, min_run_time))
     return rows
 
 
@@ -499,6 +499,11 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
     if device == "cuda":  # a call captures one step (its cost included) and replays it `steps` times
         impls["fastgan_cuda_graph"] = lambda: fastgan.metropolis_hastings(log_prob, x0, steps, step_size=0.5, seed=0,
                                                                            burn_in=steps - 1, cuda_graph=True)
+    return _chain_rows(impls, chains, target, steps, device, min_run_time)
+
+
+def _chain_rows(impls: dict, chains: int, target: str, steps: int, device: str, min_run_time: float) -> list:
+    """The MH table's rows: each implementation timed in 9 interleaved rounds after a warm-up call."""
     for call in impls.values():
         call()
     return [{"chains": chains, "target": target, "steps": steps, "impl": impl,
@@ -514,11 +519,7 @@ def bench_mh_gan(chains: int, k: int, device: str, min_run_time: float) -> list:
     init = torch.randn(chains, device=device)
     impls = {"fastgan": lambda: fastgan.mh_gan_select(logits, seed=0, init_logit=init),
              "eager": lambda: reference.mh_gan_select(logits, torch.rand(chains, k, device=device).log(), init)}
-    for call in impls.values():
-        call()
-    return [{"chains": chains, "target": "MH-GAN selection", "steps": k, "impl": impl,
-             "chain_steps_per_s": chains * k / t["median_s"], **t}
-            for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
+    return _chain_rows(impls, chains, "MH-GAN selection", k, device, min_run_time)
 
 
 # ---- thread scaling (CPU) ----
