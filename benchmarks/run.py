@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -38,9 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fastgan  # noqa: E402
 from fastgan import reference  # noqa: E402
 from benchmarks import setups  # noqa: E402
-from benchmarks.schema import SUITES  # noqa: E402
+from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION, key  # noqa: E402
 
-SCHEMA_VERSION = 1
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
 SAMPLERS = ("normal", "uniform", "truncated_normal", "sample_cdf")
@@ -51,7 +51,15 @@ SAMPLER_SIZES = (4096, 262144, 16777216, 67108864)
 QUICK_SAMPLER_SIZES = (4096, 1048576)
 DEFAULT_SIZES = (64, 256, 4096, 65536, 4194304)
 QUICK_SIZES = (256, 65536)
-MODES = ("forward", "backward", "full")
+
+
+def measurement(suite: str, case: str, impl: str, device: str, mode: str = "full", **fields) -> dict:
+    """One row of the common schema: `fields` hold its timing (or `skipped`, the reason it has none) and the suite's
+    own extras. CPU rows are timed at the process's thread count unless the timing says otherwise."""
+    row = dict.fromkeys(COMMON_FIELDS)
+    row.update(suite=suite, case=case, impl=impl, mode=mode, device=device,
+               threads=torch.get_num_threads() if device == "cpu" else None)
+    return {**row, **fields}
 
 
 # ---- timing ----
@@ -66,6 +74,11 @@ def time_cpu(fn, min_run_time: float, threads: int | None = None) -> dict:
     return {"median_s": m.median, "iqr_s": m.iqr, "repeats": len(m.times) * m.number_per_run, "threads": threads}
 
 
+def quartiles(times: list) -> dict:
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"median_s": float(median), "iqr_s": float(q3 - q1), "repeats": len(times)}
+
+
 def time_cuda(fn, min_run_time: float) -> dict:
     for _ in range(3):
         fn()
@@ -78,17 +91,15 @@ def time_cuda(fn, min_run_time: float) -> dict:
     end.synchronize()
     per_call = max(start.elapsed_time(end) / 1e3, 1e-6)
     inner = max(1, int(0.01 / per_call))
-    blocks = max(5, int(min_run_time / (per_call * inner)))
     times = []
-    for _ in range(blocks):
+    for _ in range(max(5, int(min_run_time / (per_call * inner)))):
         start.record()
         for _ in range(inner):
             fn()
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3 / inner)
-    q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return {"median_s": float(median), "iqr_s": float(q3 - q1), "repeats": blocks * inner}
+    return {**quartiles(times), "repeats": len(times) * inner}
 
 
 def timer_for(device: str):
@@ -103,11 +114,17 @@ def time_interleaved(calls: dict, device: str, min_run_time: float, rounds: int 
     for _ in range(rounds):
         for name, call in calls.items():
             per_round[name].append(time(call, min_run_time / rounds)["median_s"])
-    result = {}
-    for name, times in per_round.items():
-        q1, median, q3 = np.percentile(times, [25, 50, 75])
-        result[name] = {"median_s": float(median), "iqr_s": float(q3 - q1), "repeats": rounds}
-    return result
+    return {name: quartiles(times) for name, times in per_round.items()}
+
+
+def cuda_peak_bytes(call) -> int:
+    """The memory one call allocates on the GPU at its peak, beyond what was allocated before it."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    call()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
 
 
 # ---- the loss ops ----
@@ -139,15 +156,9 @@ def bench_loss(op: str, size: int, device: str, min_run_time: float) -> list:
             "full": lambda: fn(real, fake).backward(),
         }
         for mode, call in calls.items():
-            row = {"op": op, "size": size, "impl": impl, "mode": mode, **time(call, min_run_time)}
-            if device == "cuda" and mode == "full":
-                torch.cuda.synchronize()
-                base = torch.cuda.memory_allocated()
-                torch.cuda.reset_peak_memory_stats()
-                call()
-                torch.cuda.synchronize()
-                row["peak_bytes"] = torch.cuda.max_memory_allocated() - base
-            rows.append(row)
+            peak = {"peak_bytes": cuda_peak_bytes(call)} if device == "cuda" and mode == "full" else {}
+            rows.append(measurement("ops", f"{op} n={size}", impl, device, mode, size=size,
+                                    **time(call, min_run_time), **peak))
     return rows
 
 
@@ -166,11 +177,14 @@ def call_overhead(device: str, min_run_time: float) -> dict:
             "autograd_floor_256_s": floor["median_s"]}
 
 
-def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bytes_per_s: float) -> list:
+def profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_of: torch.Tensor, min_run_time: float) -> list:
     """Rows of each named kernel's own device time per launch over 50 calls (torch.profiler, launch overhead
-    excluded), with the bandwidth its bytes imply as a fraction of copy_'s."""
+    excluded), with the bandwidth its bytes imply as a fraction of a copy_ of `copy_of` (one read and one write per
+    byte) timed just before."""
     from torch.profiler import ProfilerActivity, profile
 
+    target = torch.empty_like(copy_of)
+    copy_bytes_per_s = 2 * copy_of.nbytes / time_cuda(lambda: target.copy_(copy_of), min_run_time)["median_s"]
     for _ in range(3):
         call()
     torch.cuda.synchronize()
@@ -182,23 +196,17 @@ def _profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bytes_pe
     rows = []
     for event in prof.key_averages():
         for kernel, bytes_moved in kernel_bytes.items():
-            if kernel not in event.key:
-                continue
-            seconds = event.device_time_total / 1e6 / event.count
-            rows.append({"op": op, "kernel": kernel, "size": size, "launches_per_call": event.count / calls,
-                         "kernel_s": seconds, "bandwidth_bytes_per_s": bytes_moved / seconds,
-                         "fraction_of_copy": bytes_moved / seconds / copy_bytes_per_s,
-                         "copy_bandwidth_bytes_per_s": copy_bytes_per_s})
+            if kernel in event.key:
+                seconds = event.device_time_total / 1e6 / event.count
+                rows.append(measurement("kernels", f"{op} {kernel} n={size}", "fastgan", "cuda", "kernel",
+                                        median_s=seconds, launches_per_call=event.count / calls,
+                                        bandwidth_bytes_per_s=bytes_moved / seconds,
+                                        fraction_of_copy=bytes_moved / seconds / copy_bytes_per_s,
+                                        copy_bandwidth_bytes_per_s=copy_bytes_per_s))
     return rows
 
 
-def copy_bandwidth(t: torch.Tensor, min_run_time: float) -> float:
-    """Bytes per second of a copy_ of t (one read and one write per byte): the yardstick of the kernel rows."""
-    target = torch.empty_like(t)
-    return 2 * t.nbytes / time_cuda(lambda: target.copy_(t), min_run_time)["median_s"]
-
-
-def bench_loss_kernels(min_run_time: float) -> list:
+def bench_kernels(min_run_time: float) -> list:
     """CUDA only: each loss kernel's own time on the device at 256 logits (latency), 57,600 (a 64 x 30 x 30
     PatchGAN map: does a mid size fill the SMs?) and 4M, with its achieved bandwidth as a fraction of a copy_ of the
     same tensors measured in the same run: forward reads both halves; backward reads them and writes both
@@ -209,21 +217,20 @@ def bench_loss_kernels(min_run_time: float) -> list:
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
         fake = torch.randn(n, 1, device="cuda", requires_grad=True)
         flat = torch.cat([real.detach(), fake.detach()])
-        flat_copy = copy_bandwidth(flat, min_run_time)
         for op, call, tensor_bytes in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward(), flat.nbytes),
                                        ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward(), fake.nbytes)):
-            rows += _profile_kernels(op, call, {"loss_forward_kernel": tensor_bytes,
-                                                "loss_backward_kernel": 2 * tensor_bytes}, n, flat_copy)
+            rows += profile_kernels(op, call, {"loss_forward_kernel": tensor_bytes,
+                                               "loss_backward_kernel": 2 * tensor_bytes}, n, flat, min_run_time)
     logits = torch.randn(256, 640, device="cuda")
-    rows += _profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
-                             {"mh_select_kernel": logits.nbytes}, logits.numel(), copy_bandwidth(logits, min_run_time))
+    rows += profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
+                            {"mh_select_kernel": logits.nbytes}, logits.numel(), logits, min_run_time)
     # rejection sampling's accept-and-compact: cub's select pass, the accept test (a Philox block per 4 words) as
     # its predicate; it reads the log ratios and writes the accepted indices
     log_ratio = torch.randn(1 << 22, device="cuda")
     accepted = int(torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0)[1])
-    rows += _profile_kernels("accept_compact", lambda: torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0),
-                             {"DeviceSelectSweepKernel": log_ratio.nbytes + 8 * accepted}, log_ratio.numel(),
-                             copy_bandwidth(log_ratio, min_run_time))
+    rows += profile_kernels("accept_compact", lambda: torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0),
+                            {"DeviceSelectSweepKernel": log_ratio.nbytes + 8 * accepted}, log_ratio.numel(),
+                            log_ratio, min_run_time)
     return rows
 
 
@@ -254,10 +261,8 @@ def bench_sampler(dist: str, n: int, device: str, min_run_time: float) -> list:
     for impl, call in sampler_impls(dist, n, device).items():
         call()
         t = time(call, min_run_time)
-        row = {"dist": dist, "size": n, "impl": impl, "samples_per_s": n / t["median_s"], **t}
-        if device == "cuda":
-            row["write_bandwidth_bytes_per_s"] = 4 * n / t["median_s"]
-        rows.append(row)
+        rows.append(measurement("samplers", f"{dist} n={n}", impl, device, **t,
+                                write_bandwidth_bytes_per_s=4 * n / t["median_s"]))
     return rows
 
 
@@ -268,36 +273,34 @@ def physical_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def memory_limit(device: str) -> int:
+    """Where the full-matrix baselines stop: half the machine's memory on the CPU (beyond it the OS kills the run),
+    the GPU's memory on CUDA (beyond it they cannot run)."""
+    return physical_memory_bytes() // 2 if device == "cpu" else torch.cuda.get_device_properties(0).total_memory
+
+
 def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
     """MMD^2 forward+backward between two [n, d] samples: fastgan vs the full-matrix reference (torch.cdist and
-    exp, as people write it). The reference holds three n x n matrices and their per-bandwidth exponentials; on
-    the CPU it is skipped where that would take more than half the machine's memory (the OS would kill the run),
-    on CUDA it runs until the allocator raises out-of-memory."""
+    exp, as people write it). The reference holds three n x n matrices and their per-bandwidth exponentials; it is
+    skipped where they exceed memory_limit, or when the CUDA allocator runs out of memory."""
     time = timer_for(device)
     x = torch.randn(n, d, device=device, requires_grad=True)
     y = (torch.randn(n, d, device=device) + 0.5).requires_grad_()
     impls = {"fastgan": lambda: fastgan.mmd(x, y).backward(),
              "eager": lambda: reference.mmd(x, y, exact=False).backward()}
+    case = f"n={n} d={d}"
     rows = []
     for impl, call in impls.items():
-        row = {"n": n, "d": d, "impl": impl}
         reference_bytes = 3 * n * n * 4 * (len(reference.MMD_BANDWIDTHS) + 3)
-        if impl == "eager" and device == "cpu" and reference_bytes > physical_memory_bytes() // 2:
-            rows.append({**row, "skipped": f"needs ~{reference_bytes / 2**30:.0f} GiB"})
+        if impl == "eager" and reference_bytes > memory_limit(device):
+            rows.append(measurement("mmd", case, impl, device, skipped=f"needs ~{reference_bytes / 2**30:.0f} GiB"))
             continue
         try:
-            if device == "cuda":
-                torch.cuda.synchronize()
-                base = torch.cuda.memory_allocated()
-                torch.cuda.reset_peak_memory_stats()
-            call()
-            if device == "cuda":
-                torch.cuda.synchronize()
-                row["peak_bytes"] = torch.cuda.max_memory_allocated() - base
-            rows.append({**row, **time(call, min_run_time)})
+            peak = cuda_peak_bytes(call) if device == "cuda" else call()  # a warm-up call, measured on CUDA
+            rows.append(measurement("mmd", case, impl, device, **time(call, min_run_time), peak_bytes=peak))
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            rows.append({**row, "skipped": "out of memory"})
+            rows.append(measurement("mmd", case, impl, device, skipped="out of memory"))
         x.grad = y.grad = None
     if device == "cuda":
         rows.append(bench_mmd_forward_rate(x.detach(), y.detach(), min_run_time))
@@ -317,15 +320,15 @@ def bench_mmd_forward_rate(x, y, min_run_time: float) -> dict:
     coordinates x 3 flops (a subtract and an FMA per coordinate of d2), over the GPU's FP32 peak. Two instructions
     give 3 of the 4 flops an FMA pair would, so 75% is this kernel's ceiling."""
     n, d = x.shape
-    row = {"n": n, "d": d, "impl": "fastgan forward", **time_cuda(lambda: fastgan.mmd(x, y), min_run_time)}
-    flops = 3.0 * d * (2 * n * n - n) / row["median_s"]
-    return {**row, "flops_per_s": flops, "fp32_peak_fraction": flops / cuda_fp32_peak_flops()}
+    t = time_cuda(lambda: fastgan.mmd(x, y), min_run_time)
+    flops = 3.0 * d * (2 * n * n - n) / t["median_s"]
+    return measurement("mmd", f"n={n} d={d}", "fastgan", "cuda", "forward", **t, flops_per_s=flops,
+                       fp32_peak_fraction=flops / cuda_fp32_peak_flops())
 
 
-# ---- evaluation metrics (issue 14) ----
-# Rows in the common schema: suite, case, impl, mode, median_s, iqr_s, peak_bytes, threads, device.
+# ---- evaluation metrics ----
 
-METRIC_SIZES = {"cpu": (10000, 50000), "cuda": (10000, 50000)}
+METRIC_SIZES = (10000, 50000)
 METRIC_DIM = 2048  # Inception pool features' width; the features are random (|N(0, 1)|, float32), not Inception's
 
 
@@ -370,23 +373,18 @@ def _torchmetrics_fid(real, fake):
     return _compute_fid(real.mean(0), torch.cov(real.T), fake.mean(0), torch.cov(fake.T))
 
 
-# case -> impl -> (callable(real, fake), bytes its largest intermediates need at n samples, or None if O(n d))
+# metric (with its estimate: implementations in one entry compute the same number) -> impl -> (callable(real, fake),
+# bytes its largest intermediates need at n samples, or None if O(n d))
 METRIC_IMPLS = {
-    "kid": {
-        "fastgan (exact)": (lambda r, f: fastgan.metrics.kid(r, f), None),
-        "fastgan (100 x 1000)": (lambda r, f: fastgan.metrics.kid(r, f, subsets=100, subset_size=1000, seed=0), None),
-        "torchmetrics (100 x 1000)": (_torchmetrics_kid, None),
-        "full matrix (exact)": (_full_matrix_kid, lambda n: 4 * 4 * n * n),
-    },
-    "prdc": {
-        "fastgan": (lambda r, f: fastgan.metrics.prdc(r, f, k=5), None),
-        "prdc package": (_prdc_package, lambda n: 3 * 4 * n * n + 8 * n * n),  # + argpartition's int64 indices
-        "full matrix": (_full_matrix_prdc, lambda n: 4 * 4 * n * n),
-    },
-    "fid": {
-        "fastgan": (lambda r, f: fastgan.metrics.fid(r, f), None),
-        "torchmetrics": (_torchmetrics_fid, None),
-    },
+    "kid (exact)": {"fastgan": (lambda r, f: fastgan.metrics.kid(r, f), None),
+                    "full matrix": (_full_matrix_kid, lambda n: 4 * 4 * n * n)},
+    "kid (100 x 1000)": {
+        "fastgan": (lambda r, f: fastgan.metrics.kid(r, f, subsets=100, subset_size=1000, seed=0), None),
+        "torchmetrics": (_torchmetrics_kid, None)},
+    "prdc": {"fastgan": (lambda r, f: fastgan.metrics.prdc(r, f, k=5), None),
+             "prdc package": (_prdc_package, lambda n: 3 * 4 * n * n + 8 * n * n),  # + argpartition's int64 indices
+             "full matrix": (_full_matrix_prdc, lambda n: 4 * 4 * n * n)},
+    "fid": {"fastgan": (lambda r, f: fastgan.metrics.fid(r, f), None), "torchmetrics": (_torchmetrics_fid, None)},
 }
 
 
@@ -404,11 +402,11 @@ def _vm_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _metric_call_cpu(case: str, impl: str, n: int, threads: int, queue) -> None:
+def _metric_call_in_process(metric: str, impl: str, n: int, threads: int, queue) -> None:
     """In a fresh process (spawned): the peak resident memory the call adds (VmHWM after it minus VmRSS before it,
     inputs already made) and its time. One call per process: at n = 50k a call takes minutes."""
     torch.set_num_threads(threads)
-    fn = METRIC_IMPLS[case][impl][0]
+    fn = METRIC_IMPLS[metric][impl][0]
     fn(*_metric_features(1000, "cpu"))  # libraries loaded, thread pool started (1000: KID's subset size)
     real, fake = _metric_features(n, "cpu")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: making the inputs had its own peak
@@ -419,50 +417,47 @@ def _metric_call_cpu(case: str, impl: str, n: int, threads: int, queue) -> None:
     queue.put({"median_s": elapsed, "iqr_s": 0.0, "peak_bytes": (_vm_kib("VmHWM") - before) * 1024, "repeats": 1})
 
 
-def bench_metrics(case: str, n: int, device: str, threads: int) -> list:
+def _metric_call_cpu(metric: str, impl: str, n: int) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_metric_call_in_process, args=(metric, impl, n, torch.get_num_threads(), queue))
+    process.start()
+    process.join()
+    return queue.get() if process.exitcode == 0 else {"skipped": f"failed (exit code {process.exitcode})"}
+
+
+def _metric_call_cuda(fn, n: int) -> dict:
+    """Median of 3 calls after a warm-up at KID's subset size and a call at full size that measures the peak."""
+    real, fake = _metric_features(n, "cuda")
+    try:
+        fn(real[:1000], fake[:1000])
+        peak = cuda_peak_bytes(lambda: fn(real, fake))
+        times = []
+        for _ in range(3):
+            start = time_module.perf_counter()
+            fn(real, fake)
+            torch.cuda.synchronize()
+            times.append(time_module.perf_counter() - start)
+        return {**quartiles(times), "peak_bytes": peak}
+    except torch.cuda.OutOfMemoryError:
+        return {"skipped": "out of memory"}
+
+
+def bench_metrics(metric: str, n: int, device: str) -> list:
     """Each implementation of one metric on n real and n fake random features of width 2048. CPU: one call per
-    implementation in its own process (time and peak resident memory added by the call). CUDA: median of 3 calls
-    after a warm-up, peak allocated memory. Full-matrix implementations are skipped where their matrices would
-    take more than half the machine's memory (CPU) or run out of it (CUDA)."""
-    import multiprocessing
+    implementation in its own process (time and peak resident memory added by the call). CUDA: median of 3 calls,
+    peak allocated memory. Full-matrix implementations are skipped where their matrices exceed memory_limit."""
     rows = []
-    for impl, (fn, matrix_bytes) in METRIC_IMPLS[case].items():
-        row = {"suite": "metrics", "case": f"{case} n={n} d={METRIC_DIM}", "impl": impl, "mode": "forward",
-               "threads": threads, "device": device, "n": n, "d": METRIC_DIM}
-        limit = physical_memory_bytes() // 2 if device == "cpu" else torch.cuda.get_device_properties(0).total_memory
-        if matrix_bytes and matrix_bytes(n) > limit:
-            rows.append({**row, "skipped": f"needs ~{matrix_bytes(n) / 2**30:.0f} GiB"})
-            continue
+    for impl, (fn, matrix_bytes) in METRIC_IMPLS[metric].items():
         if device == "cuda" and impl == "prdc package":
             continue  # numpy: CPU only
-        if device == "cpu":
-            context = multiprocessing.get_context("spawn")
-            queue = context.Queue()
-            process = context.Process(target=_metric_call_cpu, args=(case, impl, n, threads, queue))
-            process.start()
-            process.join()
-            rows.append({**row, **queue.get()} if process.exitcode == 0 else
-                        {**row, "skipped": f"failed (exit code {process.exitcode})"})
-            continue
-        real, fake = _metric_features(n, device)
-        try:
-            fn(real[:1000], fake[:1000])
-            torch.cuda.synchronize()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            times = []
-            for _ in range(3):
-                start = time_module.perf_counter()
-                fn(real, fake)
-                torch.cuda.synchronize()
-                times.append(time_module.perf_counter() - start)
-            q1, median, q3 = np.percentile(times, [25, 50, 75])
-            rows.append({**row, "median_s": float(median), "iqr_s": float(q3 - q1), "repeats": 3,
-                         "peak_bytes": torch.cuda.max_memory_allocated() - base})
-        except torch.cuda.OutOfMemoryError:
-            rows.append({**row, "skipped": "out of memory"})
-        del real, fake
-        torch.cuda.empty_cache()
+        if matrix_bytes and matrix_bytes(n) > memory_limit(device):
+            timing = {"skipped": f"needs ~{matrix_bytes(n) / 2**30:.0f} GiB"}
+        else:
+            timing = _metric_call_cpu(metric, impl, n) if device == "cpu" else _metric_call_cuda(fn, n)
+        rows.append(measurement("metrics", f"{metric} n={n} d={METRIC_DIM}", impl, device, "forward", **timing))
+        if device == "cuda":
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -471,8 +466,7 @@ def bench_metrics(case: str, n: int, device: str, threads: int) -> list:
 
 def ring_log_prob(x: torch.Tensor) -> torch.Tensor:
     """The 2-D target of the MH benchmark: 8 Gaussians (std 0.3) on the unit circle, unnormalised."""
-    angles = torch.arange(8, device=x.device, dtype=x.dtype) * (math.pi / 4)
-    centres = torch.stack([angles.cos(), angles.sin()], dim=1)
+    centres = setups.ring_centres(8, device=x.device).to(x.dtype)
     return torch.logsumexp(-((x[:, None, :] - centres) ** 2).sum(-1) / (2 * 0.09), dim=1)
 
 
@@ -488,7 +482,7 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
     """Random-walk MH on `chains` 2-D chains, `steps` steps per call, the same target callable for both: fastgan
     (one fused kernel per step besides log_prob) vs the straightforward torch loop
     (fastgan.reference.metropolis_hastings); and the target's log_prob alone, called as often (steps + 1 times):
-    the floor neither can go below. Interleaved rounds: the three are timed side by side."""
+    the floor neither can go below."""
     log_prob = MH_TARGETS[target]
     x0 = torch.randn(chains, 2, device=device)
     impls = {
@@ -497,29 +491,28 @@ def bench_mh(chains: int, target: str, device: str, min_run_time: float, steps: 
         "log_prob": lambda: [log_prob(x0) for _ in range(steps + 1)],
     }
     if device == "cuda":  # a call captures one step (its cost included) and replays it `steps` times
-        impls["fastgan_cuda_graph"] = lambda: fastgan.metropolis_hastings(log_prob, x0, steps, step_size=0.5, seed=0,
-                                                                           burn_in=steps - 1, cuda_graph=True)
-    return _chain_rows(impls, chains, target, steps, device, min_run_time)
+        impls["fastgan (CUDA graph)"] = lambda: fastgan.metropolis_hastings(
+            log_prob, x0, steps, step_size=0.5, seed=0, burn_in=steps - 1, cuda_graph=True)
+    return chain_rows(impls, f"{target} chains={chains}", steps, device, min_run_time)
 
 
-def _chain_rows(impls: dict, chains: int, target: str, steps: int, device: str, min_run_time: float) -> list:
-    """The MH table's rows: each implementation timed in 9 interleaved rounds after a warm-up call."""
+def chain_rows(impls: dict, case: str, steps: int, device: str, min_run_time: float) -> list:
+    """The MH suite's rows: each implementation timed side by side in 9 interleaved rounds after a warm-up call."""
     for call in impls.values():
         call()
-    return [{"chains": chains, "target": target, "steps": steps, "impl": impl,
-             "chain_steps_per_s": chains * steps / t["median_s"], **t}
+    return [measurement("mh", case, impl, device, **t, steps=steps)
             for impl, t in time_interleaved(impls, device, 3 * min_run_time, rounds=9).items()]
 
 
 def bench_mh_gan(chains: int, k: int, device: str, min_run_time: float) -> list:
     """MH-GAN's selection over `chains` chains of k proposals (its default 256 x 640, from a real sample's logit):
     fastgan's one kernel vs the torch loop over proposals (fastgan.reference.mh_gan_select, its uniforms drawn by
-    torch.rand), in interleaved rounds. Rows in the MH table's shape: a chain step is one proposal."""
+    torch.rand)."""
     logits = torch.randn(chains, k, device=device)
     init = torch.randn(chains, device=device)
     impls = {"fastgan": lambda: fastgan.mh_gan_select(logits, seed=0, init_logit=init),
              "eager": lambda: reference.mh_gan_select(logits, torch.rand(chains, k, device=device).log(), init)}
-    return _chain_rows(impls, chains, "MH-GAN selection", k, device, min_run_time)
+    return chain_rows(impls, f"MH-GAN selection chains={chains} k={k}", k, device, min_run_time)
 
 
 # ---- thread scaling (CPU) ----
@@ -548,18 +541,15 @@ def scaling_cases(quick: bool) -> dict:
     }
 
 
-def scaling_threads(available: int) -> list:
-    """1 and the process's count, and 4, 8, 16 where the machine has them."""
-    return sorted({1, available} | {t for t in (4, 8, 16) if t < available})
-
-
 def bench_scaling(quick: bool, min_run_time: float) -> list:
+    """Each case at 1 thread, the process's count, and 4, 8, 16 where the machine has more."""
+    available = torch.get_num_threads()
     rows = []
     for case, impls in scaling_cases(quick).items():
         for impl, call in impls.items():
             call()
-            for threads in scaling_threads(torch.get_num_threads()):
-                rows.append({"case": case, "impl": impl, **time_cpu(call, min_run_time, threads)})
+            for threads in sorted({1, available} | {t for t in (4, 8, 16) if t < available}):
+                rows.append(measurement("scaling", case, impl, "cpu", **time_cpu(call, min_run_time, threads)))
     return rows
 
 
@@ -581,7 +571,7 @@ def bench_training(setup: str, device: str, min_run_time: float, impls, rounds: 
             trainers[impl] = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
         for _ in range(3):  # compile and warm up
             trainers[impl].step()
-    return [{"setup": setup, "impl": impl, "steps_per_s": 1.0 / t["median_s"], **t}
+    return [measurement("training", setup, impl, device, **t)
             for impl, t in time_interleaved({impl: trainer.step for impl, trainer in trainers.items()}, device,
                                             min_run_time, rounds).items()]
 
@@ -618,221 +608,129 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def speedups(ops: list) -> list:
-    """Per (op, size, mode): eager time / impl time for fastgan and compile."""
-    index = {(r["op"], r["size"], r["impl"], r["mode"]): r for r in ops}
-    rows = []
-    for (op, size, impl, mode), r in index.items():
-        if impl != "eager":
-            continue
-        row = {"op": op, "size": size, "mode": mode, "eager_s": r["median_s"]}
-        for other in ("fastgan", "compile"):
-            o = index.get((op, size, other, mode))
-            if o:
-                row[f"{other}_s"] = o["median_s"]
-                row[f"{other}_speedup"] = r["median_s"] / o["median_s"]
-        if ("fastgan_s" in row) and ("compile_s" in row):
-            row["fastgan_vs_compile"] = row["compile_s"] / row["fastgan_s"]
-        rows.append(row)
-    return rows
-
-
 def format_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
-def table_ops(result: dict) -> list:
-    """Markdown lines for a non-empty section: the loss ops, eager / compile / fastgan side by side."""
-    spread = {(r["op"], r["size"], r["impl"], r["mode"]): r["iqr_s"] for r in result["ops"]}
-    lines = ["## Loss ops ([n, 1] logits)", "",
-              "| op | n | mode | eager | compile | fastgan | fastgan vs eager | fastgan vs compile |",
-              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for s in result["speedups"]:
-        key = (s["op"], s["size"])
-        cells = [s["op"], str(s["size"]), s["mode"],
-                 f"{format_time(s['eager_s'])} ± {format_time(spread[key + ('eager', s['mode'])])}",
-                 format_time(s.get("compile_s", float("nan"))),
-                 f"{format_time(s['fastgan_s'])} ± {format_time(spread[key + ('fastgan', s['mode'])])}",
-                 f"{s['fastgan_speedup']:.2f}x", f"{s.get('fastgan_vs_compile', float('nan')):.2f}x"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    return lines
+def format_cell(row: dict | None) -> str:
+    """Median ± IQR (no IQR for a single call), and the peak memory where measured; or why it was skipped."""
+    if row is None:
+        return ""
+    if row["median_s"] is None:
+        return f"skipped: {row['skipped']}"
+    text = format_time(row["median_s"])
+    if row.get("repeats", 2) > 1:
+        text += f" ± {format_time(row['iqr_s'])}"
+    return text if row["peak_bytes"] is None else text + f", {max(row['peak_bytes'], 0) / 2**20:.1f} MiB"
 
 
-def table_samplers(result: dict) -> list:
-    """Markdown lines for a non-empty section: the samplers against torch."""
-    lines = ["## Samplers (float32)", "",
-              "| dist | n | fastgan | PyTorch | fastgan samples/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
-    index = {(r["dist"], r["size"], r["impl"]): r for r in result["samplers"]}
-    for (dist, size, impl), r in index.items():
-        if impl != "fastgan":
-            continue
-        other = index[(dist, size, "torch")]
-        lines.append(f"| {dist} | {size} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
-                     f"{format_time(other['median_s'])} ± {format_time(other['iqr_s'])} | "
-                     f"{r['samples_per_s']:.3g} | {other['median_s'] / r['median_s']:.2f}x |")
-    lines += ["", "PyTorch: torch.randn, torch.rand, torch.nn.init.trunc_normal_(a=-2, b=2), and for sample_cdf "
-              "torch.multinomial(probs, n, replacement=True) over 1000 bins.", ""]
-    return lines
+def impl_table(title: str, notes: str = ""):
+    """A suite's table: a line per (case, mode), a column per implementation, then each other implementation's time
+    over fastgan's (fastgan's speed-up over it)."""
+
+    def table(rows: list) -> list:
+        impls = list(dict.fromkeys(r["impl"] for r in rows))
+        others = [impl for impl in impls if impl != "fastgan"]
+        by_key = {(r["case"], r["mode"], r["impl"]): r for r in rows}
+        lines = [f"## {title}", "", *([notes, ""] if notes else []),
+                 "| case | mode | " + " | ".join(impls + [f"{other} / fastgan" for other in others]) + " |",
+                 "|---|---|" + "---:|" * (len(impls) + len(others))]
+        for case, mode in dict.fromkeys((r["case"], r["mode"]) for r in rows):
+            cells = [format_cell(by_key.get((case, mode, impl))) for impl in impls]
+            ours = by_key.get((case, mode, "fastgan"))
+            for other in others:
+                theirs = by_key.get((case, mode, other))
+                timed = ours and theirs and ours["median_s"] and theirs["median_s"]
+                cells.append(f"{theirs['median_s'] / ours['median_s']:.2f}x" if timed else "")
+            lines.append(f"| {case} | {mode} | " + " | ".join(cells) + " |")
+        return lines + [""]
+
+    return table
 
 
-def table_mmd(result: dict) -> list:
-    """Markdown lines for a non-empty section: MMD forward+backward, and the CUDA forward rate."""
-    lines = ["## MMD^2 forward+backward (rbf, 6 bandwidths), n = m", "",
-              "| n | d | fastgan | eager (cdist + exp) | speed-up | peak memory fastgan / eager |",
-              "|---:|---:|---:|---:|---:|---:|"]
-    index = {(r["n"], r["d"], r["impl"]): r for r in result["mmd"]}
-    rates = [r for r in result["mmd"] if r["impl"] == "fastgan forward"]
-    for (n, d, impl), r in index.items():
-        if impl != "fastgan":
-            continue
-        other = index[(n, d, "eager")]
-        if "skipped" in other:
-            eager, ratio = f"skipped: {other['skipped']}", "-"
-        else:
-            eager, ratio = format_time(other["median_s"]), f"{other['median_s'] / r['median_s']:.2f}x"
-        memory = (f"{r['peak_bytes'] / 2**20:.1f} MiB / " + (f"{other['peak_bytes'] / 2**20:.0f} MiB"
-                  if "peak_bytes" in other else "-")) if "peak_bytes" in r else "-"
-        lines.append(f"| {n} | {d} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | {eager} | "
-                     f"{ratio} | {memory} |")
-    lines.append("")
+def table_mmd(rows: list) -> list:
+    """The impl table, then the CUDA forward rate as a fraction of the GPU's FP32 peak."""
+    lines = impl_table("MMD^2 (rbf, 6 bandwidths), n = m, float32",
+                       "full: forward+backward; eager: torch.cdist and exp on the full matrices.")(rows)
+    rates = [r for r in rows if "flops_per_s" in r]
     if rates:
-        lines += ["Forward alone (float32): pairs x d x 3 flops (subtract, FMA) per second, as a fraction of the "
-                  "GPU's FP32 peak (the subtract-and-FMA form's ceiling is 75%).", "",
-                  "| n | d | forward | TFLOP/s | of FP32 peak |", "|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['n']} | {r['d']} | {format_time(r['median_s'])} | {r['flops_per_s'] / 1e12:.1f} | "
-                  f"{100 * r['fp32_peak_fraction']:.0f}% |" for r in rates]
-        lines.append("")
+        lines += ["Forward alone: pairs x d x 3 flops (subtract, FMA) per second, as a fraction of the GPU's FP32 "
+                  "peak (the subtract-and-FMA form's ceiling is 75%).", "",
+                  "| case | TFLOP/s | of FP32 peak |", "|---|---:|---:|"]
+        lines += [f"| {r['case']} | {r['flops_per_s'] / 1e12:.1f} | {100 * r['fp32_peak_fraction']:.0f}% |"
+                  for r in rates] + [""]
     return lines
 
 
-def table_mh(result: dict) -> list:
-    """Markdown lines for a non-empty section: Metropolis-Hastings chains."""
-    lines = ["## Metropolis-Hastings (2-D, 50 steps per call) and MH-GAN's selection (640 proposals per chain)", "",
-              "The same target callable for both; `log_prob alone` is the target called as often, the floor of "
-              "both. For MH-GAN a chain step is one proposal; the torch loop draws its uniforms with torch.rand.", "",
-              "| target | chains | fastgan | torch loop | log_prob alone | fastgan chain-steps/s | speed-up |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    index = {(r.get("target", "ring8"), r["chains"], r["impl"]): r for r in result["mh"]}
-    for (target, chains, impl), r in index.items():
-        if impl.startswith("fastgan"):
-            other = index[(target, chains, "eager")]
-            floor = index.get((target, chains, "log_prob"))
-            label = target + (" (CUDA graph)" if impl == "fastgan_cuda_graph" else "")
-            lines.append(f"| {label} | {chains} | {format_time(r['median_s'])} ± {format_time(r['iqr_s'])} | "
-                         f"{format_time(other['median_s'])} | "
-                         f"{format_time(floor['median_s']) if floor else '-'} | {r['chain_steps_per_s']:.3g} | "
-                         f"{other['median_s'] / r['median_s']:.2f}x |")
-    lines.append("")
-    return lines
-
-
-def table_training(result: dict) -> list:
-    """Markdown lines for a non-empty section: whole training steps."""
-    lines = ["## Training steps (one D step + one G step)", "",
-              "| setup | impl | steps/s | ms/step | vs eager |", "|---|---|---:|---:|---:|"]
-    eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
-    for r in result["training"]:
-        lines.append(f"| {r['setup']} | {r['impl']} | {r['steps_per_s']:.1f} | "
-                     f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f} | {eager[r['setup']] / r['median_s']:.2f}x |")
-    lines.append("")
-    return lines
-
-
-def table_kernels(result: dict) -> list:
-    """Markdown lines for a non-empty section: CUDA kernels alone (torch.profiler)."""
+def table_kernels(rows: list) -> list:
     lines = ["## Kernels on the device (torch.profiler)", "",
-              "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
-              "of the same tensors in this run (target: >= 80% at 4M).", "",
-              "| op | kernel | n | launches per call | kernel time | bandwidth | of copy_ |",
-              "|---|---|---:|---:|---:|---:|---:|"]
-    for r in result["kernels"]:
-        lines.append(f"| {r['op']} | {r['kernel']} | {r['size']} | {r['launches_per_call']:.0f} | "
-                     f"{format_time(r['kernel_s'])} | {r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | "
-                     f"{100 * r['fraction_of_copy']:.0f}% |")
-    lines.append("")
-    return lines
+             "Kernel time alone; bandwidth = bytes the kernel must move / its time, as a fraction of a `copy_` "
+             "of the same tensors in this run (target: >= 80% at 4M).", "",
+             "| case | launches per call | kernel time | bandwidth | of copy_ |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['case']} | {r['launches_per_call']:.0f} | {format_time(r['median_s'])} | "
+              f"{r['bandwidth_bytes_per_s'] / 1e9:.0f} GB/s | {100 * r['fraction_of_copy']:.0f}% |" for r in rows]
+    return lines + [""]
 
 
-def table_scaling(result: dict) -> list:
-    """Markdown lines for a non-empty section: CPU thread scaling."""
-    threads = sorted({r["threads"] for r in result["scaling"]})
+def table_scaling(rows: list) -> list:
+    threads = sorted({r["threads"] for r in rows})
     lines = ["## Thread scaling (CPU)", "",
-              "Each large op at each thread count, fastgan and the PyTorch way side by side (eager reference; "
-              "torch.randn, torch.multinomial, cdist MMD).", "",
-              "| case | impl | " + " | ".join(f"{t} thr" for t in threads) +
-              f" | 1 → {threads[-1]} speed-up |", "|---|---|" + "---:|" * (len(threads) + 1)]
-    index = {(r["case"], r["impl"], r["threads"]): r["median_s"] for r in result["scaling"]}
-    for case, impl in dict.fromkeys((r["case"], r["impl"]) for r in result["scaling"]):
-        times = [index[(case, impl, t)] for t in threads]
+             "Each large op at each thread count, fastgan and the PyTorch way side by side (eager reference; "
+             "torch.randn, torch.multinomial, cdist MMD).", "",
+             "| case | impl | " + " | ".join(f"{t} thr" for t in threads) + f" | 1 → {threads[-1]} speed-up |",
+             "|---|---|" + "---:|" * (len(threads) + 1)]
+    median = {(r["case"], r["impl"], r["threads"]): r["median_s"] for r in rows}
+    for case, impl in dict.fromkeys((r["case"], r["impl"]) for r in rows):
+        times = [median[(case, impl, t)] for t in threads]
         lines.append(f"| {case} | {impl} | " + " | ".join(format_time(t) for t in times) +
                      f" | {times[0] / times[-1]:.2f}x |")
-    lines.append("")
-    return lines
-
-
-def table_metrics(result: dict) -> list:
-    """Markdown lines for a non-empty section: the evaluation metrics."""
-    lines = ["## Evaluation metrics (n real + n fake random features, d = 2048, float32)", "",
-              "CPU: one call per implementation, each in its own process; memory = the peak resident memory the "
-              "call adds. CUDA: median of 3 calls; memory = peak allocated. KID subsets: 100 of 1000 samples.",
-              "", "| case | impl | time | peak memory | time / fastgan's (same estimate) |", "|---|---|---:|---:|---:|"]
-    def protocol(row):  # KID on all samples or on 100 subsets: compare like with like
-        return (row["case"], "100 x 1000" in row["impl"])
-    fastgan_time = {protocol(r): r["median_s"] for r in result["metrics"]
-                    if r["impl"].startswith("fastgan") and "median_s" in r}
-    for r in result["metrics"]:
-        if "skipped" in r:
-            lines.append(f"| {r['case']} | {r['impl']} | skipped: {r['skipped']} | | |")
-            continue
-        ratio = r["median_s"] / fastgan_time.get(protocol(r), float("nan"))
-        lines.append(f"| {r['case']} | {r['impl']} | {format_time(r['median_s'])} | "
-                     f"{max(r['peak_bytes'], 0) / 2**20:.0f} MiB | {ratio:.2f}x |")
-    lines.append("")
-    return lines
+    return lines + [""]
 
 
 def markdown(result: dict) -> str:
     meta = result["meta"]
     lines = [f"# fastgan benchmarks on {meta['device_name']}", "",
              f"torch {meta['torch_version']}, fastgan {meta['fastgan_version']} ({meta['fastgan_cpu_isa']} CPU kernels), "
-             f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians; ± is the "
-             f"interquartile range. Speed-up = eager time / time.", ""]
-    dates = meta.get("sections_measured", {})
+             f"{meta['date']}. CPU timings at {meta['cpu_threads']} threads, both sides. Medians ± interquartile "
+             "range; `X / fastgan` is X's time over fastgan's, fastgan's speed-up over X.", ""]
+    dates = meta["suites_measured"]
     if len(set(dates.values())) > 1:
-        lines += ["Sections measured at different times (`run.py` keeps the sections a run of some `--ops` skips): " +
-                  ", ".join(f"{section} {when}" for section, when in dates.items()) + ".", ""]
-    for suite in REGISTRY:
-        if result.get(suite.section):
-            lines += suite.table(result)
+        lines += ["Suites measured at different times (`run.py` keeps the measurements a run does not repeat): " +
+                  ", ".join(f"{suite} {when}" for suite, when in dates.items()) + ".", ""]
+    for name, suite in SUITES.items():
+        rows = [r for r in result["rows"] if r["suite"] == name]
+        if rows:
+            lines += suite.table(rows)
     if "tutorial_max_loss_difference" in meta:
         lines.append(f"DCGAN tutorial loop vs its one-line fastgan swap: largest |loss difference| over 20 steps "
                      f"= {meta['tutorial_max_loss_difference']:.2e}.")
-    overhead = meta.get("call_overhead")
-    if overhead:
-        lines.append(f"Call overhead (1 element, no autograd): fused_gan_loss "
-                     f"{format_time(overhead['fused_gan_loss_1_element_s'])}, torch.neg "
-                     f"{format_time(overhead['torch_neg_1_element_s'])}. Autograd floor, "
-                     f"(r.sum() + f.sum()).backward() on two [256, 1] leaves: "
-                     f"{format_time(overhead['autograd_floor_256_s'])}.")
+    overhead = meta["call_overhead"]
+    lines.append(f"Call overhead (1 element, no autograd): fused_gan_loss "
+                 f"{format_time(overhead['fused_gan_loss_1_element_s'])}, torch.neg "
+                 f"{format_time(overhead['torch_neg_1_element_s'])}. Autograd floor, "
+                 f"(r.sum() + f.sum()).backward() on two [256, 1] leaves: "
+                 f"{format_time(overhead['autograd_floor_256_s'])}.")
     return "\n".join(lines) + "\n"
 
 
-def plot_ops(result: dict) -> list:
+def speedup_over_eager(rows: list, case: str, impl: str, mode: str = "full") -> float:
+    time = {r["impl"]: r["median_s"] for r in rows if r["case"] == case and r["mode"] == mode}
+    return time["eager"] / time[impl] if time.get(impl) and time.get("eager") else float("nan")
+
+
+def plot_ops(rows: list) -> list:
     """One panel per loss op: fastgan's and torch.compile's speed-up over eager (forward+backward) by size."""
     panels = []
     for op in LOSS_OPS:
-        rows = sorted((s for s in result.get("speedups", []) if s["op"] == op and s["mode"] == "full"),
-                      key=lambda s: s["size"])
-        if not rows:
+        sizes = sorted({r["size"] for r in rows if r["case"].startswith(op + " ")})
+        if not sizes:
             continue
 
-        def draw(ax, op=op, rows=rows):
-            sizes = [s["size"] for s in rows]
-            ax.plot(sizes, [s["fastgan_speedup"] for s in rows], "o-", label="fastgan")
-            ax.plot(sizes, [s.get("compile_speedup", float("nan")) for s in rows], "s--", label="torch.compile")
+        def draw(ax, op=op, sizes=sizes):
+            for impl, style, label in (("fastgan", "o-", "fastgan"), ("compile", "s--", "torch.compile")):
+                ax.plot(sizes, [speedup_over_eager(rows, f"{op} n={n}", impl) for n in sizes], style, label=label)
             ax.axhline(1.0, color="gray", lw=0.8)
             ax.set(xscale="log", xlabel="logits", ylabel="speed-up over eager (forward+backward)", title=op)
             ax.legend()
@@ -840,19 +738,15 @@ def plot_ops(result: dict) -> list:
     return panels
 
 
-def plot_training(result: dict) -> list:
+def plot_training(rows: list) -> list:
     """One panel: each setup's whole-step speed-up over eager, per implementation."""
-    if not result.get("training"):
-        return []
 
     def draw(ax):
-        setups_seen = list(dict.fromkeys(r["setup"] for r in result["training"]))
+        setups_seen = list(dict.fromkeys(r["case"] for r in rows))
         width = 0.27
-        eager = {r["setup"]: r["median_s"] for r in result["training"] if r["impl"] == "eager"}
         for k, impl in enumerate(setups.IMPLS):
-            values = [next((eager[s] / r["median_s"] for r in result["training"]
-                            if r["setup"] == s and r["impl"] == impl), 0) for s in setups_seen]
-            ax.bar(np.arange(len(setups_seen)) + (k - 1) * width, values, width, label=impl)
+            values = [speedup_over_eager(rows, setup, impl) for setup in setups_seen]
+            ax.bar(np.arange(len(setups_seen)) + (k - 1) * width, np.nan_to_num(values), width, label=impl)
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xticks(np.arange(len(setups_seen)), setups_seen)
         ax.set(ylabel="training speed-up over eager", title="whole steps (D step + G step)")
@@ -867,7 +761,11 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [panel for suite in REGISTRY if suite.plot is not None for panel in suite.plot(result)]
+    panels = []
+    for name, suite in SUITES.items():
+        rows = [r for r in result["rows"] if r["suite"] == name]
+        if rows and suite.plot:
+            panels += suite.plot(rows)
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
@@ -880,51 +778,30 @@ def plot(result: dict, path: Path) -> None:
 
 
 # ---- the suites ----
-# Each suite: its result section (benchmarks/schema.py SUITES, which compare.py reads), the tasks a run gives it
-# (device, args) -> [task, ...], how one task runs (device, args, min_run_time, *task) -> rows, its markdown table
-# and, optionally, its plot panels. A new suite is one entry here and one in schema.SUITES; run_device, markdown
-# and plot only walk the list.
+# A suite is one entry of SUITES: the tasks a run gives it, how one task runs, its table and optionally its plot
+# panels. run_device, markdown and plot only walk SUITES, and every row is in the common schema (measurement), so
+# merging and compare.py need nothing per suite.
 
 
 @dataclass(frozen=True)
 class Suite:
-    section: str
-    tasks: Callable
-    run: Callable
-    table: Callable
-    plot: Optional[Callable] = None  # (result) -> [draw(ax), ...]: its plot panels (none when its section is empty)
-
-
-def _loss_tasks(device: str, args) -> list:
-    return [(op, size) for op in args.ops if op in LOSS_OPS for size in args.sizes]
-
-
-def _sampler_tasks(device: str, args) -> list:
-    sizes = QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES
-    return [(dist, size) for dist in args.ops if dist in SAMPLERS for size in sizes]
-
-
-def _mmd_tasks(device: str, args) -> list:
-    if "mmd" not in args.ops:
-        return []
-    sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
-    return [(n, d) for d in (args.mmd_dims or MMD_DIMS[device]) for n in sizes]
+    tasks: Callable  # (device, args) -> [task, ...]
+    run: Callable  # (device, args, min_run_time, *task) -> [row, ...]
+    table: Callable  # (its rows) -> markdown lines
+    plot: Optional[Callable] = None  # (its rows) -> [draw(ax), ...]
 
 
 def _mh_tasks(device: str, args) -> list:
+    if "mh" not in args.ops:
+        return []
     chains = (4096,) if args.quick else (4096, 65536)
-    mh_gan = [(256, "MH-GAN selection")] + ([] if args.quick else [(4096, "MH-GAN selection")])
-    return [(n, target) for target in MH_TARGETS for n in chains] + mh_gan if "mh" in args.ops else []
+    return [(n, target) for target in MH_TARGETS for n in chains] + [(n, "MH-GAN") for n in ((256,) if args.quick else (256, 4096))]
 
 
 def _run_mh(device: str, args, min_run_time: float, chains: int, target: str) -> list:
-    if target == "MH-GAN selection":
+    if target == "MH-GAN":
         return bench_mh_gan(chains, 640, device, min_run_time)
     return bench_mh(chains, target, device, min_run_time)
-
-
-def _training_tasks(device: str, args) -> list:
-    return [(setup,) for setup in args.ops if setup in TRAINING]
 
 
 def _run_training(device: str, args, min_run_time: float, setup: str) -> list:
@@ -933,43 +810,51 @@ def _run_training(device: str, args, min_run_time: float, setup: str) -> list:
     return bench_training(setup, device, 0.4 if args.quick else 4.0, impls)
 
 
-def _kernel_tasks(device: str, args) -> list:
-    return [()] if device == "cuda" and any(op in LOSS_OPS for op in args.ops) else []
-
-
-def _scaling_tasks(device: str, args) -> list:
-    return [()] if device == "cpu" and "scaling" in args.ops else []
+def _mmd_tasks(device: str, args) -> list:
+    sizes = args.mmd_sizes or (MMD_SIZES[device][:1] if args.quick else MMD_SIZES[device])
+    return [(n, d) for d in (args.mmd_dims or MMD_DIMS[device]) for n in sizes] if "mmd" in args.ops else []
 
 
 def _metric_tasks(device: str, args) -> list:
-    if "metrics" not in args.ops:
-        return []
-    sizes = args.metric_sizes or ((2000,) if args.quick else METRIC_SIZES[device])
-    return [(case, n) for n in sizes for case in METRIC_IMPLS]
+    sizes = args.metric_sizes or ((2000,) if args.quick else METRIC_SIZES)
+    return [(metric, n) for n in sizes for metric in METRIC_IMPLS] if "metrics" in args.ops else []
 
 
-REGISTRY = (
-    Suite("ops", _loss_tasks, lambda device, args, t, op, size: bench_loss(op, size, device, t), table_ops,
-          plot_ops),
-    Suite("samplers", _sampler_tasks, lambda device, args, t, dist, size: bench_sampler(dist, size, device, t),
-          table_samplers),
-    Suite("mmd", _mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
-    Suite("mh", _mh_tasks, _run_mh, table_mh),
-    Suite("training", _training_tasks, _run_training, table_training, plot_training),
-    Suite("kernels", _kernel_tasks, lambda device, args, t: bench_loss_kernels(t), table_kernels),
-    Suite("scaling", _scaling_tasks, lambda device, args, t: bench_scaling(args.quick, t), table_scaling),
-    Suite("metrics", _metric_tasks,
-          lambda device, args, t, case, n: bench_metrics(case, n, device, torch.get_num_threads()), table_metrics),
-)
-assert {suite.section for suite in REGISTRY} == set(SUITES), "every suite is in benchmarks/schema.py, and back"
+SUITES = {
+    "ops": Suite(lambda device, args: [(op, n) for op in args.ops if op in LOSS_OPS for n in args.sizes],
+                 lambda device, args, t, op, n: bench_loss(op, n, device, t),
+                 impl_table("Loss ops ([n, 1] logits)", "full: forward+backward."), plot_ops),
+    "samplers": Suite(lambda device, args: [(dist, n) for dist in args.ops if dist in SAMPLERS
+                                            for n in (QUICK_SAMPLER_SIZES if args.quick else SAMPLER_SIZES)],
+                      lambda device, args, t, dist, n: bench_sampler(dist, n, device, t),
+                      impl_table("Samplers (float32)", "torch: torch.randn, torch.rand, torch.nn.init.trunc_normal_"
+                                 "(a=-2, b=2), and for sample_cdf torch.multinomial(probs, n, replacement=True) over "
+                                 "1000 bins.")),
+    "mmd": Suite(_mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
+    "mh": Suite(_mh_tasks, _run_mh, impl_table(
+        "Metropolis-Hastings (2-D, 50 steps per call) and MH-GAN's selection (k proposals per chain)",
+        "The same target callable for both; `log_prob` is the target alone, called as often: the floor of both. "
+        "The MH-GAN torch loop draws its uniforms with torch.rand.")),
+    "training": Suite(lambda device, args: [(setup,) for setup in args.ops if setup in TRAINING], _run_training,
+                      impl_table("Training steps (one D step + one G step)"), plot_training),
+    "kernels": Suite(lambda device, args: [()] if device == "cuda" and set(args.ops) & set(LOSS_OPS) else [],
+                     lambda device, args, t: bench_kernels(t), table_kernels),
+    "scaling": Suite(lambda device, args: [()] if device == "cpu" and "scaling" in args.ops else [],
+                     lambda device, args, t: bench_scaling(args.quick, t), table_scaling),
+    "metrics": Suite(_metric_tasks, lambda device, args, t, metric, n: bench_metrics(metric, n, device),
+                     impl_table("Evaluation metrics (n real + n fake random features, d = 2048, float32)",
+                                "CPU: one call per implementation, each in its own process; memory = the peak "
+                                "resident memory the call adds. CUDA: median of 3 calls; memory = peak allocated.")),
+}
 
 
 def run_device(device: str, args) -> dict:
     min_run_time = 0.1 if args.quick else args.min_run_time
-    tasks = [(suite, task) for suite in REGISTRY for task in suite.tasks(device, args)]
-    result = {"schema_version": SCHEMA_VERSION, **{suite.section: [] for suite in REGISTRY}}
-    for suite, task in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
-        result[suite.section] += suite.run(device, args, min_run_time, *task)
+    tasks = [(name, task) for name, suite in SUITES.items() for task in suite.tasks(device, args)]
+    rows = []
+    for name, task in tqdm(tasks, desc=f"benchmarks on {device}", unit="task"):
+        rows += SUITES[name].run(device, args, min_run_time, *task)
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     meta = {
         "device": device,
         "device_name": device_name(device),
@@ -977,50 +862,32 @@ def run_device(device: str, args) -> dict:
         "fastgan_version": fastgan.__version__,
         "fastgan_cpu_isa": fastgan.build_info()["cpu_isa"],
         "cpu_threads": torch.get_num_threads(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": date,
         "quick": args.quick,
         "call_overhead": call_overhead(device, min_run_time),
+        "suites_measured": {name: date for name in dict.fromkeys(r["suite"] for r in rows)},
     }
     if any(t.startswith("tutorial") for t in args.ops):
         meta["tutorial_max_loss_difference"] = tutorial_agreement(device)
-    result["meta"] = meta
-    result["speedups"] = speedups(result["ops"])
-    return result
+    return {"schema_version": SCHEMA_VERSION, "meta": meta, "rows": rows}
 
 
-# Every timed section is a suite of benchmarks/schema.py (compare.py reads them all through it), plus the derived
-# speed-ups.
-RESULT_SECTIONS = tuple(SUITES) + ("speedups",)
-
-
-def _has_common_schema(rows) -> bool:
-    return bool(rows) and isinstance(rows, list) and all(isinstance(r, dict) and "case" in r and "impl" in r
-                                                         for r in rows)
-
-
-def merge_sections(previous: dict, result: dict) -> dict:
-    """A run of some --ops keeps the sections of the previous result file (same machine) that it did not measure,
-    each with the date it was measured (meta.sections_measured), so one suite can be rerun alone."""
-    if previous.get("schema_version") != result["schema_version"]:
+def merge(previous: dict, result: dict) -> dict:
+    """The previous result file (same machine) keeps its place and every measurement this run did not repeat, so
+    one suite or one size can be rerun alone; meta.suites_measured dates each suite's latest run."""
+    if previous.get("schema_version") != SCHEMA_VERSION:
         return result
-    date = result["meta"]["date"]
-    earlier = previous["meta"].get("sections_measured", {})
-    measured = {}
-    for section in RESULT_SECTIONS:
-        if result.get(section) and _has_common_schema(result[section]) and _has_common_schema(previous.get(section)):
-            # rows of the common schema merge by (case, impl): rerunning some sizes keeps the others
-            fresh = {(r["case"], r["impl"]) for r in result[section]}
-            result[section] = [r for r in previous[section] if (r["case"], r["impl"]) not in fresh] + result[section]
-            measured[section] = date
-        elif result.get(section):
-            measured[section] = date
-        elif previous.get(section):
-            result[section] = previous[section]
-            measured[section] = earlier.get(section, previous["meta"]["date"])
-    if "tutorial_max_loss_difference" not in result["meta"] and "tutorial_max_loss_difference" in previous["meta"]:
-        result["meta"]["tutorial_max_loss_difference"] = previous["meta"]["tutorial_max_loss_difference"]
-    result["meta"]["sections_measured"] = measured
+    fresh = {key(r): r for r in result["rows"]}
+    result["rows"] = [fresh.pop(key(r), r) for r in previous["rows"]] + list(fresh.values())
+    meta = result["meta"]
+    meta["suites_measured"] = {**previous["meta"]["suites_measured"], **meta["suites_measured"]}
+    if "tutorial_max_loss_difference" in previous["meta"]:
+        meta.setdefault("tutorial_max_loss_difference", previous["meta"]["tutorial_max_loss_difference"])
     return result
+
+
+def int_list(text: str) -> list:
+    return [int(s) for s in text.split(",")]
 
 
 def parse_args(argv=None):
@@ -1028,10 +895,11 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all",
                         help="where to run (default: CPU, and CUDA when available)")
     parser.add_argument("--ops", default=",".join(ALL_OPS), help=f"comma-separated subset of {', '.join(ALL_OPS)}")
-    parser.add_argument("--sizes", default=None, help="comma-separated logit counts for the loss ops")
-    parser.add_argument("--mmd-sizes", default=None, help="comma-separated sample counts n = m for mmd")
-    parser.add_argument("--mmd-dims", default=None, help="comma-separated dimensions d for mmd")
-    parser.add_argument("--metric-sizes", default=None, help="comma-separated sample counts n = m for metrics")
+    parser.add_argument("--sizes", type=int_list, default=None, help="comma-separated logit counts for the loss ops")
+    parser.add_argument("--mmd-sizes", type=int_list, default=None, help="comma-separated sample counts n = m for mmd")
+    parser.add_argument("--mmd-dims", type=int_list, default=None, help="comma-separated dimensions d for mmd")
+    parser.add_argument("--metric-sizes", type=int_list, default=None,
+                        help="comma-separated sample counts n = m for metrics")
     parser.add_argument("--quick", action="store_true", help="two sizes, short timing: a smoke run")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
     parser.add_argument("--threads", type=int, default=None,
@@ -1039,7 +907,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-compile-training", action="store_true",
                         help="skip torch.compile in the training steps (its compilation dominates a CPU run)")
     parser.add_argument("--no-merge", action="store_true",
-                        help="replace the device's result file instead of keeping the sections this run skips")
+                        help="replace the device's result file instead of keeping the measurements this run skips")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"),
                         help="directory for <device>.json, .md and .png")
     args = parser.parse_args(argv)
@@ -1047,13 +915,7 @@ def parse_args(argv=None):
     unknown = sorted(set(args.ops) - set(ALL_OPS))
     if unknown:
         parser.error(f"unknown --ops {unknown}; choose from {', '.join(ALL_OPS)}")
-    args.mmd_sizes = [int(s) for s in args.mmd_sizes.split(",")] if args.mmd_sizes else None
-    args.mmd_dims = [int(s) for s in args.mmd_dims.split(",")] if args.mmd_dims else None
-    args.metric_sizes = [int(s) for s in args.metric_sizes.split(",")] if args.metric_sizes else None
-    if args.sizes:
-        args.sizes = [int(s) for s in args.sizes.split(",")]
-    else:
-        args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    args.sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     if args.quick and args.ops == list(ALL_OPS):
         args.ops = ["d_loss", "g_loss", "normal", "mmd", "mh", "ring256", "scaling"]
     return args
@@ -1075,15 +937,15 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore", message=".*TensorFloat32.*")
     for device in devices:
         result = run_device(device, args)
-        name = slug(("cpu-" if device == "cpu" else "") + result["meta"]["device_name"])
-        if not args.no_merge and (out_dir / f"{name}.json").exists():
-            result = merge_sections(json.loads((out_dir / f"{name}.json").read_text()), result)
-        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
+        path = out_dir / (slug(("cpu-" if device == "cpu" else "") + result["meta"]["device_name"]) + ".json")
+        if not args.no_merge and path.exists():
+            result = merge(json.loads(path.read_text()), result)
+        path.write_text(json.dumps(result, indent=1))
         text = markdown(result)
-        (out_dir / f"{name}.md").write_text(text)
-        plot(result, out_dir / f"{name}.png")
+        path.with_suffix(".md").write_text(text)
+        plot(result, path.with_suffix(".png"))
         print(text)
-        print(f"wrote {out_dir / name}.{{json,md,png}}")
+        print(f"wrote {path.with_suffix('')}.{{json,md,png}}")
 
 
 if __name__ == "__main__":

@@ -1,59 +1,50 @@
-"""benchmarks/schema.py maps every suite's rows to the common schema, and compare.py reads every suite through it."""
+"""Every benchmark row is in the common schema, a rerun replaces only what it measured, and compare.py pairs the
+rows of every suite."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.schema import COMMON_FIELDS, SUITES, common_rows
+from benchmarks.run import SUITES, measurement, merge
+from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def synthetic_result():
-    meta = {"device": "cpu", "device_name": "test", "torch_version": "x", "date": "d", "cpu_threads": 2}
-    rows = {
-        "ops": [{"op": "d_loss", "size": 256, "impl": "fastgan", "mode": "forward", "median_s": 1e-5, "iqr_s": 0}],
-        "samplers": [{"dist": "normal", "size": 4096, "impl": "torch", "median_s": 2e-5, "iqr_s": 0}],
-        "mmd": [{"n": 1024, "d": 2, "impl": "eager", "median_s": 0.1, "iqr_s": 0},
-                {"n": 65536, "d": 2, "impl": "eager", "skipped": "out of memory"}],
-        "mh": [{"target": "ring8", "chains": 4096, "steps": 50, "impl": "fastgan", "median_s": 0.01, "iqr_s": 0}],
-        "training": [{"setup": "ring256", "impl": "compile", "median_s": 0.002, "iqr_s": 0}],
-        "scaling": [{"case": "mmd", "impl": "fastgan", "threads": 1, "median_s": 1.0, "iqr_s": 0}],
-        "metrics": [{"suite": "metrics", "case": "kid n=10 d=4", "impl": "fastgan (exact)", "mode": "forward",
-                     "median_s": 3.0, "iqr_s": 0, "peak_bytes": 5, "threads": 2, "device": "cpu"}],
-        "kernels": [{"op": "d_loss", "kernel": "loss_forward_kernel", "size": 4194304, "kernel_s": 6e-6}],
-    }
-    return {"schema_version": 1, "meta": meta, **rows}
+def result(rows: list, date: str) -> dict:
+    meta = {"device": "cpu", "device_name": "test", "torch_version": "x", "date": date,
+            "suites_measured": {r["suite"]: date for r in rows}}
+    return {"schema_version": SCHEMA_VERSION, "meta": meta, "rows": rows}
 
 
-def test_every_suite_maps_to_the_common_schema_and_skipped_rows_are_left_out():
-    result = synthetic_result()
-    assert set(result) - {"schema_version", "meta"} == set(SUITES)  # the fixture covers every suite
-    rows = common_rows(result)
-    assert len(rows) == len(SUITES)  # one timed row per suite; the skipped mmd row is not one
-    for row in rows:
-        assert tuple(row) == COMMON_FIELDS
-        assert row["median_s"] > 0 and row["device"] == "cpu"
-    by_suite = {r["suite"]: r for r in rows}
-    assert by_suite["ops"]["case"] == "d_loss size=256" and by_suite["ops"]["threads"] == 2
-    assert by_suite["mmd"]["case"] == "n=1024 d=2" and by_suite["mmd"]["mode"] == "full"
-    assert by_suite["metrics"]["peak_bytes"] == 5 and by_suite["scaling"]["threads"] == 1
+def one_row_per_suite(median_s: float) -> list:
+    return [measurement(suite, "case", "fastgan", "cpu", median_s=median_s, iqr_s=0.0) for suite in SUITES]
+
+
+def test_a_row_starts_with_the_common_fields_and_a_skipped_one_has_no_timing():
+    row = measurement("mmd", "n=1 d=2", "eager", "cpu", skipped="needs ~9 GiB", steps=3)
+    assert tuple(row)[:len(COMMON_FIELDS)] == COMMON_FIELDS
+    assert row["median_s"] is None and row["threads"] >= 1 and row["steps"] == 3
+
+
+def test_merge_replaces_the_measurements_a_run_repeats_and_keeps_the_rest_in_place():
+    previous = result(one_row_per_suite(1.0), "old")
+    rerun = [measurement("mmd", "case", "fastgan", "cpu", median_s=0.5), measurement("mmd", "new", "fastgan", "cpu")]
+    merged = merge(previous, result(rerun, "new"))
+    assert [(r["suite"], r["case"]) for r in merged["rows"]] == [(s, "case") for s in SUITES] + [("mmd", "new")]
+    assert [r["median_s"] for r in merged["rows"] if r["suite"] != "mmd"] == [1.0] * (len(SUITES) - 1)
+    assert merged["rows"][list(SUITES).index("mmd")]["median_s"] == 0.5
+    assert merged["meta"]["suites_measured"] == {**{s: "old" for s in SUITES}, "mmd": "new"}
 
 
 def test_compare_reports_every_suite_present_in_both(tmp_path):
-    a, b = synthetic_result(), synthetic_result()
-    for row in b["mmd"]:
-        if "median_s" in row:
-            row["median_s"] = 0.05
     paths = []
-    for name, result in (("a", a), ("b", b)):
+    for name, median_s in (("a", 1.0), ("b", 0.5)):
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(result))
+        path.write_text(json.dumps(result(one_row_per_suite(median_s), name)))
         paths.append(str(path))
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"), *paths], capture_output=True,
-                         text=True, check=True).stdout
-    suites = {line.split()[0] for line in out.splitlines()[3:]}
-    assert suites == set(SUITES)
-    mmd_line = next(line for line in out.splitlines() if line.startswith("mmd"))
-    assert mmd_line.rstrip().endswith("2.00x")
+                         text=True, check=True).stdout.splitlines()[3:]
+    assert [line.split()[0] for line in out] == list(SUITES)
+    assert all(line.rstrip().endswith("2.00x") for line in out)
