@@ -278,18 +278,22 @@ def memory_limit(device: str) -> int:
     return physical_memory_bytes() // 2 if device == "cpu" else torch.cuda.get_device_properties(0).total_memory
 
 
-def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
-    """MMD^2 forward+backward between two [n, d] samples: fastgan vs the full-matrix reference (torch.cdist and
-    exp, as people write it). The reference holds three n x n matrices and their per-bandwidth exponentials; it is
-    skipped where they exceed memory_limit, or when the CUDA allocator runs out of memory."""
-    time = timer_for(device)
+def mmd_impls(n: int, d: int, device: str) -> dict:
+    """name -> MMD^2 forward+backward between two [n, d] samples: fastgan and the full-matrix reference
+    (torch.cdist and exp, as people write it)."""
     x = torch.randn(n, d, device=device, requires_grad=True)
     y = (torch.randn(n, d, device=device) + 0.5).requires_grad_()
-    impls = {"fastgan": lambda: fastgan.mmd(x, y).backward(),
-             "eager": lambda: reference.mmd(x, y, exact=False).backward()}
+    return {"fastgan": lambda: fastgan.mmd(x, y).backward(),
+            "eager": lambda: reference.mmd(x, y, exact=False).backward()}
+
+
+def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
+    """mmd_impls timed. The reference holds three n x n matrices and their per-bandwidth exponentials; it is
+    skipped where they exceed memory_limit, or when the CUDA allocator runs out of memory."""
+    time = timer_for(device)
     case = f"n={n} d={d}"
     rows = []
-    for impl, call in impls.items():
+    for impl, call in mmd_impls(n, d, device).items():
         reference_bytes = 3 * n * n * 4 * (len(reference.MMD_BANDWIDTHS) + 3)
         if impl == "eager" and reference_bytes > memory_limit(device):
             rows.append(measurement("mmd", case, impl, device, skipped=f"needs ~{reference_bytes / 2**30:.0f} GiB"))
@@ -300,9 +304,8 @@ def bench_mmd(n: int, d: int, device: str, min_run_time: float) -> list:
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             rows.append(measurement("mmd", case, impl, device, skipped="out of memory"))
-        x.grad = y.grad = None
     if device == "cuda":
-        rows.append(bench_mmd_forward_rate(x.detach(), y.detach(), min_run_time))
+        rows.append(bench_mmd_forward_rate(n, d, min_run_time))
     return rows
 
 
@@ -314,11 +317,11 @@ def cuda_fp32_peak_flops() -> float:
     return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count * 128 * 2 * clock_mhz * 1e6
 
 
-def bench_mmd_forward_rate(x, y, min_run_time: float) -> dict:
+def bench_mmd_forward_rate(n: int, d: int, min_run_time: float) -> dict:
     """The tiled forward alone, as a rate: the pairs it must visit (same-set pairs once: 2 n^2 - n for n = m) x d
     coordinates x 3 flops (a subtract and an FMA per coordinate of d2), over the GPU's FP32 peak. Two instructions
     give 3 of the 4 flops an FMA pair would, so 75% is this kernel's ceiling."""
-    n, d = x.shape
+    x, y = torch.randn(n, d, device="cuda"), torch.randn(n, d, device="cuda") + 0.5
     t = time_cuda(lambda: fastgan.mmd(x, y), min_run_time)
     flops = 3.0 * d * (2 * n * n - n) / t["median_s"]
     return measurement("mmd", f"n={n} d={d}", "fastgan", "cuda", "forward", **t, flops_per_s=flops,
@@ -520,23 +523,15 @@ def bench_mh_gan(chains: int, k: int, device: str, min_run_time: float) -> list:
 def scaling_cases(quick: bool) -> dict:
     """The large CPU ops (>= 1M elements, or MMD's 4096^2 pairs): name -> {impl: call}, fastgan and the PyTorch way
     side by side."""
-    n = 1 << (20 if quick else 22)
-    real = torch.randn(n, 1, requires_grad=True)
-    fake = torch.randn(n, 1, requires_grad=True)
-    m = 1 << (20 if quick else 24)
-    x = torch.randn(1024 if quick else 4096, 64, requires_grad=True)
-    y = (torch.randn(x.shape) + 0.5).requires_grad_()
-    probs = torch.rand(1000) + 0.01
-    cdf = probs.cumsum(0)
-    latent = fastgan.LatentSampler(1, seed=0)
+    n, m, mmd_n = (1 << 20, 1 << 20, 1024) if quick else (1 << 22, 1 << 24, 4096)
+    real, fake = (torch.randn(n, 1, requires_grad=True) for _ in range(2))
+    losses = loss_impls("d_loss")
     return {
-        f"d_loss fwd+bwd, n = {n}": {"fastgan": lambda: fastgan.fused_gan_loss(real, fake).backward(),
-                                     "eager": lambda: reference.gan_loss(real, fake).backward()},
-        f"normal, n = {m}": {"fastgan": lambda: latent(m), "eager": lambda: torch.randn(m)},
-        f"sample_cdf, n = {m}": {"fastgan": lambda: fastgan.sample_cdf(cdf, m, seed=0, validate=False),
-                                 "eager": lambda: torch.multinomial(probs, m, replacement=True)},
-        f"mmd fwd+bwd, n = {len(x)}, d = 64": {"fastgan": lambda: fastgan.mmd(x, y).backward(),
-                                               "eager": lambda: reference.mmd(x, y, exact=False).backward()},
+        f"d_loss fwd+bwd, n = {n}": {impl: lambda fn=losses[impl]: fn(real, fake).backward()
+                                     for impl in ("fastgan", "eager")},
+        f"normal, n = {m}": sampler_impls("normal", m, "cpu"),
+        f"sample_cdf, n = {m}": sampler_impls("sample_cdf", m, "cpu"),
+        f"mmd fwd+bwd, n = {mmd_n}, d = 64": mmd_impls(mmd_n, 64, "cpu"),
     }
 
 

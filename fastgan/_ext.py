@@ -39,3 +39,9 @@ def last_parallel_threads() -> int:
     """How many distinct threads ran the tasks of fastgan's most recent parallel CPU loop (process-wide). A test hook:
     it proves the kernels really run on several threads."""
     return _C.last_parallel_threads()
+
+
+# The ops that only write into their arguments (the samplers' fills, the MH step) return nothing, so their fake
+# kernels, for torch.compile and FakeTensor, have nothing to compute.
+for _op in ("fill_random_bits_", "fill_latent_", "sample_cdf_", "mh_step_"):
+    torch.library.register_fake(f"fastgan::{_op}")(lambda *args, **kwargs: None)

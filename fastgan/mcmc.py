@@ -313,8 +313,3 @@ def _(logits, init_logit, seed, offset, stream):
     chains = logits.shape[0]
     return logits.new_empty((chains,), dtype=torch.int64), logits.new_empty((chains,), dtype=torch.bool)
 
-
-@torch.library.register_fake("fastgan::mh_step_")
-def _(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, step_offset, burn_in, thin, step_size,
-      seed, stream):
-    return None

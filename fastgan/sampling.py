@@ -34,8 +34,6 @@ INVERSE_TRANSFORM_DISTS = {  # name -> (parameter names and defaults)
 }
 
 
-
-
 def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=None) -> torch.Tensor:
     """Words offset .. offset + n - 1 of stream (seed, stream): Philox4x32-10, as int64 tensors holding the
     unsigned 32-bit values (torch's uint32 lacks most operators). Seed 0, stream 0 starts
@@ -236,17 +234,3 @@ class LatentSampler:
         self._position.add_(n * self.dim)
         return out
 
-
-@torch.library.register_fake("fastgan::fill_random_bits_")
-def _(out, seed, offset, stream):
-    return None
-
-
-@torch.library.register_fake("fastgan::sample_cdf_")
-def _(cdf, out, seed, offset, stream):
-    return None
-
-
-@torch.library.register_fake("fastgan::fill_latent_")
-def _(out, dist, a, b, seed, offset, offset_tensor, stream):
-    return None
