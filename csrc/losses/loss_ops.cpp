@@ -151,15 +151,19 @@ LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c
 // engine follows the tensors' device.
 const LossEngine& engine_for(const Tensor& t) { return EngineTable<LossEngine>::of(t.device().type(), "fastgan"); }
 
-int64_t numel_or_zero(const Tensor& t) { return t.defined() ? t.numel() : 0; }
+// The kernels' operands: a (may be undefined) and b contiguous, and how many per-element losses they give.
+struct Operands {
+  Tensor a, b;
+  int64_t per_element;
+  Operands(const LossSpec& spec, const Tensor& a_in, const Tensor& b_in)
+      : a(a_in.defined() ? a_in.contiguous() : a_in), b(b_in.contiguous()),
+        per_element(b.numel() + (spec.layout == Layout::Paired || !a.defined() ? 0 : a.numel())) {}
+};
 
-// Runs the forward: a may be undefined. Returns (loss, stats).
+// Returns (loss, stats).
 std::tuple<Tensor, Tensor> run_forward(const LossSpec& spec, const Tensor& a_in, const Tensor& b_in) {
-  const Tensor a = a_in.defined() ? a_in.contiguous() : a_in;
-  const Tensor b = b_in.contiguous();
+  const auto [a, b, per_element] = Operands(spec, a_in, b_in);
   const auto options = b.options();
-  const int64_t per_element =
-      spec.layout == Layout::Paired ? b.numel() : numel_or_zero(a) + b.numel();
   Tensor loss = spec.reduction == Reduction::None ? at::empty({per_element}, options) : at::empty({}, options);
   Tensor stats = at::empty({4}, options.dtype(accumulate_type(b.scalar_type())));
   engine_for(b).forward(spec, a, b, loss, stats);
@@ -168,10 +172,7 @@ std::tuple<Tensor, Tensor> run_forward(const LossSpec& spec, const Tensor& a_in,
 
 std::tuple<Tensor, Tensor> run_backward(const LossSpec& spec, const Tensor& grad_in, const Tensor& a_in,
                                         const Tensor& b_in, const char* op) {
-  const Tensor a = a_in.defined() ? a_in.contiguous() : a_in;
-  const Tensor b = b_in.contiguous();
-  const int64_t per_element =
-      spec.layout == Layout::Paired ? b.numel() : numel_or_zero(a) + b.numel();
+  const auto [a, b, per_element] = Operands(spec, a_in, b_in);
   if (spec.reduction == Reduction::None) {
     TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.numel() == per_element, op,
                       ": grad must have shape [", per_element, "] for reduction='none', got ", grad_in.sizes());
@@ -252,6 +253,11 @@ void register_loss_kernels(torch::Library& m) {
   m.impl("generator_loss_backward", &generator_loss_backward);
 }
 
+void register_autocast(torch::Library& m) {
+  m.impl("gan_loss", &gan_loss_autocast);
+  m.impl("generator_loss", &generator_loss_autocast);
+}
+
 template <class E, size_t N>
 int64_t index_of(c10::string_view name, const NameTable<E, N>& table) {
   for (size_t i = 0; i < N; ++i) {
@@ -305,13 +311,7 @@ OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_loss_kernels(m); }
 TORCH_LIBRARY_IMPL(fastgan, CUDA, m) { register_loss_kernels(m); }
 
-TORCH_LIBRARY_IMPL(fastgan, AutocastCPU, m) {
-  m.impl("gan_loss", &gan_loss_autocast);
-  m.impl("generator_loss", &generator_loss_autocast);
-}
-TORCH_LIBRARY_IMPL(fastgan, AutocastCUDA, m) {
-  m.impl("gan_loss", &gan_loss_autocast);
-  m.impl("generator_loss", &generator_loss_autocast);
-}
+TORCH_LIBRARY_IMPL(fastgan, AutocastCPU, m) { register_autocast(m); }
+TORCH_LIBRARY_IMPL(fastgan, AutocastCUDA, m) { register_autocast(m); }
 
 }  // namespace fastgan::losses
