@@ -20,21 +20,35 @@ using math::lane_sum;
 constexpr int64_t kChunk = 16384;  // unit of parallel work and of the deterministic partition
 constexpr int64_t kBlock = 512;    // unit of dtype conversion (stack buffers)
 
-// Half and bfloat16 are computed in float, as on CUDA (fastgan::Acc, common/dtype.h).
-
+// One kBlock-element block of an input or an output as Acc<S>, through a stack buffer where S is not Acc<S> (half
+// and bfloat16 are computed in float, as on CUDA: fastgan::Acc, common/dtype.h) and in place where it is.
 template <class S>
-constexpr bool kComputesInPlace = std::is_same_v<S, Acc<S>>;
+class BlockBuffer {
+  static constexpr bool kInPlace = std::is_same_v<S, Acc<S>>;
+  alignas(64) Acc<S> data_[kInPlace ? 1 : kBlock];
 
-// A block of n <= kBlock elements as Acc: the input itself, or a converted copy in buf.
-template <class S>
-const Acc<S>* load_block(const S* src, int64_t n, Acc<S>* buf) {
-  if constexpr (kComputesInPlace<S>) {
-    return src;
-  } else {
-    at::vec::convert(src, buf, n);
-    return buf;
+ public:
+  // x[0, m) as Acc<S>.
+  const Acc<S>* read(const S* x, int64_t m) {
+    if constexpr (kInPlace) return x;
+    at::vec::convert(x, data_, m);
+    return data_;
   }
-}
+  // Where to compute the m values of out[0, m) (null when out is); store() then puts them in out.
+  Acc<S>* write_to(S* out) {
+    if constexpr (kInPlace) return out;
+    return out != nullptr ? data_ : nullptr;
+  }
+  void store(S* out, int64_t m) {
+    if constexpr (!kInPlace) {
+      if (out != nullptr) at::vec::convert(data_, out, m);
+    }
+  }
+};
+
+// p + offset, or null when p is (an optional output or upstream gradient).
+template <class P>
+P* at_offset(P* p, int64_t offset) { return p != nullptr ? p + offset : nullptr; }
 
 // Runs chunk_fn(begin, end) -> std::array<double, N> over fixed chunks in parallel; adds the results in order.
 template <size_t N, class ChunkFn>
@@ -60,15 +74,11 @@ std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* ou
   const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale));
   Vec loss_acc(T(0)), score_acc(T(0));
   double tail_loss = 0, tail_score = 0;
-  alignas(64) T xbuf[kBlock];
-  alignas(64) T obuf[kBlock];
+  BlockBuffer<S> xbuf, obuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
-    const T* xs = load_block(x + start, m, xbuf);
-    T* os = nullptr;
-    if (out != nullptr) {
-      if constexpr (kComputesInPlace<S>) os = out + start; else os = obuf;
-    }
+    const T* xs = xbuf.read(x + start, m);
+    T* os = obuf.write_to(at_offset(out, start));
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
       const auto r = TermFn<K>::value(Vec::loadu(xs + i), param);
@@ -82,9 +92,7 @@ std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* ou
       tail_score += r.score;
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
     }
-    if constexpr (!kComputesInPlace<S>) {
-      if (out != nullptr) at::vec::convert(obuf, out + start, m);
-    }
+    obuf.store(at_offset(out, start), m);
   }
   return {lane_sum(loss_acc) + tail_loss, lane_sum(score_acc) + tail_score};
 }
@@ -97,17 +105,12 @@ std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term
   const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale)), sgn(static_cast<T>(sign));
   Vec loss_acc(T(0)), score_a_acc(T(0)), score_b_acc(T(0));
   double tail[3] = {0, 0, 0};
-  alignas(64) T abuf[kBlock];
-  alignas(64) T bbuf[kBlock];
-  alignas(64) T obuf[kBlock];
+  BlockBuffer<S> abuf, bbuf, obuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
-    const T* as = load_block(a + start, m, abuf);
-    const T* bs = load_block(b + start, m, bbuf);
-    T* os = nullptr;
-    if (out != nullptr) {
-      if constexpr (kComputesInPlace<S>) os = out + start; else os = obuf;
-    }
+    const T* as = abuf.read(a + start, m);
+    const T* bs = bbuf.read(b + start, m);
+    T* os = obuf.write_to(at_offset(out, start));
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
       const Vec va = Vec::loadu(as + i), vb = Vec::loadu(bs + i);
@@ -124,9 +127,7 @@ std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term
       tail[2] += TermFn<K>::score(bs[i]);
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
     }
-    if constexpr (!kComputesInPlace<S>) {
-      if (out != nullptr) at::vec::convert(obuf, out + start, m);
-    }
+    obuf.store(at_offset(out, start), m);
   }
   return {lane_sum(loss_acc) + tail[0], lane_sum(score_a_acc) + tail[1], lane_sum(score_b_acc) + tail[2]};
 }
@@ -137,15 +138,12 @@ void backward_half_chunk(const S* x, const S* g, int64_t n, Term term, double co
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
   const Vec param(static_cast<T>(term.param)), c(static_cast<T>(coef));
-  alignas(64) T xbuf[kBlock];
-  alignas(64) T gbuf[kBlock];
-  alignas(64) T obuf[kBlock];
+  BlockBuffer<S> xbuf, gbuf, obuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
-    const T* xs = load_block(x + start, m, xbuf);
-    const T* gs = g != nullptr ? load_block(g + start, m, gbuf) : nullptr;
-    T* os;
-    if constexpr (kComputesInPlace<S>) os = grad + start; else os = obuf;
+    const T* xs = xbuf.read(x + start, m);
+    const T* gs = g != nullptr ? gbuf.read(g + start, m) : nullptr;
+    T* os = obuf.write_to(grad + start);
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
       Vec d = c * TermFn<K>::deriv(Vec::loadu(xs + i), param);
@@ -156,7 +154,7 @@ void backward_half_chunk(const S* x, const S* g, int64_t n, Term term, double co
       T d = static_cast<T>(coef) * TermFn<K>::deriv(xs[i], static_cast<T>(term.param));
       os[i] = gs != nullptr ? d * gs[i] : d;
     }
-    if constexpr (!kComputesInPlace<S>) at::vec::convert(obuf, grad + start, m);
+    obuf.store(grad + start, m);
   }
 }
 
@@ -167,24 +165,14 @@ void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term ter
   using Vec = at::vec::Vectorized<T>;
   const Vec param(static_cast<T>(term.param)), sgn(static_cast<T>(sign));
   const Vec ca(static_cast<T>(coef * sign)), cb(static_cast<T>(-coef * sign));
-  alignas(64) T abuf[kBlock];
-  alignas(64) T bbuf[kBlock];
-  alignas(64) T gbuf[kBlock];
-  alignas(64) T oabuf[kBlock];
-  alignas(64) T obbuf[kBlock];
+  BlockBuffer<S> abuf, bbuf, gbuf, oabuf, obbuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
-    const T* as = load_block(a + start, m, abuf);
-    const T* bs = load_block(b + start, m, bbuf);
-    const T* gs = g != nullptr ? load_block(g + start, m, gbuf) : nullptr;
-    T *oa, *ob;
-    if constexpr (kComputesInPlace<S>) {
-      oa = grad_a + start;
-      ob = grad_b + start;
-    } else {
-      oa = oabuf;
-      ob = obbuf;
-    }
+    const T* as = abuf.read(a + start, m);
+    const T* bs = bbuf.read(b + start, m);
+    const T* gs = g != nullptr ? gbuf.read(g + start, m) : nullptr;
+    T* oa = oabuf.write_to(grad_a + start);
+    T* ob = obbuf.write_to(grad_b + start);
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
       Vec d = TermFn<K>::deriv(sgn * (Vec::loadu(as + i) - Vec::loadu(bs + i)), param);
@@ -198,10 +186,8 @@ void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term ter
       oa[i] = static_cast<T>(coef * sign) * d;
       ob[i] = static_cast<T>(-coef * sign) * d;
     }
-    if constexpr (!kComputesInPlace<S>) {
-      at::vec::convert(oabuf, grad_a + start, m);
-      at::vec::convert(obbuf, grad_b + start, m);
-    }
+    oabuf.store(grad_a + start, m);
+    obbuf.store(grad_b + start, m);
   }
 }
 
@@ -228,7 +214,7 @@ ForwardSums loss_forward(const ForwardArgs& args) {
       if (args.spec.layout == Layout::Paired) {
         const auto r = reduce_chunks<3>(args.nb, [&](int64_t begin, int64_t end) {
           return forward_pair_chunk<K>(a + begin, b + begin, end - begin, args.spec.a, args.spec.pair_sign,
-                                       out != nullptr ? out + begin : nullptr);
+                                       at_offset(out, begin));
         });
         sums.loss_a = r[0];
         sums.score_a = r[1];
@@ -236,11 +222,11 @@ ForwardSums loss_forward(const ForwardArgs& args) {
         return sums;
       }
       const auto ra = reduce_chunks<2>(args.na, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(a + begin, end - begin, args.spec.a, out != nullptr ? out + begin : nullptr);
+        return forward_half_chunk<K>(a + begin, end - begin, args.spec.a, at_offset(out, begin));
       });
-      S* out_b = out != nullptr ? out + args.na : nullptr;
+      S* out_b = at_offset(out, args.na);
       const auto rb = reduce_chunks<2>(args.nb, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(b + begin, end - begin, args.spec.b, out_b != nullptr ? out_b + begin : nullptr);
+        return forward_half_chunk<K>(b + begin, end - begin, args.spec.b, at_offset(out_b, begin));
       });
       sums.loss_a = ra[0];
       sums.score_a = ra[1];
@@ -263,18 +249,18 @@ void loss_backward(const BackwardArgs& args) {
       auto* grad_b = static_cast<S*>(args.grad_b);
       if (args.spec.layout == Layout::Paired) {
         parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
-          backward_pair_chunk<K>(a + begin, b + begin, g != nullptr ? g + begin : nullptr, end - begin,
+          backward_pair_chunk<K>(a + begin, b + begin, at_offset(g, begin), end - begin,
                                  args.spec.a, args.spec.pair_sign, args.coef_a, grad_a + begin, grad_b + begin);
         });
         return;
       }
       parallel_chunks(args.na, [&](int64_t begin, int64_t end) {
-        backward_half_chunk<K>(a + begin, g != nullptr ? g + begin : nullptr, end - begin, args.spec.a,
+        backward_half_chunk<K>(a + begin, at_offset(g, begin), end - begin, args.spec.a,
                                args.coef_a, grad_a + begin);
       });
-      const S* g_b = g != nullptr ? g + args.na : nullptr;
+      const S* g_b = at_offset(g, args.na);
       parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
-        backward_half_chunk<K>(b + begin, g_b != nullptr ? g_b + begin : nullptr, end - begin, args.spec.b,
+        backward_half_chunk<K>(b + begin, at_offset(g_b, begin), end - begin, args.spec.b,
                                args.coef_b, grad_b + begin);
       });
     });
