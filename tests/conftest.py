@@ -78,6 +78,19 @@ def generator(request):
     return torch.Generator().manual_seed(seed)
 
 
+def at_thread_counts(call, counts):
+    """call() at each of the thread counts (torch.set_num_threads), in order: the results. The process's thread count
+    is restored afterwards."""
+    before, results = torch.get_num_threads(), []
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            results.append(call())
+    finally:
+        torch.set_num_threads(before)
+    return results
+
+
 def on_device(args, device):
     """args with every tensor moved to device (leaves stay leaves that require grad where they did): one set of op
     arguments for every device's opcheck."""

@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, DTYPES, TOLERANCES, needs_cuda, on_device
+from conftest import DEVICES, DTYPES, TOLERANCES, at_thread_counts, needs_cuda, on_device
 
 # (loss, keyword arguments) of the discriminator and generator losses under test.
 D_CASES = [
@@ -269,14 +269,7 @@ def test_stats_match_the_eager_statistics(case, dtype, device, generator):
 def test_reductions_are_deterministic_and_thread_count_independent(generator):
     real = draw((1_000_003,), torch.float32, "cpu", generator)
     fake = draw((777_777,), torch.float32, "cpu", generator)
-    threads = torch.get_num_threads()
-    try:
-        results = []
-        for n_threads in (1, 2, 3):
-            torch.set_num_threads(n_threads)
-            results.append(fastgan.fused_gan_loss(real, fake, return_stats=True))
-    finally:
-        torch.set_num_threads(threads)
+    results = at_thread_counts(lambda: fastgan.fused_gan_loss(real, fake, return_stats=True), (1, 2, 3))
     for loss, stats in results[1:]:
         assert torch.equal(loss, results[0][0])
         for key in stats:

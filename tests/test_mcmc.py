@@ -9,7 +9,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, needs_cuda, on_device
+from conftest import DEVICES, at_thread_counts, needs_cuda, on_device
 
 
 def beta_log_prob(x):
@@ -70,15 +70,9 @@ def test_cpu_chains_and_compaction_do_not_depend_on_the_thread_count():
     100003 ratios: one thread and several give the same bits."""
     x0 = fastgan.latent(20_000, 2, seed=15)
     log_ratio = fastgan.latent(100_003, 1, dist="uniform", low=-2.0, high=0.5, seed=16)[:, 0]
-    threads = torch.get_num_threads()
-    runs = []
-    try:
-        for n in (1, max(2, threads)):
-            torch.set_num_threads(n)
-            runs.append((fastgan.metropolis_hastings(lambda x: -0.5 * (x * x).sum(1), x0, 5, step_size=0.5, seed=17),
-                         torch.ops.fastgan.accept_compact(log_ratio, 18, 0, 0)))
-    finally:
-        torch.set_num_threads(threads)
+    runs = at_thread_counts(lambda: (
+        fastgan.metropolis_hastings(lambda x: -0.5 * (x * x).sum(1), x0, 5, step_size=0.5, seed=17),
+        torch.ops.fastgan.accept_compact(log_ratio, 18, 0, 0)), (1, max(2, torch.get_num_threads())))
     (chains_one, index_one), (chains_many, index_many) = runs
     assert torch.equal(chains_one[0], chains_many[0]) and torch.equal(chains_one[1], chains_many[1])
     assert torch.equal(index_one[0], index_many[0]) and torch.equal(index_one[1], index_many[1])

@@ -12,7 +12,6 @@ import pytest
 import scipy.linalg
 import torch
 
-import fastgan
 from fastgan import metrics
 from conftest import needs_cuda, peer
 

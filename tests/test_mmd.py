@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, needs_cuda
+from conftest import DEVICES, at_thread_counts, needs_cuda
 
 KERNELS = ["rbf", "laplacian", "energy", "polynomial"]
 ESTIMATORS = ["unbiased", "biased"]
@@ -128,15 +128,12 @@ def test_compile_fullgraph(generator):
 def test_deterministic_for_any_thread_count(kernel, generator):
     x, y = samples(700, 500, 16, torch.float32, "cpu", generator)
     x.requires_grad_()
-    threads = torch.get_num_threads()
-    try:
-        results = []
-        for count in (1, max(2, threads)):
-            torch.set_num_threads(count)
-            value = fastgan.mmd(x, y, kernel=kernel)
-            results.append((value, *torch.autograd.grad(value, x)))
-    finally:
-        torch.set_num_threads(threads)
+
+    def value_and_gradient():
+        value = fastgan.mmd(x, y, kernel=kernel)
+        return value, *torch.autograd.grad(value, x)
+
+    results = at_thread_counts(value_and_gradient, (1, max(2, torch.get_num_threads())))
     for one, many in zip(*results):
         assert torch.equal(one, many)
 

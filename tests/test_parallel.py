@@ -10,27 +10,13 @@ import torch
 
 import fastgan
 from fastgan import _ext
-
-
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+from conftest import at_thread_counts
 
 
 def test_build_info_reports_the_backend_and_follows_torch_thread_count():
-    info = fastgan.build_info()
-    assert info["parallel_backend"] in ("OpenMP", "native")
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            # fastgan's side of the pool sees torch's setting: one OpenMP runtime in the process, not two
-            assert fastgan.build_info()["num_threads"] == threads
-    finally:
-        torch.set_num_threads(before)
+    assert fastgan.build_info()["parallel_backend"] in ("OpenMP", "native")
+    # fastgan's side of the pool sees torch's setting: one OpenMP runtime in the process, not two
+    assert at_thread_counts(lambda: fastgan.build_info()["num_threads"], (1, 2, 3)) == [1, 2, 3]
 
 
 LARGE_OPS = {
@@ -48,17 +34,18 @@ LARGE_OPS = {
 }
 
 
+def threads_used(op: str, threads: int) -> int:
+    """How many threads ran the tasks of op's last parallel loop, at `threads` threads."""
+    def run():
+        LARGE_OPS[op]()
+        return _ext.last_parallel_threads()
+    return at_thread_counts(run, (threads,))[0]
+
+
 @pytest.mark.parametrize("op", list(LARGE_OPS))
-def test_large_ops_run_on_every_thread(op, two_threads):
-    LARGE_OPS[op]()
-    assert _ext.last_parallel_threads() == 2, f"{op} ran on one thread with torch.get_num_threads() == 2"
+def test_large_ops_run_on_every_thread(op):
+    assert threads_used(op, 2) == 2, f"{op} ran on one thread with torch.get_num_threads() == 2"
 
 
 def test_one_thread_means_one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        LARGE_OPS["latent, 16M normals"]()
-        assert _ext.last_parallel_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    assert threads_used("latent, 16M normals", 1) == 1

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, needs_cuda, on_device
+from conftest import DEVICES, at_thread_counts, needs_cuda, on_device
 
 
 def test_known_answer():
@@ -181,14 +181,7 @@ def test_offset_rows_equal_rows_of_the_full_draw(dist_name, dtype, device):
 
 
 def test_thread_count_does_not_change_the_draw():
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = fastgan.latent(300_001, 3, seed=4)
-        torch.set_num_threads(max(2, threads))
-        many = fastgan.latent(300_001, 3, seed=4)
-    finally:
-        torch.set_num_threads(threads)
+    one, many = at_thread_counts(lambda: fastgan.latent(300_001, 3, seed=4), (1, max(2, torch.get_num_threads())))
     assert torch.equal(one, many)
 
 
