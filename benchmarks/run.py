@@ -786,16 +786,12 @@ class Suite:
 
 
 def _mh_tasks(device: str, args) -> list:
+    """(bench function, its leading arguments): MH on each target, then MH-GAN's selection of 640 proposals."""
     if "mh" not in args.ops:
         return []
     chains = (4096,) if args.quick else (4096, 65536)
-    return [(n, target) for target in MH_TARGETS for n in chains] + [(n, "MH-GAN") for n in ((256,) if args.quick else (256, 4096))]
-
-
-def _run_mh(device: str, args, min_run_time: float, chains: int, target: str) -> list:
-    if target == "MH-GAN":
-        return bench_mh_gan(chains, 640, device, min_run_time)
-    return bench_mh(chains, target, device, min_run_time)
+    return ([(bench_mh, n, target) for target in MH_TARGETS for n in chains] +
+            [(bench_mh_gan, n, 640) for n in ((256,) if args.quick else (256, 4096))])
 
 
 def _run_training(device: str, args, min_run_time: float, setup: str) -> list:
@@ -825,7 +821,7 @@ SUITES = {
                                  "(a=-2, b=2), and for sample_cdf torch.multinomial(probs, n, replacement=True) over "
                                  "1000 bins.")),
     "mmd": Suite(_mmd_tasks, lambda device, args, t, n, d: bench_mmd(n, d, device, t), table_mmd),
-    "mh": Suite(_mh_tasks, _run_mh, impl_table(
+    "mh": Suite(_mh_tasks, lambda device, args, t, bench, *task: bench(*task, device, t), impl_table(
         "Metropolis-Hastings (2-D, 50 steps per call) and MH-GAN's selection (k proposals per chain)",
         "The same target callable for both; `log_prob` is the target alone, called as often: the floor of both. "
         "The MH-GAN torch loop draws its uniforms with torch.rand.")),

@@ -71,10 +71,7 @@ def mmd(
     """
     if estimator not in ("unbiased", "biased"):
         raise ValueError(f"estimator must be 'unbiased' or 'biased', got {estimator!r}")
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    if y.dtype in (torch.float16, torch.bfloat16):
-        y = y.float()
+    x, y = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in (x, y))
     params = _kernel_params(kernel, x.shape[-1], bandwidths, degree, gamma, coef)
     value = _mmd_op(x, y, params, kernel, estimator == "unbiased")
     return value if squared else value.clamp_min(0).sqrt()

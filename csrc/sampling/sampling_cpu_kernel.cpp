@@ -134,23 +134,22 @@ void group_values(const FillArgs& args, int64_t group, T* values) {
   }
 }
 
-template <Dist D, class S>
-void fill_typed(const FillArgs& args) {
-  using T = Acc<S>;
-  S* out = static_cast<S*>(args.out);
-  const int64_t end = args.start + args.count;
-  const int64_t first = args.start / kGroup, last = (end - 1) / kGroup;
-  fastgan::parallel_for(first, last + 1, 16, [&](int64_t g0, int64_t g1) {
+// Elements start .. start + count - 1 of a stream, as the groups that hold them: in parallel (`grain` groups per
+// task), group_fn(group, values) makes a group's kGroup values, then the part in range is converted into
+// out[0, count).
+template <class T, class S, class GroupFn>
+void for_each_group(int64_t start, int64_t count, int64_t grain, S* out, const GroupFn& group_fn) {
+  const int64_t end = start + count;
+  fastgan::parallel_for(start / kGroup, (end - 1) / kGroup + 1, grain, [&](int64_t g0, int64_t g1) {
     alignas(64) T values[kGroup];
     for (int64_t g = g0; g < g1; ++g) {
-      group_values<D, T>(args, g, values);
-      const int64_t lo = std::max(args.start, g * kGroup), hi = std::min(end, (g + 1) * kGroup);
-      S* dst = out + (lo - args.start);
+      group_fn(g, values);
+      const int64_t lo = std::max(start, g * kGroup), hi = std::min(end, (g + 1) * kGroup);
       const T* src = values + (lo - g * kGroup);
-      if constexpr (std::is_same_v<S, T>) {
-        std::copy(src, src + (hi - lo), dst);
+      if constexpr (std::is_same_v<S, T> || std::is_integral_v<S>) {
+        std::copy(src, src + (hi - lo), out + (lo - start));  // the same type, or words widened to int64
       } else {
-        at::vec::convert(src, dst, hi - lo);
+        at::vec::convert(src, out + (lo - start), hi - lo);  // float to half or bfloat16
       }
     }
   });
@@ -162,25 +161,18 @@ void fill(const FillArgs& args) {
   if (args.count <= 0) return;
   dispatch_enum(args.dist, [&](auto dist) {
     constexpr Dist D = decltype(dist)::value;
-    dispatch_dtype(args.dtype, [&](auto storage) { fill_typed<D, decltype(storage)>(args); });
+    dispatch_dtype(args.dtype, [&](auto storage) {
+      using S = decltype(storage);
+      for_each_group<Acc<S>>(args.start, args.count, 16, static_cast<S*>(args.out),
+                             [&](int64_t group, Acc<S>* values) { group_values<D>(args, group, values); });
+    });
   });
 }
 
 void fill_words(const WordsArgs& args) {
-  const uint64_t seed = args.seed, stream = args.stream;
-  const int64_t start = args.start, count = args.count;
-  int64_t* out = args.out;
-  if (count <= 0) return;
-  const int64_t end = start + count;
-  const int64_t first = start / kGroup, last = (end - 1) / kGroup;
-  fastgan::parallel_for(first, last + 1, 64, [&](int64_t g0, int64_t g1) {
-    alignas(64) uint32_t words[kGroup];
-    for (int64_t g = g0; g < g1; ++g) {
-      group_words(seed, stream, g, words);
-      const int64_t lo = std::max(start, g * kGroup), hi = std::min(end, (g + 1) * kGroup);
-      for (int64_t e = lo; e < hi; ++e) out[e - start] = words[e - g * kGroup];
-    }
-  });
+  if (args.count <= 0) return;
+  for_each_group<uint32_t>(args.start, args.count, 64, args.out,
+                           [&](int64_t group, uint32_t* words) { group_words(args.seed, args.stream, group, words); });
 }
 
 }  // namespace fastgan::sampling::cpu::FASTGAN_ISA
