@@ -564,10 +564,9 @@ def bench_training(setup: str, device: str, min_run_time: float, impls, rounds: 
         else:
             trainers[impl] = setups.make_trainer("ring" if setup.startswith("ring") else "dcgan", impl, batch, device)
         for _ in range(3):  # compile and warm up
-            trainers[impl].step()
+            trainers[impl]()
     return [measurement("training", setup, impl, device, **t)
-            for impl, t in time_interleaved({impl: trainer.step for impl, trainer in trainers.items()}, device,
-                                            min_run_time, rounds).items()]
+            for impl, t in time_interleaved(trainers, device, min_run_time, rounds).items()]
 
 
 def tutorial_agreement(device: str, steps: int = 20) -> float:
@@ -576,7 +575,7 @@ def tutorial_agreement(device: str, steps: int = 20) -> float:
     swapped = setups.make_tutorial_trainer(True, 128, device)
     worst = 0.0
     for _ in range(steps):
-        for a, b in zip(eager.step(), swapped.step()):
+        for a, b in zip(eager(), swapped()):
             worst = max(worst, abs(a.item() - b.item()))
     return worst
 

@@ -4,8 +4,7 @@ seeds, with the losses computed three ways (eager reference, fastgan, torch.comp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Tuple
 
 import torch
 import torch.nn as nn
@@ -83,11 +82,9 @@ def loss_functions(impl: str, inputs: str = "logits"):
             lambda f: reference.generator_loss(f, inputs=inputs))
 
 
-@dataclass
-class Trainer:
-    """One GAN: a discriminator step and a generator step per call of step(); returns (d_loss, g_loss)."""
-
-    step: Callable[[], tuple]
+# A trainer is one GAN's training step: each call makes a discriminator step and a generator step and returns
+# (d_loss, g_loss), detached.
+Trainer = Callable[[], Tuple[torch.Tensor, torch.Tensor]]
 
 
 def make_trainer(kind: str, impl: str, batch: int, device, seed: int = 0) -> Trainer:
@@ -136,7 +133,7 @@ def make_trainer(kind: str, impl: str, batch: int, device, seed: int = 0) -> Tra
         opt_g.step()
         return d_loss.detach(), g_loss.detach()
 
-    return Trainer(step)
+    return step
 
 
 def make_tutorial_trainer(swap: bool, batch: int, device, seed: int = 0) -> Trainer:
@@ -177,4 +174,4 @@ def make_tutorial_trainer(swap: bool, batch: int, device, seed: int = 0) -> Trai
         opt_g.step()
         return err_d.detach(), err_g.detach()
 
-    return Trainer(step)
+    return step

@@ -103,8 +103,8 @@ def test_ring_gan_runs_freely_on_the_reference_curve_for_20_steps(device):
     chaotic growth shows only after hundreds of steps), while a wrong gradient is off by > 1e-2 within 20 steps."""
     eager = setups.make_trainer("ring", "eager", 256, device, seed=0)
     fused = setups.make_trainer("ring", "fastgan", 256, device, seed=0)
-    eager_curve = torch.stack([torch.stack(eager.step()) for _ in range(20)]).cpu()
-    fused_curve = torch.stack([torch.stack(fused.step()) for _ in range(20)]).cpu()
+    eager_curve = torch.stack([torch.stack(eager()) for _ in range(20)]).cpu()
+    fused_curve = torch.stack([torch.stack(fused()) for _ in range(20)]).cpu()
     assert torch.isfinite(eager_curve).all()
     torch.testing.assert_close(fused_curve, eager_curve, rtol=0, atol=1e-5)
 
@@ -116,5 +116,5 @@ def test_dcgan_tutorial_one_line_swap_gives_the_same_losses(device):
     tutorial = setups.make_tutorial_trainer(False, 32, device)
     swapped = setups.make_tutorial_trainer(True, 32, device)
     for _ in range(10):
-        for a, b in zip(tutorial.step(), swapped.step()):
+        for a, b in zip(tutorial(), swapped()):
             assert abs(a.item() - b.item()) <= 1e-5
