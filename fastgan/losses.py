@@ -151,34 +151,32 @@ def _loss_backward_setup(ctx, inputs, output):
     ctx.args = args
 
 
-def _gan_loss_double_backward(ctx, up_real, up_fake):
-    grad, real, fake = ctx.saved_tensors
-    loss, label_smoothing, kind, reduction = ctx.args
+def _double_backward(reference_loss):
+    """The double backward of a backward op (its saved second logits are None for a generator loss without real
+    logits); reference_loss(loss, option, inputs, reduction) is its forward the eager way, a function of the logits."""
 
-    def loss_fn(r, f):
-        return reference.gan_loss(r, f, loss=loss, label_smoothing=label_smoothing, reduction=reduction, inputs=kind)
+    def double_backward(ctx, up_first, up_second):
+        grad, first, second = ctx.saved_tensors
+        tensors, upstream = ((first,), (up_first,)) if second is None else ((first, second), (up_first, up_second))
+        d_grad, d_first, *d_second = _differentiate_reference(reference_loss(*ctx.args), grad, tensors, upstream)
+        return d_grad, d_first, d_second[0] if d_second else None, None, None, None, None
 
-    d_grad, d_real, d_fake = _differentiate_reference(loss_fn, grad, (real, fake), (up_real, up_fake))
-    return d_grad, d_real, d_fake, None, None, None, None
-
-
-def _generator_loss_double_backward(ctx, up_fake, up_real):
-    grad, fake, real = ctx.saved_tensors
-    loss, saturating, kind, reduction = ctx.args
-    tensors, upstream = ((fake,), (up_fake,)) if real is None else ((fake, real), (up_fake, up_real))
-
-    def loss_fn(f, r=None):
-        return reference.generator_loss(f, loss=loss, saturating=saturating, real_logits=r, reduction=reduction,
-                                        inputs=kind)
-
-    d_grad, d_fake, *d_real = _differentiate_reference(loss_fn, grad, tensors, upstream)
-    return d_grad, d_fake, d_real[0] if d_real else None, None, None, None, None
+    return double_backward
 
 
-torch.library.register_autograd("fastgan::gan_loss_backward", _gan_loss_double_backward,
-                                setup_context=_loss_backward_setup)
-torch.library.register_autograd("fastgan::generator_loss_backward", _generator_loss_double_backward,
-                                setup_context=_loss_backward_setup)
+def _gan_loss_reference(loss, label_smoothing, kind, reduction):
+    return lambda r, f: reference.gan_loss(r, f, loss=loss, label_smoothing=label_smoothing, reduction=reduction,
+                                           inputs=kind)
+
+
+def _generator_loss_reference(loss, saturating, kind, reduction):
+    return lambda f, r=None: reference.generator_loss(f, loss=loss, saturating=saturating, real_logits=r,
+                                                      reduction=reduction, inputs=kind)
+
+
+for _op, _reference_loss in (("gan_loss", _gan_loss_reference), ("generator_loss", _generator_loss_reference)):
+    torch.library.register_autograd(f"fastgan::{_op}_backward", _double_backward(_reference_loss),
+                                    setup_context=_loss_backward_setup)
 
 
 # ---- fake (meta) kernels: shapes and dtypes only, for torch.compile and FakeTensor ----
