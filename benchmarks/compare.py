@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schema import SCHEMA_VERSION, key  # noqa: E402
+from schema import SCHEMA_VERSION, format_time, key  # noqa: E402
 
 
 def load(path: str) -> dict:
@@ -22,13 +22,6 @@ def load(path: str) -> dict:
     if result.get("schema_version") != SCHEMA_VERSION:
         sys.exit(f"{path}: schema_version {result.get('schema_version')!r}, this script reads {SCHEMA_VERSION}")
     return result
-
-
-def format_seconds(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
 
 
 def main(argv=None) -> None:
@@ -49,7 +42,7 @@ def main(argv=None) -> None:
             continue
         shown += 1
         print(f"{r['suite']:9} {r['case'][:34]:34} {r['impl'][:26]:26} {r['mode']:9} "
-              f"{format_seconds(r['median_s']):>10} {format_seconds(other['median_s']):>10} "
+              f"{format_time(r['median_s']):>10} {format_time(other['median_s']):>10} "
               f"{r['median_s'] / other['median_s']:>6.2f}x")
     if shown == 0:
         print("(no measurement is in both files)")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fastgan  # noqa: E402
 from fastgan import reference  # noqa: E402
 from benchmarks import setups  # noqa: E402
-from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION, key  # noqa: E402
+from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION, format_time, key  # noqa: E402
 
 LOSS_OPS = ("d_loss", "g_loss")
 TRAINING = ("ring256", "ring4096", "dcgan128", "tutorial128")
@@ -268,14 +268,12 @@ def bench_sampler(dist: str, n: int, device: str, min_run_time: float) -> list:
 # ---- MMD ----
 
 
-def physical_memory_bytes() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def memory_limit(device: str) -> int:
     """Where the full-matrix baselines stop: half the machine's memory on the CPU (beyond it the OS kills the run),
     the GPU's memory on CUDA (beyond it they cannot run)."""
-    return physical_memory_bytes() // 2 if device == "cpu" else torch.cuda.get_device_properties(0).total_memory
+    if device == "cpu":
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return torch.cuda.get_device_properties(0).total_memory
 
 
 def mmd_impls(n: int, d: int, device: str) -> dict:
@@ -599,12 +597,6 @@ def device_name(device: str) -> str:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def format_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
 def format_cell(row: dict | None) -> str:

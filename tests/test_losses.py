@@ -69,23 +69,31 @@ def reduced_magnitude(per_element, reduction):
     return sum(p.abs().sum() if reduction == "sum" else p.abs().mean() for p in parts).item()
 
 
+def run_both(ours, theirs, inputs, reduction, generator):
+    """Forward and backward of fastgan's loss ours(*inputs, reduction=...) and of the reference theirs (float64, on
+    the same rounded inputs), with the same upstream gradient. Returns (out, ref, grads, ref_grads, magnitude)."""
+    inputs = [x.requires_grad_() for x in inputs]
+    inputs64 = [x.detach().double().requires_grad_() for x in inputs]
+    out, ref = ours(*inputs, reduction=reduction), theirs(*inputs64, reduction=reduction)
+    # the upstream gradient is an input too: both sides get the same (rounded) values
+    upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(inputs[0].dtype)
+                for o in as_tuple(ref)]
+    torch.autograd.backward(as_tuple(ref), [u.double() for u in upstream])
+    torch.autograd.backward(as_tuple(out), [u.to(inputs[0].device) for u in upstream])
+    with torch.no_grad():
+        per_element = theirs(*inputs64, reduction="none")
+    grads, ref_grads = tuple(x.grad for x in inputs), tuple(x.grad for x in inputs64)
+    return out, ref, grads, ref_grads, reduced_magnitude(per_element, reduction)
+
+
 def run_discriminator(case, dtype, device, n_real, n_fake, reduction, generator):
-    """Forward and backward of fastgan and of the reference (float64, on the same rounded inputs)."""
     loss, kwargs = case
     probs = kwargs.get("inputs") == "probs"
-    real = draw((n_real,), dtype, device, generator, probs).requires_grad_()
-    fake = draw((n_real if loss == "rpgan" else n_fake,), dtype, device, generator, probs).requires_grad_()
-    real64 = real.detach().double().requires_grad_()
-    fake64 = fake.detach().double().requires_grad_()
-    out = fastgan.fused_gan_loss(real, fake, loss=loss, reduction=reduction, **kwargs)
-    ref = reference.gan_loss(real64, fake64, loss=loss, reduction=reduction, **kwargs)
-    # the upstream gradient is an input too: both sides get the same (rounded) values
-    upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(dtype) for o in as_tuple(ref)]
-    torch.autograd.backward(as_tuple(ref), [u.double() for u in upstream])
-    torch.autograd.backward(as_tuple(out), [u.to(device) for u in upstream])
-    with torch.no_grad():
-        per_element = reference.gan_loss(real64, fake64, loss=loss, reduction="none", **kwargs)
-    return out, ref, (real.grad, fake.grad), (real64.grad, fake64.grad), reduced_magnitude(per_element, reduction)
+    real = draw((n_real,), dtype, device, generator, probs)
+    fake = draw((n_real if loss == "rpgan" else n_fake,), dtype, device, generator, probs)
+    return run_both(lambda r, f, **kw: fastgan.fused_gan_loss(r, f, loss=loss, **kwargs, **kw),
+                    lambda r, f, **kw: reference.gan_loss(r, f, loss=loss, **kwargs, **kw), (real, fake), reduction,
+                    generator)
 
 
 SIZES = [1, 7, 256, 4097]
@@ -115,20 +123,11 @@ def test_discriminator_one_million(case, dtype, device, generator):
 def run_generator(case, dtype, device, n, reduction, generator):
     loss, kwargs = case
     probs = kwargs.get("inputs") == "probs"
-    fake = draw((n,), dtype, device, generator, probs).requires_grad_()
-    real = draw((n,), dtype, device, generator).requires_grad_() if loss == "rpgan" else None
-    fake64 = fake.detach().double().requires_grad_()
-    real64 = real.detach().double().requires_grad_() if real is not None else None
-    out = fastgan.fused_generator_loss(fake, loss=loss, real_logits=real, reduction=reduction, **kwargs)
-    ref = reference.generator_loss(fake64, loss=loss, real_logits=real64, reduction=reduction, **kwargs)
-    upstream = torch.randn(ref.shape, generator=generator, dtype=torch.float64).to(dtype)
-    ref.backward(upstream.double())
-    out.backward(upstream.to(device))
-    grads = (fake.grad,) + ((real.grad,) if real is not None else ())
-    ref_grads = (fake64.grad,) + ((real64.grad,) if real is not None else ())
-    with torch.no_grad():
-        per_element = reference.generator_loss(fake64, loss=loss, real_logits=real64, reduction="none", **kwargs)
-    return out, ref, grads, ref_grads, reduced_magnitude(per_element, reduction)
+    inputs = [draw((n,), dtype, device, generator, probs)] + ([draw((n,), dtype, device, generator)]
+                                                              if loss == "rpgan" else [])
+    return run_both(lambda f, r=None, **kw: fastgan.fused_generator_loss(f, loss=loss, real_logits=r, **kwargs, **kw),
+                    lambda f, r=None, **kw: reference.generator_loss(f, loss=loss, real_logits=r, **kwargs, **kw),
+                    inputs, reduction, generator)
 
 
 @pytest.mark.parametrize("device", DEVICES)
