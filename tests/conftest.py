@@ -30,7 +30,8 @@ def pytest_terminal_summary(terminalreporter):
 HAS_CUDA = torch.cuda.is_available()
 
 # The one way CUDA tests are gated: marked `cuda` (so `pytest -m cuda` selects them on a GPU machine) and skipped
-# where there is no GPU. A test for both devices takes DEVICES; a CUDA-only test is decorated with needs_cuda.
+# where there is no GPU. A test for both devices takes the `device` fixture (below); a CUDA-only test is decorated
+# with needs_cuda.
 CUDA_MARKS = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS)]
 

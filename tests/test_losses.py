@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, DTYPES, TOLERANCES, at_thread_counts, needs_cuda, on_device
+from conftest import DTYPES, TOLERANCES, at_thread_counts, needs_cuda, on_device
 
 # (loss, keyword arguments) of the discriminator and generator losses under test.
 D_CASES = [
@@ -99,7 +99,6 @@ def run_discriminator(case, dtype, device, n_real, n_fake, reduction, generator)
 SIZES = [1, 7, 256, 4097]
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -110,7 +109,6 @@ def test_discriminator_loss_and_gradient(case, dtype, n, reduction, device, gene
     check_close(grads, ref_grads, dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", D_CASES, ids=case_id)
 def test_discriminator_one_million(case, dtype, device, generator):
@@ -130,7 +128,6 @@ def run_generator(case, dtype, device, n, reduction, generator):
                     inputs, reduction, generator)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("n", SIZES + [1_000_000])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -158,7 +155,6 @@ def test_bce_is_exactly_the_torch_functional_loss(generator):
     torch.testing.assert_close(fastgan.fused_gan_loss(p_real, p_fake, inputs="probs"), expected, rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_non_contiguous_and_multidimensional_inputs(dtype, device, generator):
     # PatchGAN-like maps [B, 1, H, W], sliced so that neither input is contiguous
@@ -181,7 +177,6 @@ def test_non_contiguous_and_multidimensional_inputs(dtype, device, generator):
         check_close((real_g.grad, fake_g.grad), (r64.grad, f64.grad), dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("magnitude", [100.0, 1e4])
 def test_extreme_logits_are_finite_and_correct(magnitude, dtype, device):
@@ -203,7 +198,6 @@ def test_extreme_logits_are_finite_and_correct(magnitude, dtype, device):
         assert torch.isfinite(x_g.grad).all()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_nan_in_nan_out_and_infinite_limits(device):
     nan, inf = float("nan"), float("inf")
     for loss in fastgan.LOSSES:
@@ -222,7 +216,6 @@ def test_nan_in_nan_out_and_infinite_limits(device):
                                torch.nn.functional.softplus(torch.tensor(-2.0)).item())
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_probabilities_outside_unit_interval_give_nan(device):
     real = torch.tensor([0.5, 1.5], device=device, requires_grad=True)
     fake = torch.tensor([0.1, -0.2], device=device, requires_grad=True)
@@ -234,7 +227,6 @@ def test_probabilities_outside_unit_interval_give_nan(device):
     assert torch.isfinite(real.grad[0]) and torch.isfinite(fake.grad[0])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_empty_inputs(device):
     empty, x = torch.empty(0, device=device), torch.randn(5, device=device)
     with pytest.raises(ValueError, match="real_logits is empty"):
@@ -248,7 +240,6 @@ def test_empty_inputs(device):
     assert fastgan.fused_generator_loss(empty, reduction="none").shape == (0,)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", D_CASES, ids=case_id)
 def test_stats_match_the_eager_statistics(case, dtype, device, generator):
@@ -353,7 +344,6 @@ def op_samples(generator):
     return samples
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_every_op(generator, device):
     for op, args in op_samples(generator):
         torch.library.opcheck(op, on_device(args, device))
@@ -390,7 +380,6 @@ def test_generator_gradcheck_and_gradgradcheck(case, reduction, generator):
     assert torch.autograd.gradgradcheck(fn, inputs)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_autocast_computes_in_float32(device, generator):
     real = draw((64, 1), torch.float32, device, generator)
     fake = draw((64, 1), torch.float32, device, generator)
@@ -406,7 +395,6 @@ def test_autocast_computes_in_float32(device, generator):
     assert real_low.grad.dtype == low  # the gradient comes back in the input's dtype
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_torch_compile_fullgraph(device, generator):
     torch._dynamo.reset()
 

@@ -9,7 +9,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, at_thread_counts, needs_cuda, on_device
+from conftest import at_thread_counts, needs_cuda, on_device
 
 
 def beta_log_prob(x):
@@ -30,7 +30,6 @@ def mixture_cdf(v):
     return 0.3 * scipy.stats.norm(-2, 0.5).cdf(v) + 0.7 * scipy.stats.norm(1.5, 0.7).cdf(v)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_metropolis_hastings_samples_a_beta(device):
     """4096 chains from U(0, 1), 300 steps, step 0.3: each chain's last state is a draw from Beta(2, 5)."""
     x0 = fastgan.latent(4096, 1, dist="uniform", seed=1, device=device, dtype=torch.float64)
@@ -84,7 +83,6 @@ def known_ratio_proposals(chains, k, seed, device):
     return x, x - 0.5
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_mh_gan_select_recovers_the_target_from_a_known_density_ratio(device):
     """Started at a draw from the target (MH-GAN's real-sample start), the independent chain stays at the target:
     the selected states of 20000 chains of 40 proposals pass a KS test against N(1, 1); the proposals do not."""
@@ -104,7 +102,6 @@ def test_mh_gan_select_without_an_initial_state_starts_at_proposal_zero():
     assert index.tolist() == [0, 1] and moved.tolist() == [False, True]
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [1, 37, 4100])
 @pytest.mark.parametrize("with_init", [False, True])
@@ -125,7 +122,6 @@ def test_mh_gan_select_follows_its_definition(device, dtype, k, with_init, gener
     assert torch.equal(index.cpu(), expected_index) and torch.equal(moved.cpu(), expected_moved)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_drs_recovers_the_target_from_a_known_density_ratio(device):
     """DRS with the exact log ratio and gamma = 0 is plain rejection sampling with envelope exp(max_logit)
     (the eps term changes the acceptance by ~1e-6): accepted proposals from N(0, 1) follow N(1, 1) on the range
@@ -217,7 +213,6 @@ def test_bad_input_gets_a_clear_error(call, error, message):
         call()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_mcmc_ops(device):
     logits = torch.randn(5, 4, dtype=torch.float64)
     torch.library.opcheck(torch.ops.fastgan.mh_select.default,
@@ -259,7 +254,6 @@ def test_rejection_sample_draws_a_beta_from_uniform_proposals():
     assert torch.equal(samples, again)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_rejection_sample_draws_a_gaussian_mixture_from_a_wide_normal(device):
     """Target: the two-Gaussian mixture (normalised); proposals N(0, 3^2) from the stream; log M = max log p/q on a
     fine grid plus 1e-3 (p/q is smooth and its peak is resolved far below that). The acceptance rate is 1/M and
@@ -321,7 +315,6 @@ def test_mh_gan_recovers_the_target():
     assert abs(without_real.mean().item() - 1.0) < 0.1  # mixes towards the target from a generated start
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [0, 1, 4095, 4096, 10_001, 100_003])
 def test_accept_compact_matches_its_definition(device, dtype, n):

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import fastgan
 from fastgan import reference
-from conftest import DEVICES, at_thread_counts, needs_cuda, on_device
+from conftest import at_thread_counts, needs_cuda, on_device
 
 
 def test_known_answer():
@@ -23,7 +23,6 @@ def test_known_answer():
     assert words.dtype == torch.int64 and (words >= 0).all() and (words < 2**32).all()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_words_match_philox_written_from_the_paper(device):
     """Against fastgan.reference.philox_words at fresh seeds, streams and offsets with every 32-bit half in use
     (the block counter's high word too), unaligned to the CPU's SIMD groups."""
@@ -34,7 +33,6 @@ def test_words_match_philox_written_from_the_paper(device):
         assert torch.equal(got, reference.philox_words(n, seed=seed, offset=offset, stream=stream))
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_words_are_a_pure_function_of_seed_stream_and_index(device):
     full = fastgan.random_bits(10_000, seed=2**64 - 5, stream=3, device=device)
     for offset, n in [(1, 5), (4, 4), (517, 3000), (9_999, 1)]:
@@ -101,7 +99,6 @@ def draw(dist_name, params, n, dtype, device, seed, offset=0):
 MAP_TOLERANCE = {torch.float32: dict(rtol=2e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("case", LATENT_CASES + INVERSE_CASES, ids=lambda c: c[0] + str(list(c[1].values())))
 def test_values_follow_the_documented_map(case, dtype, device):
@@ -166,7 +163,6 @@ def test_neighbouring_streams_and_offsets_are_uncorrelated():
         assert abs(r) < 5 / math.sqrt(n), r  # 5 standard errors of r under independence
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("dist_name", ["normal", "uniform", "truncated_normal", "bernoulli"])
 def test_offset_rows_equal_rows_of_the_full_draw(dist_name, dtype, device):
@@ -266,7 +262,6 @@ def test_empty_draws():
     assert fastgan.random_bits(0, seed=0).shape == (0,)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_fill_ops(device):
     offset = torch.tensor(6, dtype=torch.int64)
     torch.library.opcheck(torch.ops.fastgan.fill_random_bits_.default,
@@ -324,7 +319,6 @@ def test_latent_sampler_in_a_cuda_graph_draws_fresh_noise_each_replay():
     assert torch.equal(torch.cat(replays), full[8:32])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_a_device_position_below_zero_fills_nan(device, dtype):
     """offset + offset_tensor < 0 names no position of the stream: every element is NaN on every device (the CUDA
@@ -374,7 +368,6 @@ def test_sample_cdf_values_invert_the_piecewise_linear_cdf():
     assert scipy.stats.kstest(values.numpy(), scipy.stats.triang(c=0.5, loc=0, scale=2).cdf).pvalue > 1e-4
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_sample_cdf_offsets_and_rows(device):
     table = torch.rand(3, 50, dtype=torch.float64, device=device).cumsum(1)
     full = fastgan.sample_cdf(table, 1000, seed=5)
@@ -401,7 +394,6 @@ def test_sample_cdf_bad_input(cdf, kwargs, error, message):
         fastgan.sample_cdf(cdf, 10, seed=0, **kwargs)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_sample_cdf(device):
     torch.library.opcheck(torch.ops.fastgan.sample_cdf_.default,
                           on_device((torch.rand(2, 7).cumsum(1), torch.empty(2, 5, dtype=torch.int64), 1, 3, 0), device))

@@ -3,13 +3,11 @@
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from torch.func import functional_call, grad, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import setups  # noqa: E402
-from conftest import DEVICES  # noqa: E402
 
 
 # float32's unit roundoff. The tolerances below are multiples of it, derived from how the two implementations round.
@@ -55,7 +53,6 @@ def _assert_same_step(name, step, ours, theirs, scales):
         assert torch.linalg.vector_norm(gb) <= scale * (1 + 1e-3)  # the scale does bound the gradient
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_ring_gan_losses_and_gradients_match_the_reference_at_every_step(device):
     """Teacher forcing: 200 steps of the MLP GAN on the 8-Gaussian ring in which, at every step, fastgan's losses and
     the eager reference's are computed from the same parameters and the same batches, and compared (value and every
@@ -96,7 +93,6 @@ def test_ring_gan_losses_and_gradients_match_the_reference_at_every_step(device)
         apply(opt_g, g_params, g_steps["eager"][1])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_ring_gan_runs_freely_on_the_reference_curve_for_20_steps(device):
     """A short free-running stretch: the whole training step as users run it (fastgan's autograd, the optimizer),
     from the same seed. The curves start 1 ulp apart (1e-7) and 20 steps amplify that far less than to 1e-5 (the
@@ -109,7 +105,6 @@ def test_ring_gan_runs_freely_on_the_reference_curve_for_20_steps(device):
     torch.testing.assert_close(fused_curve, eager_curve, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_dcgan_tutorial_one_line_swap_gives_the_same_losses(device):
     """The PyTorch DCGAN tutorial loop (Sigmoid + nn.BCELoss) against the same loop with
     fastgan.fused_gan_loss(..., inputs="probs"): the same losses to 1e-5 over 10 steps."""
