@@ -48,3 +48,26 @@ def test_compare_reports_every_suite_present_in_both(tmp_path):
                          text=True, check=True).stdout.splitlines()[3:]
     assert [line.split()[0] for line in out] == list(SUITES)
     assert all(line.rstrip().endswith("2.00x") for line in out)
+
+
+def test_run_writes_common_rows_tables_and_a_plot_and_a_rerun_keeps_the_rest(tmp_path):
+    """run.py end to end on the CPU at the smallest sizes (what CI can afford): every row has the common fields and
+    a timing, the tables and the plot are written, and a rerun of one suite keeps the other's rows."""
+    def run(*ops):
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--device", "cpu", "--quick",
+                        "--ops", ",".join(ops), "--sizes", "64", "--output", str(tmp_path)],
+                       check=True, capture_output=True, text=True)
+        (path,) = tmp_path.glob("*.json")
+        return json.loads(path.read_text()), path
+
+    first, path = run("d_loss", "normal")
+    assert {r["suite"] for r in first["rows"]} == {"ops", "samplers"}
+    for row in first["rows"]:
+        assert tuple(row)[:len(COMMON_FIELDS)] == COMMON_FIELDS and row["median_s"] > 0 and row["threads"] >= 1
+    assert {r["impl"] for r in first["rows"] if r["suite"] == "ops"} == {"fastgan", "eager", "compile"}
+    markdown = path.with_suffix(".md").read_text()
+    assert "| d_loss n=64 | full |" in markdown and "| normal n=4096 | full |" in markdown
+    assert path.with_suffix(".png").stat().st_size > 0
+    second, _ = run("normal")
+    assert [r for r in second["rows"] if r["suite"] == "ops"] == [r for r in first["rows"] if r["suite"] == "ops"]
+    assert second["meta"]["suites_measured"] == {"ops": first["meta"]["date"], "samplers": second["meta"]["date"]}
