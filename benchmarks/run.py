@@ -176,14 +176,17 @@ def call_overhead(device: str, min_run_time: float) -> dict:
             "autograd_floor_256_s": floor["median_s"]}
 
 
-def profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_of: torch.Tensor, min_run_time: float) -> list:
+def copy_bandwidth(t: torch.Tensor, min_run_time: float) -> float:
+    """Bytes per second of a copy_ of t (one read and one write per byte): the yardstick of the kernel rows."""
+    target = torch.empty_like(t)
+    return 2 * t.nbytes / time_cuda(lambda: target.copy_(t), min_run_time)["median_s"]
+
+
+def profile_kernels(op: str, call, kernel_bytes: dict, size: int, copy_bytes_per_s: float) -> list:
     """Rows of each named kernel's own device time per launch over 50 calls (torch.profiler, launch overhead
-    excluded), with the bandwidth its bytes imply as a fraction of a copy_ of `copy_of` (one read and one write per
-    byte) timed just before."""
+    excluded), with the bandwidth its bytes imply as a fraction of copy_bytes_per_s."""
     from torch.profiler import ProfilerActivity, profile
 
-    target = torch.empty_like(copy_of)
-    copy_bytes_per_s = 2 * copy_of.nbytes / time_cuda(lambda: target.copy_(copy_of), min_run_time)["median_s"]
     for _ in range(3):
         call()
     torch.cuda.synchronize()
@@ -216,20 +219,22 @@ def bench_kernels(min_run_time: float) -> list:
         real = torch.randn(n, 1, device="cuda", requires_grad=True)
         fake = torch.randn(n, 1, device="cuda", requires_grad=True)
         flat = torch.cat([real.detach(), fake.detach()])
+        flat_copy = copy_bandwidth(flat, min_run_time)  # one yardstick for both ops at this size
         for op, call, tensor_bytes in (("d_loss", lambda: fastgan.fused_gan_loss(real, fake).backward(), flat.nbytes),
                                        ("g_loss", lambda: fastgan.fused_generator_loss(fake).backward(), fake.nbytes)):
             rows += profile_kernels(op, call, {"loss_forward_kernel": tensor_bytes,
-                                               "loss_backward_kernel": 2 * tensor_bytes}, n, flat, min_run_time)
+                                               "loss_backward_kernel": 2 * tensor_bytes}, n, flat_copy)
     logits = torch.randn(256, 640, device="cuda")
     rows += profile_kernels("mh_gan_select", lambda: fastgan.mh_gan_select(logits, seed=0),
-                            {"mh_select_kernel": logits.nbytes}, logits.numel(), logits, min_run_time)
+                            {"mh_select_kernel": logits.nbytes}, logits.numel(),
+                            copy_bandwidth(logits, min_run_time))
     # rejection sampling's accept-and-compact: cub's select pass, the accept test (a Philox block per 4 words) as
     # its predicate; it reads the log ratios and writes the accepted indices
     log_ratio = torch.randn(1 << 22, device="cuda")
     accepted = int(torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0)[1])
     rows += profile_kernels("accept_compact", lambda: torch.ops.fastgan.accept_compact(log_ratio, 0, 0, 0),
                             {"DeviceSelectSweepKernel": log_ratio.nbytes + 8 * accepted}, log_ratio.numel(),
-                            log_ratio, min_run_time)
+                            copy_bandwidth(log_ratio, min_run_time))
     return rows
 
 
