@@ -147,7 +147,7 @@ def philox_words(n: int, *, seed: int, offset: int = 0, stream: int = 0) -> torc
     """Words offset .. offset + n - 1 of fastgan's stream (seed, stream), Philox4x32-10 written out from the paper
     (Salmon et al., SC'11) in int64 tensor arithmetic, one block per element: the spec of ``fastgan.random_bits``."""
     low = 0xFFFFFFFF
-    w = torch.arange(offset, offset + n, dtype=torch.int64)
+    w = offset + torch.arange(n, dtype=torch.int64)  # offset + n may be 2^63: not an int64 bound
     j = w // 4  # the block (w < 2^63: its high word is j >> 32)
     c = [j & low, j >> 32, torch.full_like(j, stream & low), torch.full_like(j, stream >> 32)]
     k0, k1 = seed & low, seed >> 32

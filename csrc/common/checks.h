@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "enum.h"
+#include "philox.h"
 
 namespace fastgan {
 
@@ -44,6 +45,14 @@ inline void check_same_device_and_dtype(const at::Tensor& x, const char* x_name,
                     " must be on the same device, got ", x.device(), " and ", y.device());
   TORCH_CHECK_TYPE(x.scalar_type() == y.scalar_type(), op, ": ", x_name, " and ", y_name,
                    " must have the same dtype, got ", x.scalar_type(), " and ", y.scalar_type());
+}
+
+// A draw of `count` words (or elements) of a stream from index `first`: a ValueError unless every index lies in
+// [0, 2^63), the stream's length (philox.h). Checked on the host before any kernel runs, so no index overflows.
+inline void check_stream_range(int64_t first, int64_t count, const char* op, const char* first_name) {
+  TORCH_CHECK_VALUE(first >= 0, op, ": ", first_name, " must be >= 0, got ", first);
+  TORCH_CHECK_VALUE(philox::fits_stream(first, count), op, ": ", first_name, " ", first, " + ", count,
+                    " draws runs past the end of the stream (its indices are 0 .. 2**63 - 1)");
 }
 
 // The dtype reductions accumulate in: float64 for float64 inputs, float32 for everything narrower.

@@ -52,6 +52,30 @@ FASTGAN_HD Words block(uint64_t seed, uint64_t stream, uint64_t j) {
   return Words{{c0, c1, c2, c3}};
 }
 
+// A stream's word indices are the int64 offsets 0 .. 2^63 - 1 (offsets come from int64 op arguments). Philox's
+// counter would allow 2^66 words; fastgan uses the first 2^63, so a word index never overflows int64 and a draw
+// either lies wholly inside the stream or is refused (checks.h: check_stream_range). No draw wraps around.
+constexpr uint64_t kStreamWords = uint64_t{1} << 63;
+
+// Whether words first .. first + count - 1 lie in the stream (first + count <= 2^63, without computing the sum).
+FASTGAN_HD bool fits_stream(int64_t first, int64_t count) {
+  return first >= 0 && count >= 0 && static_cast<uint64_t>(count) <= kStreamWords - static_cast<uint64_t>(first);
+}
+
+// The first word of a draw whose start is split between the host (offset, checked >= 0) and the device (a sampler's
+// position tensor, read in the kernel), in `first`: false when the sum is negative or the draw of `count` words
+// would run past the stream's end. No signed overflow: a negative device part cannot overflow a non-negative offset,
+// and a non-negative one is added in uint64, where two values below 2^63 sum exactly.
+FASTGAN_HD bool device_start(int64_t offset, int64_t device_offset, int64_t count, int64_t& first) {
+  if (device_offset < 0) {
+    first = offset + device_offset;
+  } else {
+    const uint64_t sum = static_cast<uint64_t>(offset) + static_cast<uint64_t>(device_offset);
+    first = sum < kStreamWords ? static_cast<int64_t>(sum) : -1;
+  }
+  return fits_stream(first, count);
+}
+
 // Reads words of one stream in increasing order, computing each block once for its 4 words (a sequential CPU
 // loop that called block() per word would do the work 4 times).
 struct WordCursor {

@@ -62,6 +62,16 @@ struct MhGanChain {
 // very words that made the proposal.
 FASTGAN_HD uint64_t accept_stream(uint64_t stream) { return stream + 1; }
 
+// Step t = step + device_step (a captured CUDA graph's step counter; 0 without one), in `t`: false unless
+// -1 <= t <= last_step (check_mh_step's last_mh_step), so that no word index overflows. t + 1 is a non-negative
+// offset, which lets philox::device_start form the sum without signed overflow.
+FASTGAN_HD bool mh_step_number(int64_t step, int64_t device_step, int64_t last_step, int64_t& t) {
+  int64_t next = 0;
+  if (!philox::device_start(step + 1, device_step, 0, next)) return false;
+  t = next - 1;
+  return t <= last_step;
+}
+
 // The slot of the samples [C, slots, d] that step t's state is kept in, or -1: steps burn_in, burn_in + thin, ...
 // are kept, as long as there are slots.
 FASTGAN_HD int64_t kept_slot(int64_t t, int64_t burn_in, int64_t thin, int64_t slots) {

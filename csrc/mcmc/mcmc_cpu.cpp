@@ -88,8 +88,10 @@ void propose(const T* __restrict__ state, const T* __restrict__ z, T scale, int6
 void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
              Tensor& samples, const std::optional<Tensor>& step_offset, const MhStepSpec& spec) {
   const uint64_t seed = spec.seed, stream = spec.stream;
-  const int64_t step = spec.step + (step_offset.has_value() ? step_offset->item<int64_t>() : 0);
-  TORCH_CHECK_VALUE(step >= -1, "fastgan::mh_step_: step + step_offset must be >= -1, got ", step);
+  const int64_t device_step = step_offset.has_value() ? step_offset->item<int64_t>() : 0;
+  int64_t step = 0;
+  TORCH_CHECK_VALUE(mh_step_number(spec.step, device_step, spec.last_step, step), "fastgan::mh_step_: step + "
+                    "step_offset must lie in [-1, ", spec.last_step, "], got ", spec.step, " + ", device_step);
   const int64_t chains = state.size(0), d = state.size(1), slots = samples.size(1);
   const int64_t keep = kept_slot(step, spec.burn_in, spec.thin, slots);
   const int64_t chains_per_task = std::max<int64_t>(1, 8192 / (d + 2));

@@ -6,6 +6,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <math_constants.h>
+
 #include <cub/device/device_select.cuh>
 #include <thrust/iterator/counting_iterator.h>
 
@@ -75,7 +77,7 @@ struct MhStepArgs {
   int64_t* __restrict__ accepted;
   T* __restrict__ samples;
   const int64_t* __restrict__ step_offset;  // added to step when not null
-  int64_t chains, d, slots, step, burn_in, thin;
+  int64_t chains, d, slots, step, last_step, burn_in, thin;
   T step_size;
   uint64_t seed, stream;
 };
@@ -84,10 +86,15 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= a.chains) return;
-  const int64_t step = a.step + (a.step_offset != nullptr ? *a.step_offset : 0);
-  if (step < -1) return;  // a corrupt counter (the host cannot check it without a sync): no stream word below 0
   T* row = a.state + c * a.d;
   T* next = a.proposal + c * a.d;
+  int64_t step = 0;
+  if (!mh_step_number(a.step, a.step_offset != nullptr ? *a.step_offset : 0, a.last_step, step)) {
+    // a corrupt step counter (the host cannot check it without a sync): NaN chains, as the CPU would raise
+    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k] = static_cast<T>(CUDART_NAN);
+    a.log_prob[c] = static_cast<T>(CUDART_NAN);
+    return;
+  }
   if (step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), step * a.chains + c),
                           a.proposal_log_prob[c] - a.log_prob[c])) {
     for (int64_t k = 0; k < a.d; ++k) row[k] = next[k];
@@ -168,7 +175,8 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
         .proposal_log_prob = proposal_log_prob.const_data_ptr<scalar_t>(),
         .accepted = accepted.mutable_data_ptr<int64_t>(), .samples = samples.mutable_data_ptr<scalar_t>(),
         .step_offset = step_offset.has_value() ? step_offset->const_data_ptr<int64_t>() : nullptr,
-        .chains = chains, .d = state.size(1), .slots = samples.size(1), .step = spec.step, .burn_in = spec.burn_in,
+        .chains = chains, .d = state.size(1), .slots = samples.size(1), .step = spec.step, .last_step = spec.last_step,
+        .burn_in = spec.burn_in,
         .thin = spec.thin, .step_size = static_cast<scalar_t>(spec.step_size), .seed = spec.seed,
         .stream = spec.stream};
     mh_step_kernel<scalar_t><<<blocks_for(chains), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(args);

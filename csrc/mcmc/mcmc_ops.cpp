@@ -46,7 +46,9 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
   check_mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step, step_offset, burn_in, thin,
                 step_size);
   if (state.size(0) == 0) return;
-  const MhStepSpec spec{step, burn_in, thin, step_size, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream)};
+  const MhStepSpec spec{.step = step, .last_step = last_mh_step(state.size(0), state.size(1)), .burn_in = burn_in,
+                        .thin = thin, .step_size = step_size, .seed = static_cast<uint64_t>(seed),
+                        .stream = static_cast<uint64_t>(stream)};
   engine.mh_step(state, log_prob, proposal, proposal_log_prob, accepted, samples, step_offset, spec);
 }
 

@@ -16,12 +16,19 @@ inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Te
                    ": logits must be float32 or float64, got ", logits.scalar_type());
   TORCH_CHECK_VALUE(logits.dim() == 2 && logits.size(1) >= 1, op,
                     ": logits must be [chains, k] with k >= 1 proposals per chain, got ", logits.sizes());
-  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  check_stream_range(offset, logits.numel(), op, "offset");
   if (init_logit.has_value()) {
     check_same_device_and_dtype(logits, "logits", *init_logit, "init_logit", op);
     TORCH_CHECK_VALUE(init_logit->dim() == 1 && init_logit->size(0) == logits.size(0), op,
                       ": init_logit must be [chains] = [", logits.size(0), "], got ", init_logit->sizes());
   }
+}
+
+// The last step number whose words lie in the streams: step t reads acceptance words t C .. (t + 1) C - 1 and
+// draws the next proposal's normals, elements (t + 1) C d .. (t + 2) C d - 1, so (t + 2) C max(d, 1) <= 2^63.
+inline int64_t last_mh_step(int64_t chains, int64_t d) {
+  const uint64_t per_step = static_cast<uint64_t>(chains) * static_cast<uint64_t>(d > 0 ? d : 1);
+  return static_cast<int64_t>(philox::kStreamWords / per_step) - 2;
 }
 
 inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
@@ -50,6 +57,11 @@ inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, c
                         samples.is_contiguous(),
                     op, ": samples must be a contiguous [chains, kept, d] tensor, got ", samples.sizes());
   TORCH_CHECK_VALUE(step >= -1, op, ": step must be >= -1 (-1: only propose), got ", step);
+  if (chains > 0) {
+    TORCH_CHECK_VALUE(step <= last_mh_step(chains, state.size(1)), op, ": step ", step, " of ", chains,
+                      " chains in ", state.size(1), " dimensions draws past the end of the stream (2**63 words); "
+                      "the last step is ", last_mh_step(chains, state.size(1)));
+  }
   if (step_offset.has_value())
     TORCH_CHECK_VALUE(step_offset->scalar_type() == at::kLong && step_offset->numel() == 1 &&
                           step_offset->device() == state.device(),
@@ -61,10 +73,12 @@ inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, c
 }
 
 inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {
-  TORCH_CHECK_TYPE(log_ratio.scalar_type() == at::kFloat || log_ratio.scalar_type() == at::kDouble,
-                   "fastgan::accept_compact: log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
-  TORCH_CHECK_VALUE(offset >= 0, "fastgan::accept_compact: offset must be >= 0, got ", offset);
+  constexpr const char* op = "fastgan::accept_compact";
+  TORCH_CHECK_TYPE(log_ratio.scalar_type() == at::kFloat || log_ratio.scalar_type() == at::kDouble, op,
+                   ": log_ratio must be float32 or float64, got ", log_ratio.scalar_type());
+  check_stream_range(offset, log_ratio.numel(), op, "offset");
 }
+
 
 // One random-walk Metropolis-Hastings step t = step (+ *step_offset, read on the device, when given: a captured
 // CUDA graph replays with a counter there) of C chains (state [C, d]), fused and in place: (1) for t >= 0, where
@@ -72,7 +86,7 @@ inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {
 // accepted counts one more; (2) steps burn_in, burn_in + thin, ... copy the state to samples[:, slot]; (3) the next
 // proposal, state + step_size z, z rows (t + 1) C .. of stream's standard normals. t = -1 only proposes.
 struct MhStepSpec {
-  int64_t step, burn_in, thin;
+  int64_t step, last_step, burn_in, thin;  // last_step: last_mh_step (a device step_offset is checked against it)
   double step_size;
   uint64_t seed, stream;
 };

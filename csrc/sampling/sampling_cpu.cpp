@@ -16,10 +16,6 @@ namespace {
 
 using at::Tensor;
 
-int64_t total_offset(int64_t offset, const std::optional<Tensor>& offset_tensor) {
-  return offset + (offset_tensor.has_value() ? *offset_tensor->const_data_ptr<int64_t>() : 0);
-}
-
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const cpu::WordsArgs args{.seed = seed, .stream = stream, .start = offset, .count = out.numel(),
                             .out = out.mutable_data_ptr<int64_t>()};
@@ -27,10 +23,12 @@ void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offse
 }
 
 void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {
-  const int64_t start = total_offset(spec.offset, offset_tensor);  // reads offset_tensor once
-  if (start < 0) {
-    // Only offset_tensor can take the position below 0 (offset is checked). The CUDA kernel reads it on the device
-    // and cannot raise without a host sync, so both devices answer alike: NaN, never a silent partial fill.
+  int64_t start = spec.offset;
+  const int64_t device_offset = offset_tensor.has_value() ? *offset_tensor->const_data_ptr<int64_t>() : 0;
+  if (!philox::device_start(spec.offset, device_offset, out.numel(), start)) {
+    // Only offset_tensor can take the draw out of the stream (offset is checked): below 0 or past its end. The CUDA
+    // kernel reads it on the device and cannot raise without a host sync, so both devices answer alike: NaN, never
+    // a silent partial fill.
     out.fill_(std::numeric_limits<double>::quiet_NaN());
     return;
   }

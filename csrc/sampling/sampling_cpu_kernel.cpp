@@ -136,20 +136,21 @@ void group_values(const FillArgs& args, int64_t group, T* values) {
 
 // Elements start .. start + count - 1 of a stream, as the groups that hold them: in parallel (`grain` groups per
 // task), group_fn(group, values) makes a group's kGroup values, then the part in range is converted into
-// out[0, count).
+// out[0, count). Bounds are inclusive (`last`, `g * kGroup + kGroup - 1`): the stream's last index is 2^63 - 1
+// (philox.h), so an exclusive end could be 2^63 and overflow int64.
 template <class T, class S, class GroupFn>
 void for_each_group(int64_t start, int64_t count, int64_t grain, S* out, const GroupFn& group_fn) {
-  const int64_t end = start + count;
-  fastgan::parallel_for(start / kGroup, (end - 1) / kGroup + 1, grain, [&](int64_t g0, int64_t g1) {
+  const int64_t last = start + (count - 1);
+  fastgan::parallel_for(start / kGroup, last / kGroup + 1, grain, [&](int64_t g0, int64_t g1) {
     alignas(64) T values[kGroup];
     for (int64_t g = g0; g < g1; ++g) {
       group_fn(g, values);
-      const int64_t lo = std::max(start, g * kGroup), hi = std::min(end, (g + 1) * kGroup);
+      const int64_t lo = std::max(start, g * kGroup), hi = std::min(last, g * kGroup + (kGroup - 1));
       const T* src = values + (lo - g * kGroup);
       if constexpr (std::is_same_v<S, T> || std::is_integral_v<S>) {
-        std::copy(src, src + (hi - lo), out + (lo - start));  // the same type, or words widened to int64
+        std::copy(src, src + (hi - lo + 1), out + (lo - start));  // the same type, or words widened to int64
       } else {
-        at::vec::convert(src, out + (lo - start), hi - lo);  // float to half or bfloat16
+        at::vec::convert(src, out + (lo - start), hi - lo + 1);  // float to half or bfloat16
       }
     }
   });

@@ -26,14 +26,10 @@ constexpr int kThreads = 256;
 
 struct StreamArgs {
   uint64_t seed, stream;
-  int64_t offset;              // element offset known on the host
-  const int64_t* device_offset;  // added to offset when not null
+  int64_t offset;                // element offset known on the host (checked: offset + count <= 2^63)
+  const int64_t* device_offset;  // added to offset when not null (checked in the kernel: philox::device_start)
   int64_t count;
 };
-
-__device__ __forceinline__ int64_t first_element(const StreamArgs& s) {
-  return s.offset + (s.device_offset != nullptr ? *s.device_offset : 0);
-}
 
 template <Dist D, class T>
 __device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T (&v)[4]) {
@@ -57,14 +53,15 @@ __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, Str
                                                         bool aligned_out) {
   using T = Acc<S>;
   if (s.count <= 0) return;
-  const int64_t start = first_element(s);
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  if (start < 0) {  // a position before the stream's start (see fill_latent): NaN, since a kernel cannot raise
+  int64_t start;
+  if (!philox::device_start(s.offset, s.device_offset != nullptr ? *s.device_offset : 0, s.count, start)) {
+    // a position outside the stream (see fill_latent): NaN, since a kernel cannot raise
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < s.count; i += stride)
       out[i] = static_cast<S>(CUDART_NAN_F);
     return;
   }
-  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
+  const int64_t first_block = start / 4, last_block = (start + (s.count - 1)) / 4;
   for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
     T v[4];
     block_values<D>(philox::block(s.seed, s.stream, static_cast<uint64_t>(j)), a, b, v);
@@ -85,8 +82,8 @@ __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, Str
 
 __global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ out, StreamArgs s) {
   if (s.count <= 0) return;
-  const int64_t start = first_element(s);
-  const int64_t first_block = start / 4, last_block = (start + s.count - 1) / 4;
+  const int64_t start = s.offset;  // checked on the host: the words lie in the stream
+  const int64_t first_block = start / 4, last_block = (start + (s.count - 1)) / 4;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
     const philox::Words w = philox::block(s.seed, s.stream, static_cast<uint64_t>(j));
@@ -114,7 +111,7 @@ struct SampleCdfParams {
 template <class T>
 __global__ void __launch_bounds__(kThreads) sample_cdf_kernel(SampleCdfParams<T> p) {
   const int64_t first_block = p.offset / 4;
-  const int64_t blocks_per_row = (p.offset + p.n - 1) / 4 - first_block + 1;
+  const int64_t blocks_per_row = (p.offset + (p.n - 1)) / 4 - first_block + 1;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t item = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; item < p.rows * blocks_per_row;
        item += stride) {

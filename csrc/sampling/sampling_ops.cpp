@@ -39,7 +39,7 @@ void sample_cdf(const Tensor& cdf, Tensor& out, int64_t seed, int64_t offset, in
   constexpr const char* op = "fastgan::sample_cdf_";
   const SamplingEngine& engine = EngineTable<SamplingEngine>::of(kDevice, op);
   check_sample_cdf(cdf, out);
-  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  check_stream_range(offset, out.size(1), op, "offset");
   if (out.numel() == 0) return;
   engine.sample_cdf(cdf, out, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset);
 }

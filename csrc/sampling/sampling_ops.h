@@ -16,7 +16,7 @@ inline Dist parse_dist(c10::string_view name) {
 inline void check_fill(const at::Tensor& out, int64_t offset, const std::optional<at::Tensor>& offset_tensor,
                        const char* op) {
   TORCH_CHECK_VALUE(out.is_contiguous(), op, ": out must be contiguous");
-  TORCH_CHECK_VALUE(offset >= 0, op, ": offset must be >= 0, got ", offset);
+  check_stream_range(offset, out.numel(), op, "offset");
   if (offset_tensor.has_value()) {
     TORCH_CHECK_TYPE(offset_tensor->scalar_type() == at::kLong && offset_tensor->numel() == 1, op,
                      ": offset_tensor must be a one-element int64 tensor");
