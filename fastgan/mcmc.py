@@ -16,13 +16,17 @@ import warnings
 import torch
 
 from . import _ext  # noqa: F401  (loads the ops)
-from ._args import count as _count, seed as _seed, word64 as _word64
+from . import _args
+from ._args import nonnegative_int as _count, seed as _seed, word64 as _word64
 from .sampling import latent
 
 _ops = torch.ops.fastgan
 _mh_select = _ops.mh_select.default
 _mh_step = _ops.mh_step_.default
 _accept_compact = _ops.accept_compact.default
+
+
+_LOGIT_DTYPES = (torch.float32, torch.float64)
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
@@ -44,11 +48,16 @@ def mh_gan_select(
     kernel. Starts at the initial state given by ``init_logit`` [C] (MH-GAN starts at a real sample) or at
     proposal 0. Returns (index [C] of each chain's final state, -1 for the initial state; moved [C], whether any
     proposal was accepted). Proposal k of chain c uses word offset + c K + k of stream (seed, stream)."""
+    _args.tensor(logits, "logits", dtypes=_LOGIT_DTYPES)
+    if init_logit is not None:
+        _args.tensor(init_logit, "init_logit", dtypes=_LOGIT_DTYPES)
+    offset = _args.offset(offset)
+    _args.draw_range(offset, logits.numel(), "mh_gan_select")
     if validate:
         _check_finite("logits", logits)
         if init_logit is not None:
             _check_finite("init_logit", init_logit)
-    return _mh_select(logits, init_logit, _seed(seed), _count(offset, "offset"), _word64(stream, "stream"))
+    return _mh_select(logits, init_logit, _seed(seed), offset, _word64(stream, "stream"))
 
 
 def metropolis_hastings(
@@ -75,17 +84,21 @@ def metropolis_hastings(
     cost. ``log_prob`` must then be capturable (no host synchronisation such as ``.item()``, no CPU tensors).
 
     Returns (samples [C, kept, d]: the states after steps burn_in, burn_in + thin, ...; acceptance rate [C])."""
-    steps, burn_in, thin = _count(steps, "steps"), _count(burn_in, "burn_in"), _count(thin, "thin")
-    if thin < 1:
-        raise ValueError("thin must be >= 1")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
-    if x0.dim() != 2 or x0.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"x0 must be a float32/float64 [chains, d] tensor, got {x0.dtype} {tuple(x0.shape)}")
+    if not callable(log_prob):
+        raise TypeError(f"log_prob must be a callable [chains, d] -> [chains], got {type(log_prob).__name__}")
+    steps, burn_in, thin = _count(steps, "steps"), _count(burn_in, "burn_in"), _args.positive_int(thin, "thin")
+    step_size = _args.real(step_size, "step_size")
+    if not (step_size > 0 and math.isfinite(step_size)):
+        raise ValueError(f"step_size must be finite and > 0, got {step_size}")
+    _args.tensor(x0, "x0", dtypes=_LOGIT_DTYPES)
+    if x0.dim() != 2:
+        raise ValueError(f"x0 must be a [chains, d] tensor, got shape {tuple(x0.shape)}")
     if cuda_graph and x0.device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs x0 on a CUDA device, got {x0.device}")
     seed, stream = _seed(seed), _word64(stream, "stream")
     chains, d = x0.shape
+    # step t reads words t C .. of the acceptance stream and the normals (t + 1) C d .. (t + 2) C d - 1 (mcmc_ops.h)
+    _args.draw_range(0, (steps + 1) * chains * max(d, 1), f"metropolis_hastings({steps} steps of {chains} chains)")
     x = x0.clone().contiguous()
 
     def evaluate(points: torch.Tensor) -> torch.Tensor:
@@ -98,14 +111,20 @@ def metropolis_hastings(
             values = values.clone()  # a view of the points (log_prob = x[:, 0]): the step overwrites them
         return values
 
-    lp = evaluate(x)
+    # The chains' own copy: log_prob may return the same buffer on every call (torch.sum(..., out=buf)), and the
+    # proposals' values would then overwrite the current ones (every move accepted).
+    lp = evaluate(x).clone()
+    if torch.isnan(lp).any():  # one synchronisation per run: a NaN state rejects every move and never leaves
+        warnings.warn("metropolis_hastings: log_prob(x0) is NaN for some chains; a NaN log-density rejects every "
+                      "proposal, so those chains never move", RuntimeWarning, stacklevel=2)
     accepted = torch.zeros(chains, dtype=torch.int64, device=x.device)
     samples = x.new_empty((chains, len(range(burn_in, steps, thin)), d))
     proposal = torch.empty_like(x)
 
     def step(t: int, counter: Optional[torch.Tensor] = None) -> None:
-        _mh_step(x, lp, proposal, evaluate(proposal) if t >= 0 else lp, accepted, samples, t, counter, burn_in, thin,
-                 step_size, seed, stream)
+        # step -1 only proposes: its proposal log-densities are not read (but must not alias lp, which is written)
+        proposal_lp = evaluate(proposal) if t >= 0 else torch.empty_like(lp)
+        _mh_step(x, lp, proposal, proposal_lp, accepted, samples, t, counter, burn_in, thin, step_size, seed, stream)
 
     step(-1)  # step 0's proposal
     if cuda_graph and steps > 0:
@@ -152,7 +171,15 @@ def drs(
     """Discriminator rejection sampling's acceptance test, in logit space (Azadi et al. 2019, eq. 8):
     ``F = logit - max_logit - log(1 - exp(logit - max_logit - eps)) - gamma``, accept when ``u <= sigmoid(F)``.
     ``gamma=None`` takes the batch's 95th percentile of F (the paper's choice). Returns (accept mask, F).
-    Logits above max_logit are clamped to it (the paper's running maximum); non-finite logits raise."""
+    Logits above max_logit are clamped to it (the paper's running maximum); non-finite logits raise. ``max_logit``
+    and ``gamma`` must be finite, ``eps`` finite and > 0 (at eps <= 0 the log's argument reaches 0 or below)."""
+    _args.tensor(logits, "logits", dtypes=_args.FLOAT_DTYPES)
+    max_logit = _args.finite(max_logit, "max_logit")
+    if gamma is not None:
+        gamma = _args.finite(gamma, "gamma")
+    eps = _args.finite(eps, "eps")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
     _check_finite("logits", logits)
     shifted = torch.clamp(logits.double() - max_logit, max=0.0)
     f = shifted - torch.log(-torch.expm1(shifted - eps))  # log(1 - exp(z)) = log(-expm1(z)), z < 0
@@ -180,8 +207,18 @@ def rejection_sample(
     on stream uniforms (proposal i of the run uses word i), and the compaction of the accepted indices are one
     kernel; the accepted rows are then gathered. Rounds are sized from the acceptance
     rate seen so far. Returns (exactly n samples, acceptance rate); raises after ``max_rounds`` rounds with the rate
-    seen. A log ratio above 0 means the envelope does not bound the target there: that draws a warning."""
-    n, max_rounds, seed, stream = _count(n, "n"), _count(max_rounds, "max_rounds"), _seed(seed), _word64(stream, "stream")
+    seen. A log ratio above 0 means the envelope does not bound the target there: that draws a warning.
+    ``log_envelope`` is the number log M (a float), not a function. n = 0 returns ``propose(0)``'s empty samples and
+    a NaN rate (no proposal was made)."""
+    for name, fn in (("log_target", log_target), ("propose", propose)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
+    log_envelope = _args.finite(log_envelope, "log_envelope (log M, a number)")
+    n, max_rounds = _count(n, "n"), _args.positive_int(max_rounds, "max_rounds")
+    seed, stream = _seed(seed), _word64(stream, "stream")
+    if n == 0:
+        empty, _ = propose(0)
+        return empty[:0], math.nan
     accepted, got, proposed = [], 0, 0
     violated = None  # a device flag, read once at the end: the round's only sync is the compaction's count
     for _ in range(max_rounds):
@@ -198,6 +235,7 @@ def rejection_sample(
         if not isinstance(log_t, torch.Tensor) or log_t.shape != (k,):
             raise ValueError(f"log_target must return a [{k}] tensor for {k} proposals")
         log_ratio = (log_t - log_envelope - log_q).to(torch.float64 if log_t.dtype == torch.float64 else torch.float32)
+        _args.draw_range(proposed, k, "rejection_sample")
         index, count = _accept_compact(log_ratio.contiguous(), seed, proposed, stream)
         exceeded = (log_ratio > 1e-6).any()
         violated = exceeded if violated is None else violated | exceeded
@@ -234,8 +272,17 @@ def discriminator_rejection_sampling(
 ) -> Tuple[torch.Tensor, float]:
     """DRS (Azadi et al. 2019): estimate max_logit on a pilot batch of G(z), then draw batches, keep max_logit
     updated with every logit seen, and keep x = G(z) where ``drs`` accepts. z ~ N(0, I) from fastgan's stream
-    (stream 0 for the noise, 1 for the acceptance uniforms). Returns (n samples, acceptance rate)."""
-    n, seed = _count(n, "n"), _seed(seed)
+    (stream 0 for the noise, 1 for the acceptance uniforms). Returns (n samples, acceptance rate); n = 0 returns
+    G's output for no latents and a NaN rate."""
+    n, latent_dim, seed = _count(n, "n"), _count(latent_dim, "latent_dim"), _seed(seed)
+    batch, pilot = _args.positive_int(batch, "batch"), _args.positive_int(pilot, "pilot")
+    max_rounds = _args.positive_int(max_rounds, "max_rounds")
+    if gamma is not None:
+        gamma = _args.finite(gamma, "gamma")
+    if not _args.finite(eps, "eps") > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if n == 0:
+        return generator(latent(0, latent_dim, seed=seed, device=device)), math.nan
     rows = 0
 
     def draw(k):
@@ -245,7 +292,7 @@ def discriminator_rejection_sampling(
         x = generator(z)
         return x, _logits_of(discriminator, x)
 
-    _, pilot_logits = draw(max(1, pilot))
+    _, pilot_logits = draw(pilot)
     max_logit = pilot_logits.max().item()
     kept, got, proposed = [], 0, 0
     for _ in range(max_rounds):
@@ -279,12 +326,15 @@ def mh_gan(
     each chain starting at a real sample when ``real`` [n, ...] is given (the paper's choice), else at its first
     proposal; a chain that accepts nothing is run again from its first proposal. The discriminator is used as
     is (the paper also calibrates it). Streams of ``seed``: 0 for z, 1 for the chains' uniforms, 2 for restarts.
-    Returns the n chains' final states."""
-    n, k, seed = _count(n, "n"), _count(k, "k"), _seed(seed)
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    if real is not None and len(real) < n:
-        raise ValueError(f"real must hold at least n = {n} samples, got {len(real)}")
+    Returns the n chains' final states (n = 0: G's output for no latents)."""
+    n, k, latent_dim, seed = _count(n, "n"), _args.positive_int(k, "k"), _count(latent_dim, "latent_dim"), _seed(seed)
+    chains_per_batch = _args.positive_int(chains_per_batch, "chains_per_batch")
+    if real is not None:
+        _args.tensor(real, "real")
+        if len(real) < n:
+            raise ValueError(f"real must hold at least n = {n} samples, got {len(real)}")
+    if n == 0:
+        return generator(latent(0, latent_dim, seed=seed, device=device))
     out = []
     for start in range(0, n, chains_per_batch):
         chains = min(chains_per_batch, n - start)

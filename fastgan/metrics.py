@@ -155,9 +155,9 @@ def subset_indices(n: int, subsets: int, subset_size: int, *, seed: int, stream:
     subset r * n .. (r + 1) * n - 1 (stable sort: a tie, about n^2 / 2^65 likely, keeps index order).
     The same indices on every device. ``kid(..., subsets=)`` draws the real rows with stream 0 and the fake rows
     with stream 1."""
-    _args.count(n, "n")
-    _args.count(subsets, "subsets")
-    _args.count(subset_size, "subset_size")
+    _args.nonnegative_int(n, "n")
+    _args.nonnegative_int(subsets, "subsets")
+    _args.nonnegative_int(subset_size, "subset_size")
     if subset_size > n:
         raise ValueError(f"subset_size must be <= the number of samples {n}, got {subset_size}")
     out = torch.empty(subsets, subset_size, dtype=torch.int64, device=device)
@@ -199,7 +199,7 @@ def kid(
         raise ValueError(f"kid: coef must be finite, got {coef}")
     if subsets is None:
         return _kid_exact(real_feats, fake_feats, gamma, float(coef), degree)
-    if _args.count(subsets, "subsets") < 1 or _args.count(subset_size, "subset_size") < 2:
+    if _args.nonnegative_int(subsets, "subsets") < 1 or _args.nonnegative_int(subset_size, "subset_size") < 2:
         raise ValueError(f"kid: subsets must be >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
     for name, t in (("real_feats", real_feats), ("fake_feats", fake_feats)):
         if subset_size > t.shape[0]:
@@ -227,7 +227,7 @@ class FeatureStats:
 
     def __init__(self, dim: int, device=None):
         self.count = 0
-        self.mean = torch.zeros(_args.count(dim, "dim"), dtype=torch.float64, device=device)
+        self.mean = torch.zeros(_args.nonnegative_int(dim, "dim"), dtype=torch.float64, device=device)
         self.m2 = torch.zeros(dim, dim, dtype=torch.float64, device=device)  # sum of centred outer products
 
     def update(self, feats: torch.Tensor) -> "FeatureStats":

@@ -17,7 +17,8 @@ from typing import Optional, Tuple
 import torch
 
 from . import _ext  # noqa: F401  (loads the ops)
-from ._args import count as _count, seed as _seed, word64 as _word64
+from . import _args
+from ._args import nonnegative_int as _count, seed as _seed, word64 as _word64
 
 _ops = torch.ops.fastgan
 _fill_bits = _ops.fill_random_bits_.default
@@ -38,28 +39,41 @@ def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=N
     """Words offset .. offset + n - 1 of stream (seed, stream): Philox4x32-10, as int64 tensors holding the
     unsigned 32-bit values (torch's uint32 lacks most operators). Seed 0, stream 0 starts
     6627e8d5 e169c58d bc57ac4c 9b00dbd8."""
-    out = torch.empty(_count(n, "n"), dtype=torch.int64, device=device)
-    _fill_bits(out, _word64(seed, "seed"), _count(offset, "offset"), _word64(stream, "stream"))
+    n, offset = _count(n, "n"), _args.offset(offset)
+    _args.draw_range(offset, n, "random_bits")
+    out = torch.empty(n, dtype=torch.int64, device=device)
+    _fill_bits(out, _word64(seed, "seed"), offset, _word64(stream, "stream"))
     return out
 
 
-def _latent_params(dist: str, truncation, low: float, high: float, p: float) -> Tuple[str, float, float]:
+# The options of each latent distribution (None: not given). An option given to a distribution that does not use it
+# is an error, never silently ignored (latent(dist="normal", truncation=0.7) would otherwise draw untruncated normals).
+_LATENT_OPTIONS = {"normal": (), "sphere": (), "uniform": ("low", "high"), "truncated_normal": ("truncation",),
+                   "bernoulli": ("p",)}
+
+
+def _latent_params(dist: str, truncation, low, high, p) -> Tuple[str, float, float]:
+    """(the op's distribution, a, b); the op checks the values' domains."""
+    if dist not in _LATENT_OPTIONS:
+        raise ValueError(f"dist must be one of {', '.join(repr(d) for d in LATENT_DISTS)}, got {dist!r}")
+    given = {"truncation": truncation, "low": low, "high": high, "p": p}
+    stray = [name for name, value in given.items() if value is not None and name not in _LATENT_OPTIONS[dist]]
+    if stray:
+        users = {name: [d for d, options in _LATENT_OPTIONS.items() if name in options][0] for name in stray}
+        raise ValueError("; ".join(f"{name} applies to dist={users[name]!r} only" for name in stray)
+                         + f", got dist={dist!r}")
     if dist in ("normal", "sphere"):
         return "normal", 0.0, 1.0
     if dist == "uniform":
-        if not high > low:
-            raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
-        return "uniform", float(low), float(high)
+        return "uniform", _args.real(0.0 if low is None else low, "low"), _args.real(1.0 if high is None else high, "high")
     if dist == "truncated_normal":
-        if truncation is None or not truncation > 0 or not math.isfinite(truncation):
-            raise ValueError(f"truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got {truncation}")
-        scaled = truncation / math.sqrt(2.0)
-        return "truncated_normal", math.erf(scaled), math.erfc(scaled)
-    if dist == "bernoulli":
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"bernoulli needs 0 <= p <= 1, got p={p}")
-        return "bernoulli", float(p), 0.0
-    raise ValueError(f"dist must be one of {', '.join(repr(d) for d in LATENT_DISTS)}, got {dist!r}")
+        if truncation is None:
+            raise ValueError("truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got None")
+        t = _args.real(truncation, "truncation")
+        if not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got {t}")
+        return "truncated_normal", math.erf(t / math.sqrt(2.0)), math.erfc(t / math.sqrt(2.0))
+    return "bernoulli", _args.real(0.5 if p is None else p, "p"), 0.0
 
 
 def latent(
@@ -71,27 +85,32 @@ def latent(
     offset: int = 0,
     stream: int = 0,
     truncation: Optional[float] = None,
-    low: float = 0.0,
-    high: float = 1.0,
-    p: float = 0.5,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    p: Optional[float] = None,
     device=None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Latent noise [n, dim], rows offset .. offset + n - 1 of the draw made from row 0. One kernel launch.
 
     - ``normal``: N(0, 1).
-    - ``uniform``: U[low, high) (default [0, 1)).
+    - ``uniform``: U[low, high) (default [0, 1)), low and high first rounded to ``dtype``. float16 and bfloat16 use
+      the dtype's own 11 or 8 significand bits, as ``torch.rand`` does, so no draw rounds up to ``high``.
     - ``truncated_normal``: N(0, 1) conditioned on [-truncation, truncation], by inverse transform
       (``sqrt(2) erfinv((2u - 1) erf(t / sqrt(2)))``): no clipping, no rejection loop (BigGAN's truncation trick).
-    - ``bernoulli``: 1 with probability ``p``, else 0.
+    - ``bernoulli``: 1 with probability ``p`` (default 0.5), else 0.
     - ``sphere``: uniform on the unit sphere S^(dim-1) (normal rows, normalised: three launches).
 
-    ``seed=None`` draws a seed from torch's default CPU generator, so ``torch.manual_seed`` makes it reproducible.
+    An option that the distribution does not use (``truncation`` with ``normal``, say) raises. ``seed=None`` draws a
+    seed from torch's default CPU generator, so ``torch.manual_seed`` makes it reproducible (in compiled code, give
+    the seed). Element offset * dim + i of the stream is element i of the draw: rows past 2**63 / dim raise.
     """
-    n, dim = _count(n, "n"), _count(dim, "dim")
+    n, dim, offset = _count(n, "n"), _count(dim, "dim"), _args.offset(offset)
     name, a, b = _latent_params(dist, truncation, low, high, p)
+    dtype = _args.float_dtype(dtype)
+    _args.draw_range(offset * dim, n * dim, f"latent(n={n}, dim={dim}, offset={offset})")
     out = torch.empty((n, dim), dtype=dtype, device=device)
-    _fill_latent(out, name, a, b, _seed(seed), _count(offset, "offset") * dim, None, _word64(stream, "stream"))
+    _fill_latent(out, name, a, b, _seed(seed), offset * dim, None, _word64(stream, "stream"))
     if dist == "sphere":
         out = out / torch.linalg.vector_norm(out, dim=1, keepdim=True)
     return out
@@ -122,17 +141,12 @@ def inverse_transform(
     unknown = set(params) - set(defaults)
     if unknown:
         raise TypeError(f"{dist} takes parameters {sorted(defaults)}, got unknown {sorted(unknown)}")
-    values = {**defaults, **params}
-    if dist == "exponential":
-        if not values["rate"] > 0:
-            raise ValueError(f"exponential needs rate > 0, got {values['rate']}")
-        a, b = float(values["rate"]), 0.0
-    else:
-        if not values["scale"] > 0:
-            raise ValueError(f"{dist} needs scale > 0, got {values['scale']}")
-        a, b = float(values["loc"]), float(values["scale"])
-    out = torch.empty(_count(n, "n"), dtype=dtype, device=device)
-    _fill_latent(out, dist, a, b, _seed(seed), _count(offset, "offset"), None, _word64(stream, "stream"))
+    values = {name: _args.real(value, name) for name, value in {**defaults, **params}.items()}
+    a, b = (values["rate"], 0.0) if dist == "exponential" else (values["loc"], values["scale"])
+    n, offset = _count(n, "n"), _args.offset(offset)
+    _args.draw_range(offset, n, f"inverse_transform(n={n}, offset={offset})")
+    out = torch.empty(n, dtype=_args.float_dtype(dtype), device=device)
+    _fill_latent(out, dist, a, b, _seed(seed), offset, None, _word64(stream, "stream"))
     return out
 
 
@@ -155,42 +169,55 @@ def sample_cdf(
     word offset + i of stream (seed, stream + r) (a 24-bit uniform for float32 tables, 32-bit for float64). One
     launch, like ``torch.multinomial(probs, n, replacement=True)`` but reproducible across devices.
 
-    With ``edges`` ([bins + 1], increasing), also returns values: u's position inside its bin, linearly
+    With ``edges`` ([bins + 1], non-decreasing), also returns values: u's position inside its bin, linearly
     interpolated between the bin's edges (the exact inverse of the piecewise-linear CDF).
 
-    ``validate=True`` checks that rows are finite, non-decreasing (non-negative for probs) and of positive total,
-    raising ValueError otherwise; on CUDA that costs a synchronisation, so pass ``validate=False`` in a hot loop.
+    ``validate=True`` checks that rows are finite, non-negative, non-decreasing and of positive, finite total (and
+    ``edges`` finite and non-decreasing), raising ValueError otherwise; on CUDA that costs a synchronisation, so pass
+    ``validate=False`` in a hot loop. Without it, a row that breaks these gives meaningless (but in-range) indices.
     """
-    if not isinstance(cdf, torch.Tensor) or cdf.dim() not in (1, 2):
-        raise ValueError("cdf must be a 1-D [bins] or 2-D [rows, bins] tensor")
-    if cdf.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"cdf must be float32 or float64, got {cdf.dtype}")
-    n = _count(n, "n")
+    _args.tensor(cdf, "cdf", dtypes=(torch.float32, torch.float64))
+    if cdf.dim() not in (1, 2):
+        raise ValueError(f"cdf must be a 1-D [bins] or 2-D [rows, bins] tensor, got shape {tuple(cdf.shape)}")
+    n, offset = _count(n, "n"), _args.offset(offset)
+    _args.draw_range(offset, n, f"sample_cdf(n={n}, offset={offset})")
     table = cdf.reshape(1, -1) if cdf.dim() == 1 else cdf
     if table.shape[1] == 0:
         raise ValueError("cdf has no bins")
+    if edges is not None:
+        _args.tensor(edges, "edges")
+        if edges.shape != (table.shape[1] + 1,):
+            raise ValueError(f"edges must have shape [bins + 1] = [{table.shape[1] + 1}], got {tuple(edges.shape)}")
+        if edges.device != table.device:
+            raise ValueError(f"edges must be on the device of cdf ({table.device}), got {edges.device}")
     if validate:
+        name = "probs" if probs else "cdf"
         if not torch.isfinite(table).all():
-            raise ValueError("cdf has non-finite entries")
-        if probs and (table < 0).any():
-            raise ValueError("probs=True: probabilities must be >= 0")
+            raise ValueError(f"{name} has non-finite entries")
+        if (table < 0).any():
+            raise ValueError("probs=True: probabilities must be >= 0" if probs else
+                             "cdf entries are cumulative masses and must be >= 0 (pass probs=True for probabilities)")
     if probs:
         table = torch.cumsum(table, dim=1)
     if validate:
         if (table[:, 1:] < table[:, :-1]).any():
             raise ValueError("cdf rows must be non-decreasing (pass probs=True for probabilities)")
+        if not torch.isfinite(table[:, -1]).all():
+            raise ValueError(f"the probabilities of a row sum past the largest {table.dtype} (their cumulative sum "
+                             f"overflows to inf); scale them down")
         if not (table[:, -1] > 0).all():
             raise ValueError("every cdf row needs a positive total mass")
+        if edges is not None and not (torch.isfinite(edges).all() and (edges[1:] >= edges[:-1]).all()):
+            raise ValueError("edges must be finite and non-decreasing")
     table = table.contiguous()
-    seed, offset, stream = _seed(seed), _count(offset, "offset"), _word64(stream, "stream")
+    seed, stream = _seed(seed), _word64(stream, "stream")
     out = torch.empty((table.shape[0], n), dtype=torch.int64, device=table.device)
     _sample_cdf(table, out, seed, offset, stream)
     indices = out[0] if cdf.dim() == 1 else out
     if edges is None:
         return indices
-    if edges.shape != (table.shape[1] + 1,):
-        raise ValueError(f"edges must have shape [bins + 1] = [{table.shape[1] + 1}], got {tuple(edges.shape)}")
-    words = torch.stack([random_bits(n, seed=seed, offset=offset, stream=(stream + r) % 2**64, device=table.device)
+    words = torch.stack([random_bits(n, seed=seed, offset=offset, stream=_args.next_stream(stream, r),
+                                     device=table.device)
                          for r in range(table.shape[0])])
     u = (words >> 8).to(table.dtype) * 2.0**-24 if table.dtype == torch.float32 else words.to(table.dtype) * 2.0**-32
     target = u * table[:, -1:]
@@ -205,11 +232,13 @@ def sample_cdf(
 class LatentSampler:
     """Draws successive batches of one stream: ``sampler(batch)`` returns the next ``batch`` rows. Its position is
     an int64 tensor on the device, advanced on the device, so a call captured in a CUDA graph draws fresh noise
-    on every replay. ``sampler.offset`` (a Python int, synchronising) tells the next row."""
+    on every replay. ``sampler.offset`` (a Python int, synchronising) tells the next row. A draw that would run past
+    the stream's end (2**63 elements) is NaN: the position lives on the device, where a kernel cannot raise."""
 
     def __init__(self, dim: int, *, seed: Optional[int] = None, device=None, dist: str = "normal",
                  stream: int = 0, dtype: torch.dtype = torch.float32, truncation: Optional[float] = None,
-                 low: float = 0.0, high: float = 1.0, p: float = 0.5, offset: int = 0):
+                 low: Optional[float] = None, high: Optional[float] = None, p: Optional[float] = None,
+                 offset: int = 0):
         if dist == "sphere":
             raise ValueError("LatentSampler draws one kernel's distributions; normalise 'normal' rows for 'sphere'")
         self.dim = _count(dim, "dim")
@@ -218,10 +247,15 @@ class LatentSampler:
             # Resolved now: the position tensor and every output must stay on one device, whichever is current
             # when the sampler is called later.
             device = torch.device("cuda", torch.cuda.current_device())
-        self.dtype, self.device = dtype, device
+        self.dtype, self.device = _args.float_dtype(dtype), device
         self._name, self._a, self._b = _latent_params(dist, truncation, low, high, p)
         self._seed, self._stream = _seed(seed), _word64(stream, "stream")
-        self._position = torch.full((), _count(offset, "offset") * self.dim, dtype=torch.int64, device=self.device)
+        offset = _args.offset(offset)
+        _args.draw_range(offset * self.dim, 0, f"LatentSampler(dim={self.dim}, offset={offset})")
+        self._position = torch.full((), offset * self.dim, dtype=torch.int64, device=self.device)
+        # Check the parameters once, now, not at the first draw: an empty draw runs the op's checks.
+        _fill_latent(torch.empty((0,), dtype=self.dtype, device=self.device), self._name, self._a, self._b,
+                     self._seed, 0, None, self._stream)
 
     @property
     def offset(self) -> int:

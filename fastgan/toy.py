@@ -1,6 +1,7 @@
 """The standard GAN toy distributions, drawn on the device from fastgan's streams. Each returns
 (samples [n, 2], mode centres [modes, 2]); row i depends only on (seed, offset + i), like every fastgan sampler.
-Two streams per distribution: ``stream`` picks the modes (or positions), ``stream + 1`` the Gaussian noise."""
+Two streams per distribution: ``stream`` picks the modes (or positions), ``stream + 1`` (modulo 2**64) the Gaussian
+noise."""
 
 from __future__ import annotations
 
@@ -9,23 +10,33 @@ from typing import Optional, Tuple
 
 import torch
 
-from ._args import count as _count, seed as _seed
+from . import _args
+from ._args import nonnegative_int as _count, seed as _seed
 from .sampling import latent
 
 
+def _std(std) -> float:
+    std = _args.finite(std, "std")
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std}")
+    return std
+
+
 def _mixture(centres: torch.Tensor, n: int, std: float, seed, offset: int, stream: int, dtype) -> torch.Tensor:
-    seed = _seed(seed)
+    seed, std, stream = _seed(seed), _std(std), _args.word64(stream, "stream") % 2**64
     pick = latent(n, 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=centres.device,
                   dtype=torch.float64)
     modes = (pick[:, 0] * len(centres)).long().clamp_max(len(centres) - 1)
-    noise = latent(n, 2, seed=seed, offset=offset, stream=stream + 1, device=centres.device, dtype=dtype)
+    noise = latent(n, 2, seed=seed, offset=offset, stream=_args.next_stream(stream), device=centres.device,
+                   dtype=_args.float_dtype(dtype))
     return centres.to(dtype)[modes] + std * noise
 
 
 def ring(n: int, *, modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: Optional[int] = None,
          offset: int = 0, stream: int = 0, device=None, dtype=torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
     """A mixture of `modes` Gaussians evenly spaced on a circle (PacGAN's synthetic ring: radius 1, std 0.01)."""
-    angles = torch.arange(_count(modes, "modes"), dtype=torch.float64, device=device) * (2 * math.pi / modes)
+    modes, radius = _args.positive_int(modes, "modes"), _args.finite(radius, "radius")
+    angles = torch.arange(modes, dtype=torch.float64, device=device) * (2 * math.pi / modes)
     centres = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
     return _mixture(centres, _count(n, "n"), std, seed, _count(offset, "offset"), stream, dtype), centres.to(dtype)
 
@@ -42,10 +53,12 @@ def swiss_roll(n: int, *, std: float = 0.25, seed: Optional[int] = None, offset:
                device=None, dtype=torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 2-D swiss roll: t = 1.5 pi (1 + 2u), point t (cos t, sin t) plus N(0, std^2) noise.
     Its "centres" are 100 points along the noiseless roll (for coverage metrics)."""
-    seed, n, offset = _seed(seed), _count(n, "n"), _count(offset, "offset")
+    seed, n, offset, std = _seed(seed), _count(n, "n"), _count(offset, "offset"), _std(std)
+    stream = _args.word64(stream, "stream") % 2**64
     u = latent(n, 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=device, dtype=torch.float64)
     t = 1.5 * math.pi * (1 + 2 * u[:, 0])
-    noise = latent(n, 2, seed=seed, offset=offset, stream=stream + 1, device=device, dtype=dtype)
+    noise = latent(n, 2, seed=seed, offset=offset, stream=_args.next_stream(stream), device=device,
+                   dtype=_args.float_dtype(dtype))
     points = torch.stack([t * t.cos(), t * t.sin()], dim=1).to(dtype) + std * noise
     s = 1.5 * math.pi * (1 + 2 * torch.linspace(0, 1, 100, dtype=torch.float64, device=device))
     return points, torch.stack([s * s.cos(), s * s.sin()], dim=1).to(dtype)

@@ -200,7 +200,7 @@ def test_cuda_graph_captures_on_the_chains_device_not_the_current_one():
         (lambda: fastgan.metropolis_hastings(lambda x: x, torch.zeros(4, 2), 3, step_size=0.1, seed=0), ValueError,
          r"log_prob must return a \[chains\] = \[4\] tensor, got \(4, 2\)"),
         (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4, 2), 3, step_size=0.0, seed=0),
-         ValueError, "step_size must be > 0"),
+         ValueError, "step_size must be finite and > 0"),
         (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4), 3, step_size=0.1, seed=0),
          ValueError, r"\[chains, d\]"),
         (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4, 2), 3, step_size=0.1, seed=0,

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 
 #include <array>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "enum.h"
 #include "philox.h"
@@ -53,6 +55,26 @@ inline void check_stream_range(int64_t first, int64_t count, const char* op, con
   TORCH_CHECK_VALUE(first >= 0, op, ": ", first_name, " must be >= 0, got ", first);
   TORCH_CHECK_VALUE(philox::fits_stream(first, count), op, ": ", first_name, " ", first, " + ", count,
                     " draws runs past the end of the stream (its indices are 0 .. 2**63 - 1)");
+}
+
+// The tensors an op writes in place must not share memory with one another or with its other tensor arguments
+// (a log_prob that returns the same buffer on every call would alias the MH step's current and proposed
+// log-densities, and every move would be accepted), and must not be tensors autograd tracks: a raw in-place op has no
+// derivative, so a write into a leaf that requires grad would go unrecorded.
+using NamedTensors = std::vector<std::pair<const at::Tensor*, const char*>>;
+inline void check_in_place(const NamedTensors& written, const NamedTensors& read, const char* op) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    const auto& [w, w_name] = written[i];
+    TORCH_CHECK_VALUE(!w->requires_grad(), op, ": ", w_name, " is written in place and must not require grad (the "
+                      "op has no derivative); pass a tensor made under torch.no_grad(), or detach it");
+    auto check = [&](const std::pair<const at::Tensor*, const char*>& other) {
+      if (other.first->numel() == 0 || w->numel() == 0) return;
+      TORCH_CHECK_VALUE(at::get_overlap_status(*w, *other.first) == at::MemOverlapStatus::No, op, ": ", w_name,
+                        " and ", other.second, " share memory; each needs its own (clone one of them)");
+    };
+    for (size_t j = i + 1; j < written.size(); ++j) check(written[j]);
+    for (const auto& other : read) check(other);
+  }
 }
 
 // The dtype reductions accumulate in: float64 for float64 inputs, float32 for everything narrower.

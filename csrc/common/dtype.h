@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include <c10/core/ScalarType.h>
@@ -16,6 +17,10 @@ namespace fastgan {
 // 16-bit types (as aten does). One definition for every device.
 template <class S>
 using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+// Significand bits of storage type S (11 for float16, 8 for bfloat16): what a uniform draw into S can hold exactly.
+template <class S>
+constexpr int kDigits = std::numeric_limits<S>::digits;
 
 namespace cpu {
 

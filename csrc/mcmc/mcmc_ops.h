@@ -66,6 +66,11 @@ inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, c
     TORCH_CHECK_VALUE(step_offset->scalar_type() == at::kLong && step_offset->numel() == 1 &&
                           step_offset->device() == state.device(),
                       op, ": step_offset must be a one-element int64 tensor on ", state.device());
+  NamedTensors read{{&proposal_log_prob, "proposal_log_prob"}};
+  if (step_offset.has_value()) read.emplace_back(&*step_offset, "step_offset");
+  check_in_place({{&state, "state"}, {&log_prob, "log_prob"}, {&proposal, "proposal"}, {&accepted, "accepted"},
+                  {&samples, "samples"}},
+                 read, op);
   TORCH_CHECK_VALUE(burn_in >= 0 && thin >= 1, op, ": burn_in must be >= 0 and thin >= 1, got ", burn_in, " and ",
                     thin);
   TORCH_CHECK_VALUE(std::isfinite(step_size) && step_size > 0, op, ": step_size must be finite and > 0, got ",

@@ -17,7 +17,7 @@ namespace fastgan::sampling {
 // The distributions, each once: the enum, the names fill_latent_ parses and every dispatch come from this list.
 #define FASTGAN_DISTS(X)                                                                                   \
   X(Normal, "normal")                     /* a + b z, z ~ N(0, 1) (Box-Muller) */                          \
-  X(Uniform, "uniform")                   /* a + (b - a) u, u ~ U[0, 1) */                                 \
+  X(Uniform, "uniform")                   /* min(a + (b - a) u, c), u ~ U[0, 1), c < b */                  \
   X(TruncatedNormal, "truncated_normal")  /* N(0, 1) on [-t, t] by inverse transform; a = erf(t / sqrt 2),  \
                                              b = erfc(t / sqrt 2) */                                       \
   X(Bernoulli, "bernoulli")               /* 1 if u < a else 0 */                                          \
@@ -108,11 +108,28 @@ FASTGAN_HD V refine_erfinv(V x, V y) {
   return y;
 }
 
-// One value from a uniform u; `precise` asks for float64-accurate inverse CDFs.
+// The uniform u that element w of a draw of D uses, for an output with kDigits significand bits. A Uniform draw into
+// float16 or bfloat16 takes the dtype's own digits from the top of the word, u = (w >> (32 - digits)) 2^-digits, as
+// torch.rand does: every u is then exact in the output, and a 24-bit u would round up to 1.0 (21 and 192 times in
+// 100k draws). Every other draw uses the documented map of its compute type (to_uniform).
+template <Dist D, int kDigits, class T>
+FASTGAN_HD T draw_uniform(uint32_t w) {
+  if constexpr (D == Dist::Uniform && kDigits < 24) {
+    return static_cast<T>(w >> (32 - kDigits)) * (T(1) / static_cast<T>(1u << kDigits));
+  } else {
+    return to_uniform<T>(w, uniform_kind(D));
+  }
+}
+
+// One value from a uniform u; `precise` asks for float64-accurate inverse CDFs. a, b (and c) are the distribution's
+// parameters as fill_latent_ checked them (sampling_ops.h: check_dist_params).
 template <Dist D, bool kPrecise, class V>
-FASTGAN_HD V from_uniform(V u, V a, V b) {
+FASTGAN_HD V from_uniform(V u, V a, V b, V c) {
   if constexpr (D == Dist::Uniform) {
-    return math::fma(b - a, u, a);  // one rounding on every device: uniforms are bit-identical everywhere
+    // One rounding on every device (uniforms are bit-identical everywhere), then at most c, the output dtype's
+    // largest value below b: a + (b - a) u can round up to b itself (u = 1 - 2^-24, a = 0.5, b = 1 in float32).
+    const V v = math::fma(b - a, u, a);
+    return math::select<V>(v > c, c, v);
   } else if constexpr (D == Dist::Bernoulli) {
     return math::select<V>(u < a, V(1), V(0));
   } else if constexpr (D == Dist::TruncatedNormal) {

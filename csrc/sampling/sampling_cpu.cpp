@@ -32,7 +32,8 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
     out.fill_(std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const cpu::FillArgs args{.dist = spec.dist, .a = spec.a, .b = spec.b, .seed = spec.seed, .stream = spec.stream,
+  const cpu::FillArgs args{.dist = spec.dist, .a = spec.params.a, .b = spec.params.b, .c = spec.params.c,
+                           .seed = spec.seed, .stream = spec.stream,
                            .start = start, .count = out.numel(),
                            .dtype = fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),
                            .out = out.mutable_data_ptr()};

@@ -102,13 +102,14 @@ void group_words(uint64_t seed, uint64_t stream, int64_t group, uint32_t* words)
   philox_blocks<kGroup / 4>(seed, stream, static_cast<uint64_t>(group) * (kGroup / 4), words);
 }
 
-// The kGroup values of one group, in the compute type T (float, or double for float64 output).
-template <Dist D, class T>
+// The kGroup values of one group for an output of type S, in its compute type T = Acc<S> (float, or double for
+// float64 output).
+template <Dist D, class S, class T = Acc<S>>
 void group_values(const FillArgs& args, int64_t group, T* values) {
   using Vec = at::vec::Vectorized<T>;
   alignas(64) uint32_t words[kGroup];
   group_words(args.seed, args.stream, group, words);
-  const Vec a(static_cast<T>(args.a)), b(static_cast<T>(args.b));
+  const Vec a(static_cast<T>(args.a)), b(static_cast<T>(args.b)), c(static_cast<T>(args.c));
   if constexpr (D == Dist::Normal) {
     alignas(64) T u1[kGroup / 2], u2[kGroup / 2], z0[kGroup / 2], z1[kGroup / 2];
     for (int64_t k = 0; k < kGroup / 2; ++k) {
@@ -128,9 +129,9 @@ void group_values(const FillArgs& args, int64_t group, T* values) {
   } else {
     constexpr bool kPrecise = std::is_same_v<T, double>;
     alignas(64) T u[kGroup];
-    for (int64_t i = 0; i < kGroup; ++i) u[i] = to_uniform<T>(words[i], uniform_kind(D));
+    for (int64_t i = 0; i < kGroup; ++i) u[i] = draw_uniform<D, kDigits<S>, T>(words[i]);
     for (int64_t i = 0; i < kGroup; i += Vec::size())
-      from_uniform<D, kPrecise>(Vec::loadu(u + i), a, b).store(values + i);
+      from_uniform<D, kPrecise>(Vec::loadu(u + i), a, b, c).store(values + i);
   }
 }
 
@@ -165,7 +166,7 @@ void fill(const FillArgs& args) {
     dispatch_dtype(args.dtype, [&](auto storage) {
       using S = decltype(storage);
       for_each_group<Acc<S>>(args.start, args.count, 16, static_cast<S*>(args.out),
-                             [&](int64_t group, Acc<S>* values) { group_values<D>(args, group, values); });
+                             [&](int64_t group, Acc<S>* values) { group_values<D, S>(args, group, values); });
     });
   });
 }

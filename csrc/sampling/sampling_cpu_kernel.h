@@ -13,7 +13,7 @@ using fastgan::cpu::DType;
 // Draws of a distribution from one stream: out[i] from element start + i.
 struct FillArgs {
   Dist dist;
-  double a, b;            // the distribution's parameters (sampling.h)
+  double a, b, c;         // the distribution's parameters (sampling.h: from_uniform; sampling_ops.h: DistParams)
   uint64_t seed, stream;  // the stream (philox.h)
   int64_t start;          // stream index of out[0] (the element offset)
   int64_t count;          // elements of out

@@ -31,8 +31,8 @@ struct StreamArgs {
   int64_t count;
 };
 
-template <Dist D, class T>
-__device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T (&v)[4]) {
+template <Dist D, class S, class T = Acc<S>>
+__device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T c, T (&v)[4]) {
   if constexpr (D == Dist::Normal) {
     T z0, z1, z2, z3;
     box_muller(to_uniform<T>(w.w[0], UniformKind::OpenLow), to_uniform<T>(w.w[1], UniformKind::ClosedLow), z0, z1);
@@ -44,13 +44,13 @@ __device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T
   } else {
     constexpr bool kPrecise = std::is_same_v<T, double>;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) v[k] = from_uniform<D, kPrecise>(to_uniform<T>(w.w[k], uniform_kind(D)), a, b);
+    for (int k = 0; k < 4; ++k) v[k] = from_uniform<D, kPrecise>(draw_uniform<D, kDigits<S>, T>(w.w[k]), a, b, c);
   }
 }
 
 template <Dist D, class S>
 __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamArgs s, Acc<S> a, Acc<S> b,
-                                                        bool aligned_out) {
+                                                        Acc<S> c, bool aligned_out) {
   using T = Acc<S>;
   if (s.count <= 0) return;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, Str
   const int64_t first_block = start / 4, last_block = (start + (s.count - 1)) / 4;
   for (int64_t j = first_block + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j <= last_block; j += stride) {
     T v[4];
-    block_values<D>(philox::block(s.seed, s.stream, static_cast<uint64_t>(j)), a, b, v);
+    block_values<D, S>(philox::block(s.seed, s.stream, static_cast<uint64_t>(j)), a, b, c, v);
     const int64_t base = 4 * j - start;  // index in out of the block's first element
     if constexpr (std::is_same_v<S, float>) {
       if (aligned_out && base >= 0 && base + 4 <= s.count && (base & 3) == 0) {
@@ -153,7 +153,8 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
     dispatch_enum(spec.dist, [&](auto dist_tag) {
       constexpr Dist D = decltype(dist_tag)::value;
       fill_kernel<D, S><<<grid_for(out.numel()), kThreads, 0, stream_handle>>>(
-          out.mutable_data_ptr<S>(), s, static_cast<T>(spec.a), static_cast<T>(spec.b), aligned);
+          out.mutable_data_ptr<S>(), s, static_cast<T>(spec.params.a), static_cast<T>(spec.params.b),
+          static_cast<T>(spec.params.c), aligned);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

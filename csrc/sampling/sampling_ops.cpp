@@ -28,8 +28,11 @@ void fill_latent(Tensor& out, c10::string_view dist, double a, double b, int64_t
   constexpr const char* op = "fastgan::fill_latent_";
   const SamplingEngine& engine = EngineTable<SamplingEngine>::of(kDevice, op);
   check_fill(out, offset, offset_tensor, op);
-  const LatentSpec spec{parse_dist(dist), a, b, static_cast<uint64_t>(seed), static_cast<uint64_t>(stream), offset};
   cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out");  // the one dtype message of the fills
+  const Dist parsed = parse_dist(dist);
+  const LatentSpec spec{.dist = parsed, .params = check_dist_params(parsed, a, b, out.scalar_type()),
+                        .seed = static_cast<uint64_t>(seed), .stream = static_cast<uint64_t>(stream),
+                        .offset = offset};
   if (out.numel() == 0) return;
   engine.fill_latent(out, spec, offset_tensor);
 }

@@ -4,7 +4,12 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 #include "../common/checks.h"
+#include "../common/dtype.h"
 #include "sampling.h"
 
 namespace fastgan::sampling {
@@ -17,12 +22,15 @@ inline void check_fill(const at::Tensor& out, int64_t offset, const std::optiona
                        const char* op) {
   TORCH_CHECK_VALUE(out.is_contiguous(), op, ": out must be contiguous");
   check_stream_range(offset, out.numel(), op, "offset");
+  NamedTensors read;
   if (offset_tensor.has_value()) {
     TORCH_CHECK_TYPE(offset_tensor->scalar_type() == at::kLong && offset_tensor->numel() == 1, op,
                      ": offset_tensor must be a one-element int64 tensor");
     TORCH_CHECK_VALUE(offset_tensor->device() == out.device(), op, ": offset_tensor must be on ", out.device(),
                       ", got ", offset_tensor->device());
+    read.emplace_back(&*offset_tensor, "offset_tensor");
   }
+  check_in_place({{&out, "out"}}, read, op);
 }
 
 inline void check_sample_cdf(const at::Tensor& cdf, const at::Tensor& out) {
@@ -35,13 +43,96 @@ inline void check_sample_cdf(const at::Tensor& cdf, const at::Tensor& out) {
   TORCH_CHECK_VALUE(out.dim() == 2 && out.size(0) == cdf.size(0) && out.is_contiguous(), op,
                     ": out must be a contiguous [rows, n] tensor with the rows of cdf");
   TORCH_CHECK_VALUE(out.device() == cdf.device(), op, ": out and cdf must be on the same device");
+  check_in_place({{&out, "out"}}, {{&cdf, "cdf"}}, op);
 }
 
-// A fill_latent_ call, checked: draws of `dist` (parameters a, b) from stream (seed, stream), element offset .. (plus
-// the offset tensor's value, read on the device, when the call gives one).
+// A distribution's parameters as the kernels read them (sampling.h: from_uniform): a and b, and for uniform c, the
+// largest value of the output dtype below b. Each exactly representable in the compute type.
+struct DistParams {
+  double a, b, c;
+};
+
+// The largest value of S below `value`, a finite value of S (as a double): for the uniform's upper clamp.
+template <class S>
+double next_below(double value) {
+  if constexpr (std::is_same_v<S, float> || std::is_same_v<S, double>) {
+    return std::nextafter(static_cast<S>(value), -std::numeric_limits<S>::infinity());
+  } else {  // float16 / bfloat16: step the sign-magnitude bits once towards -inf
+    uint16_t bits = static_cast<S>(static_cast<float>(value)).x;
+    bits = (bits & 0x7fffu) == 0 ? 0x8001u : (bits & 0x8000u) ? bits + 1 : bits - 1;
+    return static_cast<float>(S(bits, S::from_bits()));
+  }
+}
+
+// fill_latent_'s parameters (a, b) for `dist` into an output of `dtype`, checked: a ValueError naming the parameter
+// unless each is finite in the kernels' compute type and in its domain. So every op checks its values in C++, as
+// fastgan/_args.py promises, and no parameter can make the draws NaN or infinite. The uniform's bounds are first
+// rounded to the output dtype (what the draw can hold) and must stay apart there.
+inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarType dtype) {
+  constexpr const char* op = "fastgan::fill_latent_";
+  const std::string_view name = enum_names(Dist{})[static_cast<int>(dist)];
+  const bool wide = dtype == at::kDouble;
+  auto representable = [&](double v) { return wide ? std::isfinite(v) : std::isfinite(static_cast<float>(v)); };
+  // param: the Python name; raw: which of fill_latent_'s a, b carries it
+  auto finite = [&](double v, const char* param, const char* raw) {
+    TORCH_CHECK_VALUE(representable(v), op, ": ", name, "'s ", param, " (", raw, ") must be finite in ",
+                      wide ? "float64" : "float32", " (the draw's compute type), got ", v);
+  };
+  auto positive = [&](double v, const char* param, const char* raw) {
+    finite(v, param, raw);
+    TORCH_CHECK_VALUE(v > 0, op, ": ", name, " needs ", param, " > 0 (", raw, "), got ", v);
+  };
+  auto unused = [&](double v) {
+    TORCH_CHECK_VALUE(v == 0, op, ": ", name, " has one parameter (a); b must be 0, got ", v);
+  };
+  switch (dist) {
+    case Dist::Normal:
+      finite(a, "mean", "a");
+      positive(b, "std", "b");
+      return {a, b, 0};
+    case Dist::Uniform: {
+      finite(a, "low", "a");
+      finite(b, "high", "b");
+      return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "uniform bounds", [&] {
+        const double low = static_cast<float>(static_cast<scalar_t>(a)), high = static_cast<float>(static_cast<scalar_t>(b));
+        const double lo = wide ? a : low, hi = wide ? b : high;
+        TORCH_CHECK_VALUE(std::isfinite(lo) && std::isfinite(hi) && lo < hi, op, ": uniform needs finite low < high in ",
+                          dtype, ", got low = ", a, " and high = ", b, " (", lo, " and ", hi, " in ", dtype, ")");
+        TORCH_CHECK_VALUE(representable(hi - lo), op, ": uniform's high - low overflows the compute type, got low = ",
+                          a, " and high = ", b);
+        return DistParams{lo, hi, next_below<scalar_t>(hi)};
+      });
+    }
+    case Dist::TruncatedNormal:
+      // a = erf(t / sqrt 2) and b = erfc(t / sqrt 2) of the truncation t > 0: fastgan.latent computes them in float64
+      TORCH_CHECK_VALUE(a > 0 && a <= 1 && b >= 0 && b < 1 && std::abs(a + b - 1) <= 1e-12, op,
+                        ": truncated_normal takes a = erf(t / sqrt(2)) and b = erfc(t / sqrt(2)) of a truncation "
+                        "t > 0 (a in (0, 1], b = 1 - a), got a = ", a, " and b = ", b);
+      return {a, b, 0};
+    case Dist::Bernoulli:
+      TORCH_CHECK_VALUE(a >= 0 && a <= 1, op, ": bernoulli needs 0 <= p <= 1 (p is a), got ", a);
+      unused(b);
+      return {a, 0, 0};
+    case Dist::Exponential:
+      positive(a, "rate", "a");
+      unused(b);
+      return {a, 0, 0};
+    case Dist::Logistic:
+    case Dist::Cauchy:
+    case Dist::Laplace:
+    case Dist::Gumbel:
+      finite(a, "loc", "a");
+      positive(b, "scale", "b");
+      return {a, b, 0};
+  }
+  TORCH_CHECK(false, op, ": unknown distribution");
+}
+
+// A fill_latent_ call, checked: draws of `dist` (parameters a, b, c: check_dist_params) from stream (seed, stream),
+// element offset .. (plus the offset tensor's value, read on the device, when the call gives one).
 struct LatentSpec {
   Dist dist;
-  double a, b;
+  DistParams params;
   uint64_t seed, stream;
   int64_t offset;
 };
