@@ -47,8 +47,9 @@ def offset(value, name: str = "offset") -> int:
 
 
 def draw_range(first: int, count: int, what: str) -> None:
-    """A draw of `count` stream indices from `first` must end inside the stream (first + count <= 2**63)."""
-    if first + count > STREAM_LENGTH:
+    """A draw of `count` stream indices from `first` must lie inside the stream: first + count <= 2**63, and
+    first < 2**63 even for an empty draw (an index the op's int64 could not hold)."""
+    if first + max(count, 1) > STREAM_LENGTH:
         raise ValueError(f"{what}: indices {first} .. {first + count - 1} run past the end of the stream "
                          f"(its indices are 0 .. 2**63 - 1)")
 
@@ -106,6 +107,18 @@ def tensor(value, name: str, *, dtypes=None, what: str = "") -> torch.Tensor:
     if dtypes is not None and value.dtype not in dtypes:
         raise TypeError(f"{name} must be {_dtype_names(dtypes)}, got {value.dtype}")
     return value
+
+
+def explain(error: Exception, op: str, optional=(), **tensors) -> None:
+    """On the failure of a hot-path op call (whose wrapper skips Python checks to stay thin): re-raise a schema or
+    backend error as the TypeError naming the argument that was not a plain tensor, if one was not. Returns when
+    every argument is fine (the caller re-raises the original error). None is fine for the `optional` names."""
+    for name, value in tensors.items():
+        if value is not None or name not in optional:
+            try:
+                tensor(value, f"{op}: {name}")
+            except TypeError as reason:
+                raise reason from error
 
 
 def _dtype_names(dtypes) -> str:

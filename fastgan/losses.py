@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from . import _ext  # noqa: F401  (loads the ops)
+from . import _args, _ext  # _ext loads the ops
 from . import reference
 
 _ops = torch.ops.fastgan
@@ -64,7 +64,11 @@ def fused_gan_loss(
     ``"sum"`` gives 0. Under autocast the loss is computed in float32, like aten's BCE; accumulation is in float32
     for float16/bfloat16/float32 inputs and in float64 for float64.
     """
-    out, stats = _gan_loss_op(real_logits, fake_logits, loss, label_smoothing, inputs, reduction)
+    try:
+        out, stats = _gan_loss_op(real_logits, fake_logits, loss, label_smoothing, inputs, reduction)
+    except (RuntimeError, NotImplementedError) as error:
+        _args.explain(error, "fused_gan_loss", real_logits=real_logits, fake_logits=fake_logits)
+        raise
     if reduction == "none":
         if loss in reference.PAIRED_LOSSES:
             out = out.view(real_logits.shape)
@@ -105,7 +109,12 @@ def fused_generator_loss(
     policies are as in :func:`fused_gan_loss`. ``return_stats=True`` adds ``{"d_fake": mean D(G(z))}`` (and
     ``d_real`` for rpgan).
     """
-    out, stats = _generator_loss_op(fake_logits, real_logits, loss, saturating, inputs, reduction)
+    try:
+        out, stats = _generator_loss_op(fake_logits, real_logits, loss, saturating, inputs, reduction)
+    except (RuntimeError, NotImplementedError) as error:
+        _args.explain(error, "fused_generator_loss", ("real_logits",), fake_logits=fake_logits,
+                      real_logits=real_logits)
+        raise
     if reduction == "none":
         out = out.view(fake_logits.shape)
     if not return_stats:
@@ -129,10 +138,16 @@ def _per_element_flat(losses) -> torch.Tensor:
 
 def _differentiate_reference(loss_fn, grad, tensors, upstream):
     """Derivative of the backward op (grad, *tensors) -> d loss / d tensors, contracted with `upstream`,
-    computed by autograd through the float64-tested pure-PyTorch reference. Used only for double backward."""
+    computed by autograd through the float64-tested pure-PyTorch reference. Used only for double backward.
+    A saved tensor that requires grad is used as it is, not detached, so that under create_graph=True the result
+    stays connected to it: a third derivative is then autograd through the reference again (it was None)."""
+
+    def differentiable(t: torch.Tensor) -> torch.Tensor:
+        return t if t.requires_grad else t.detach().requires_grad_()
+
     with torch.enable_grad():
-        grad = grad.detach().requires_grad_()
-        tensors = [t.detach().requires_grad_() for t in tensors]
+        grad = differentiable(grad)
+        tensors = [differentiable(t) for t in tensors]
         losses = loss_fn(*tensors)
         if grad.dim() > 0:
             losses = _per_element_flat(losses)
@@ -180,6 +195,8 @@ for _op, _reference_loss in (("gan_loss", _gan_loss_reference), ("generator_loss
 
 
 # ---- fake (meta) kernels: shapes and dtypes only, for torch.compile and FakeTensor ----
+# They check what the C++ checks would, where a mix of devices reaches them: a meta tensor beside a CPU one
+# dispatches here, and outputs made from one of the two would be uninitialised memory on the CPU.
 
 
 def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -193,20 +210,24 @@ def _fake_forward(first, second_numel, reduction):
 
 @torch.library.register_fake("fastgan::gan_loss")
 def _(real, fake, loss="bce", label_smoothing=0.0, inputs="logits", reduction="mean"):
+    _ext.check_same_device("fastgan.fused_gan_loss", real_logits=real, fake_logits=fake)
     return _fake_forward(fake, 0 if loss in reference.PAIRED_LOSSES else real.numel(), reduction)
 
 
 @torch.library.register_fake("fastgan::gan_loss_backward")
 def _(grad, real, fake, loss, label_smoothing, inputs, reduction):
+    _ext.check_same_device("fastgan::gan_loss_backward", grad=grad, real=real, fake=fake)
     return real.new_empty(real.shape), fake.new_empty(fake.shape)  # the op returns contiguous gradients
 
 
 @torch.library.register_fake("fastgan::generator_loss")
 def _(fake, real=None, loss="bce", saturating=False, inputs="logits", reduction="mean"):
+    _ext.check_same_device("fastgan.fused_generator_loss", fake_logits=fake, real_logits=real)
     return _fake_forward(fake, 0, reduction)
 
 
 @torch.library.register_fake("fastgan::generator_loss_backward")
 def _(grad, fake, real, loss, saturating, inputs, reduction):
+    _ext.check_same_device("fastgan::generator_loss_backward", grad=grad, fake=fake, real=real)
     grad_real = real.new_empty(real.shape) if real is not None else fake.new_empty((0,))
     return fake.new_empty(fake.shape), grad_real

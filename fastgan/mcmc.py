@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from . import _ext  # noqa: F401  (loads the ops)
+from . import _ext  # loads the ops
 from . import _args
 from ._args import nonnegative_int as _count, seed as _seed, word64 as _word64
 from .sampling import latent
@@ -360,6 +360,7 @@ def _(log_ratio, seed, offset, stream):
 
 @torch.library.register_fake("fastgan::mh_select")
 def _(logits, init_logit, seed, offset, stream):
+    _ext.check_same_device("fastgan.mh_gan_select", logits=logits, init_logit=init_logit)
     chains = logits.shape[0]
     return logits.new_empty((chains,), dtype=torch.int64), logits.new_empty((chains,), dtype=torch.bool)
 

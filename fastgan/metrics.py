@@ -45,11 +45,17 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float) -> D
     - ``reverse_kl``: KL(q || uniform) of the histogram q of the high-quality samples over the modes, 0 when they
       spread evenly, log K when they all sit on one mode (inf with no high-quality sample).
     """
+    _args.tensor(samples, "samples")
+    _args.tensor(centres, "centres")
     if samples.dim() != 2 or centres.dim() != 2 or samples.shape[1] != centres.shape[1]:
         raise ValueError(f"samples [N, D] and centres [K, D] must share D, got {tuple(samples.shape)} and "
                          f"{tuple(centres.shape)}")
-    if not std > 0:
-        raise ValueError(f"std must be > 0, got {std}")
+    if centres.shape[0] == 0 or centres.shape[1] == 0:
+        raise ValueError(f"mode_coverage needs at least one centre of at least one dimension, got centres of shape "
+                         f"{tuple(centres.shape)}")
+    std = _args.real(std, "std")
+    if not (std > 0 and math.isfinite(std)):
+        raise ValueError(f"std must be finite and > 0, got {std}")
     distance, nearest = torch.cdist(samples.double(), centres.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
     good = distance <= 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centres)).double()
@@ -88,8 +94,7 @@ def _row_norms(x: torch.Tensor) -> torch.Tensor:
 
 def _check_features(real: torch.Tensor, fake: torch.Tensor, metric: str, minimum: int) -> None:
     for name, t in (("real_feats", real), ("fake_feats", fake)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{metric}: {name} must be a tensor, got {type(t).__name__}")
+        _args.tensor(t, f"{metric}: {name}")
         if t.dim() != 2:
             raise ValueError(f"{metric}: {name} must be [n, d] (one feature vector per row), got shape "
                              f"{tuple(t.shape)}")
@@ -100,6 +105,8 @@ def _check_features(real: torch.Tensor, fake: torch.Tensor, metric: str, minimum
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"{metric}: real_feats and fake_feats must have the same feature dimension, got "
                          f"{real.shape[1]} and {fake.shape[1]}")
+    if real.shape[1] == 0:
+        raise ValueError(f"{metric}: the features have no dimensions (shape [n, 0]); every metric needs d >= 1")
     if real.device != fake.device or real.dtype != fake.dtype:
         raise ValueError(f"{metric}: real_feats and fake_feats must share device and dtype, got "
                          f"{real.device}/{real.dtype} and {fake.device}/{fake.dtype}")
@@ -189,16 +196,14 @@ def kid(
     ``seed`` (None: drawn from torch's generator), so they are the same on every device.
     """
     _check_features(real_feats, fake_feats, "kid", 2)
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
-        raise ValueError(f"kid: degree must be an int >= 1, got {degree!r}")
+    degree = _args.positive_int(degree, "kid: degree")
     d = real_feats.shape[1]
-    gamma = 1.0 / d if gamma is None else float(gamma)
+    gamma = 1.0 / d if gamma is None else _args.real(gamma, "kid: gamma")
     if not (math.isfinite(gamma) and gamma > 0):
         raise ValueError(f"kid: gamma must be finite and > 0, got {gamma}")
-    if not math.isfinite(coef):
-        raise ValueError(f"kid: coef must be finite, got {coef}")
+    coef = _args.finite(coef, "kid: coef")
     if subsets is None:
-        return _kid_exact(real_feats, fake_feats, gamma, float(coef), degree)
+        return _kid_exact(real_feats, fake_feats, gamma, coef, degree)
     if _args.nonnegative_int(subsets, "subsets") < 1 or _args.nonnegative_int(subset_size, "subset_size") < 2:
         raise ValueError(f"kid: subsets must be >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
     for name, t in (("real_feats", real_feats), ("fake_feats", fake_feats)):
@@ -209,7 +214,7 @@ def kid(
     real_rows = subset_indices(real_feats.shape[0], subsets, subset_size, seed=seed, stream=0, device=device)
     fake_rows = subset_indices(fake_feats.shape[0], subsets, subset_size, seed=seed, stream=1, device=device)
     scores = torch.stack([
-        _kid_exact(real_feats[r], fake_feats[f], gamma, float(coef), degree) for r, f in zip(real_rows, fake_rows)
+        _kid_exact(real_feats[r], fake_feats[f], gamma, coef, degree) for r, f in zip(real_rows, fake_rows)
     ])
     return scores.mean(), scores.std(unbiased=False)
 
@@ -264,10 +269,29 @@ class FeatureStats:
         return self.m2 / (self.count - 1)
 
 
-def _psd_sqrt(matrix: torch.Tensor) -> Tuple[torch.Tensor, int]:
-    """The PSD square root of a symmetric matrix through its eigendecomposition, and its numerical rank.
-    Eigenvalues below zero are rounding (a covariance has none) and are clamped."""
+# How far below zero a covariance's eigenvalue may lie, relative to its largest: rounding in the covariance and in
+# eigh reaches ~d 2^-52 of the largest; a matrix with eigenvalues below this is not a covariance at all (a sign or
+# an argument mixed up), and FID of it would be a meaningless number (it was 0.0 for -I).
+_PSD_TOLERANCE = 1e-8
+
+
+def _check_covariance(name: str, matrix: torch.Tensor, values: torch.Tensor) -> None:
+    """A ValueError unless `matrix` (with eigenvalues `values`) is symmetric positive semi-definite up to rounding:
+    eigh reads one triangle only, so an asymmetric matrix would be silently misread."""
+    scale = float(matrix.abs().max()) if matrix.numel() else 0.0
+    if not bool(torch.allclose(matrix, matrix.T, rtol=0, atol=_PSD_TOLERANCE * scale)):
+        raise ValueError(f"fid_from_stats: {name} is not symmetric, so it is not a covariance")
+    lowest, largest = float(values.min()), float(values.abs().max())
+    if lowest < -_PSD_TOLERANCE * largest:
+        raise ValueError(f"fid_from_stats: {name} is not positive semi-definite (eigenvalue {lowest:.3g}, largest "
+                         f"{largest:.3g}), so it is not a covariance")
+
+
+def _psd_sqrt(matrix: torch.Tensor, name: str) -> Tuple[torch.Tensor, int]:
+    """The PSD square root of a covariance through its eigendecomposition, and its numerical rank. Eigenvalues
+    below zero are rounding (checked: a covariance has none beyond it) and are clamped."""
     values, vectors = torch.linalg.eigh(matrix)
+    _check_covariance(name, matrix, values)
     floor = values.abs().max() * matrix.shape[0] * torch.finfo(torch.float64).eps
     rank = int((values > floor).sum())
     return (vectors * values.clamp_min(0).sqrt()) @ vectors.T, rank
@@ -296,7 +320,10 @@ def fid_from_stats(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
     for name, t in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"fid_from_stats: {name} has non-finite values")
-    root1, rank1 = _psd_sqrt(sigma1)
+    if d == 0:
+        raise ValueError("fid_from_stats: the statistics have no dimensions (d = 0)")
+    root1, rank1 = _psd_sqrt(sigma1, "sigma1")
+    _check_covariance("sigma2", sigma2, torch.linalg.eigvalsh(sigma2))
     product = root1 @ sigma2 @ root1
     product = (product + product.T) / 2  # symmetric up to rounding; make it exactly so for eigvalsh
     values = torch.linalg.eigvalsh(product)
@@ -356,17 +383,16 @@ def _knn_distances(x: torch.Tensor, norms: torch.Tensor, k: int) -> torch.Tensor
     return best
 
 
-def _check_k(k, name: str, metric: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{metric}: {name} must be an int >= 1, got {k!r}")
+def _check_k(k, name: str, metric: str) -> int:
+    return _args.positive_int(k, f"{metric}: {name}")
 
 
 def _prdc(real: torch.Tensor, fake: torch.Tensor, pr_k: int, dc_k: int, metric: str) -> Dict[str, float]:
     """All four k-NN metrics in one pass over the real x fake tiles: precision and recall with pr_k neighbours,
     density and coverage with dc_k (one k-NN pass per set serves both: the radii of every k <= max are kept)."""
     _check_features(real, fake, metric, 1)
-    _check_k(pr_k, "k" if pr_k == dc_k else "pr_k", metric)
-    _check_k(dc_k, "k" if pr_k == dc_k else "dc_k", metric)
+    pr_k = _check_k(pr_k, "k" if pr_k == dc_k else "pr_k", metric)
+    dc_k = _check_k(dc_k, "k" if pr_k == dc_k else "dc_k", metric)
     k = max(pr_k, dc_k)
     for name, t in (("real_feats", real), ("fake_feats", fake)):
         if t.shape[0] < k + 1:
@@ -461,24 +487,44 @@ class GANMetrics:
 
     def __init__(self, metrics: Sequence[str] = FEATURE_METRICS, *, kid_options: Optional[dict] = None,
                  pr_k: int = 3, dc_k: int = 5):
+        metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         unknown = [name for name in metrics if name not in FEATURE_METRICS]
         if unknown or not metrics:
             raise ValueError(f"GANMetrics: metrics must be a non-empty subset of {FEATURE_METRICS}, got "
-                             f"{tuple(metrics)}")
-        self.metrics = tuple(metrics)
+                             f"{metrics}")
+        self.metrics = metrics
         self.kid_options = dict(kid_options or {})
-        self.pr_k, self.dc_k = pr_k, dc_k
+        accepted = {"degree", "gamma", "coef", "subsets", "subset_size", "seed"}
+        if set(self.kid_options) - accepted:
+            raise ValueError(f"GANMetrics: kid_options takes {sorted(accepted)}, got unknown "
+                             f"{sorted(set(self.kid_options) - accepted)}")
+        self.pr_k = _check_k(pr_k, "pr_k", "GANMetrics")
+        self.dc_k = _check_k(dc_k, "dc_k", "GANMetrics")
         self.reset()
 
     def reset(self) -> None:
         self._feats = {True: [], False: []}
         self._stats: Dict[bool, Optional[FeatureStats]] = {True: None, False: None}
+        self._like: Optional[torch.Tensor] = None  # the first batch: later ones must share its width, dtype, device
 
     def update(self, feats: torch.Tensor, *, real: bool) -> None:
-        if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
-            raise ValueError(f"GANMetrics.update: features must be a [b, d] tensor, got "
-                             f"{getattr(feats, 'shape', type(feats).__name__)}")
+        """Adds a batch [b, d] of real (``real=True``) or fake features. Every batch of an evaluation must share d,
+        dtype (float32 or float64) and device; a batch that does not is refused here, not at ``compute``."""
+        _args.tensor(feats, "GANMetrics.update: feats", dtypes=(torch.float32, torch.float64))
+        if not isinstance(real, bool):
+            raise TypeError(f"GANMetrics.update: real must be a bool, got {type(real).__name__}")
+        if feats.dim() != 2 or feats.shape[1] == 0:
+            raise ValueError(f"GANMetrics.update: features must be a [b, d] tensor with d >= 1, got shape "
+                             f"{tuple(feats.shape)}")
+        like = self._like
+        if like is not None and (feats.shape[1], feats.dtype, feats.device) != (like.shape[1], like.dtype, like.device):
+            raise ValueError(f"GANMetrics.update: every batch must have the first one's width, dtype and device "
+                             f"([b, {like.shape[1]}] {like.dtype} on {like.device}), got [b, {feats.shape[1]}] "
+                             f"{feats.dtype} on {feats.device}")
+        if not _all_finite(feats):
+            raise ValueError("GANMetrics.update: features have non-finite values (NaN or inf)")
         feats = feats.detach()
+        self._like = feats[:0] if like is None else like
         if "fid" in self.metrics:
             if self._stats[real] is None:
                 self._stats[real] = FeatureStats(feats.shape[1], feats.device)

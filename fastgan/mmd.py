@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import _ext  # noqa: F401  (loads the ops)
+from . import _args, _ext  # _ext loads the ops
 from . import reference
 
 _mmd_op = torch.ops.fastgan.mmd.default
@@ -71,6 +71,12 @@ def mmd(
     """
     if estimator not in ("unbiased", "biased"):
         raise ValueError(f"estimator must be 'unbiased' or 'biased', got {estimator!r}")
+    for name, t in (("x", x), ("y", y)):
+        _args.tensor(t, name)
+        if t.dim() != 2:
+            raise ValueError(f"fastgan.mmd: x and y must be [n, d] and [m, d], got {name} of shape {tuple(t.shape)}")
+        if t.shape[1] == 0:
+            raise ValueError(f"fastgan.mmd: x and y need d >= 1 dimensions, got {name} of shape {tuple(t.shape)}")
     x, y = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in (x, y))
     params = _kernel_params(kernel, x.shape[-1], bandwidths, degree, gamma, coef)
     value = _mmd_op(x, y, params, kernel, estimator == "unbiased")
@@ -94,9 +100,11 @@ torch.library.register_autograd("fastgan::mmd", _backward, setup_context=_setup)
 
 @torch.library.register_fake("fastgan::mmd")
 def _(x, y, kernel_params, kernel_type="rbf", unbiased=True):
+    _ext.check_same_device("fastgan.mmd", x=x, y=y)
     return x.new_empty(())
 
 
 @torch.library.register_fake("fastgan::mmd_backward")
 def _(grad, x, y, kernel_params, kernel_type, unbiased):
+    _ext.check_same_device("fastgan.mmd_backward", grad=grad, x=x, y=y)
     return x.new_empty(x.shape), y.new_empty(y.shape)

@@ -193,9 +193,16 @@ def test_extreme_logits_are_finite_and_correct(magnitude, dtype, device):
             for o, r in zip(as_tuple(out), as_tuple(ref)):
                 assert torch.isfinite(o).all(), (loss, o)
                 torch.testing.assert_close(o.double().cpu(), r.to(dtype).double().cpu(), **TOLERANCES[dtype])
-        x_g = x.detach().requires_grad_()
-        fastgan.fused_generator_loss(x_g, loss="bce", saturating=True).backward()
-        assert torch.isfinite(x_g.grad).all()
+    # least_squares squares the logit: its exact loss, rounded to the dtype, overflows float16 past |x| ~ 362
+    # (0.5 x^2 > 65504), and then fastgan gives that same inf (the README's claim of finiteness leaves it out).
+    d = fastgan.fused_gan_loss(x, x.flip(0), loss="least_squares", reduction="none")
+    d_ref = reference.gan_loss(x.double(), x.flip(0).double(), loss="least_squares", reduction="none")
+    for o, r in zip(d, d_ref):
+        torch.testing.assert_close(o.double().cpu(), r.to(dtype).double(), **TOLERANCES[dtype])
+    assert torch.isinf(d[0]).any() == (dtype == torch.float16 and magnitude > 362)
+    x_g = x.detach().requires_grad_()
+    fastgan.fused_generator_loss(x_g, loss="bce", saturating=True).backward()
+    assert torch.isfinite(x_g.grad).all()
 
 
 def test_nan_in_nan_out_and_infinite_limits(device):

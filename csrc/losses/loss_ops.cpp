@@ -180,6 +180,8 @@ std::tuple<Tensor, Tensor> run_backward(const LossSpec& spec, const Tensor& grad
     TORCH_CHECK_VALUE(grad_in.dim() == 0, op, ": grad must be 0-d for a reduced loss, got ", grad_in.sizes());
   }
   TORCH_CHECK_VALUE(grad_in.device() == b.device(), op, ": grad must be on ", b.device(), ", got ", grad_in.device());
+  TORCH_CHECK_TYPE(at::isFloatingType(grad_in.scalar_type()), op, ": grad must be a real floating tensor, got ",
+                   grad_in.scalar_type());
   // No dispatcher round trip when grad already has the dtype (the usual case): this runs every training step.
   const Tensor grad = (grad_in.scalar_type() == b.scalar_type() ? grad_in : grad_in.to(b.scalar_type())).contiguous();
   Tensor grad_a = a.defined() ? at::empty_like(a) : Tensor();

@@ -29,6 +29,8 @@ std::tuple<Tensor, Tensor> mmd_backward(const Tensor& grad, const Tensor& x_in, 
   const MmdSpec spec = make_spec(x_in, y_in, kernel_params, kernel, unbiased);
   TORCH_CHECK_VALUE(grad.dim() == 0 && grad.device() == x_in.device(), "fastgan.mmd_backward: grad must be 0-d on ",
                     x_in.device(), ", got ", grad.sizes(), " on ", grad.device());
+  TORCH_CHECK_TYPE(at::isFloatingType(grad.scalar_type()), "fastgan.mmd_backward: grad must be a real floating "
+                   "tensor, got ", grad.scalar_type());
   const Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const Tensor g = grad.scalar_type() == x.scalar_type() ? grad : grad.to(x.scalar_type());
   Tensor grad_x = at::zeros_like(x), grad_y = at::zeros_like(y);

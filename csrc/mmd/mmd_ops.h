@@ -69,6 +69,7 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
                     " and ", y.sizes());
   TORCH_CHECK_VALUE(x.size(1) == y.size(1), op, ": x and y must have the same dimension d, got ", x.size(1),
                     " and ", y.size(1));
+  TORCH_CHECK_VALUE(x.size(1) >= 1, op, ": x and y need d >= 1 dimensions, got [n, 0] samples");
   const int64_t n = x.size(0), m = y.size(0);
   const int64_t minimum = unbiased ? 2 : 1;
   TORCH_CHECK_VALUE(n >= minimum && m >= minimum, op, ": the ", unbiased ? "unbiased" : "biased",
