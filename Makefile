@@ -15,19 +15,23 @@ DEPS_STAMP := $(VENV)/.fastgan-deps
 BUILD_STAMP := $(VENV)/.fastgan-build
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: setup build test test-matrix bench cuda-check gpu-check peer-wheels clean
+.PHONY: setup build test test-matrix fuzz test-asan bench cuda-check gpu-check peer-wheels clean
 
 setup: $(BUILD_STAMP)
 build: $(BUILD_STAMP)
 
+# What the build, the tests and the benchmarks need, for `make setup` and for the sanitizer's own venv.
+PACKAGES := "$(TORCH)" numpy "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.26" "pytest>=7" \
+	"scipy>=1.10" "matplotlib>=3.7" "tqdm>=4.60" "scikit-learn>=1.2" "torchmetrics==1.9.0" "hypothesis>=6.100"
+# The peers the metrics are checked against. --no-deps: pytorch-fid requires torchvision, which would replace the
+# venv's torch; the tests use only its numpy/scipy function (and prdc needs only numpy and scikit-learn).
+PEERS := "prdc==0.2" "pytorch-fid==0.3.0"
+
 $(DEPS_STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)" numpy "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.26" \
-		"pytest>=7" "scipy>=1.10" "matplotlib>=3.7" "tqdm>=4.60" "scikit-learn>=1.2" "torchmetrics==1.9.0"
-	# The peers the metrics are checked against. --no-deps: pytorch-fid requires torchvision, which would replace
-	# the venv's torch; the tests use only its numpy/scipy function (and prdc needs only numpy and scikit-learn).
-	$(PY) -m pip install --quiet --no-deps "prdc==0.2" "pytorch-fid==0.3.0"
+	$(PY) -m pip install --quiet $(PACKAGES)
+	$(PY) -m pip install --quiet --no-deps $(PEERS)
 	touch $@
 
 # --no-build-isolation: build against the venv's torch; --no-deps: never let pip swap that torch for another.
@@ -40,6 +44,30 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
 # instead of skipping them.
 test: $(BUILD_STAMP)
 	FASTGAN_REQUIRE_PEERS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The property-based fuzzer (tests/test_fuzz.py) with thousands of examples per property instead of `make test`'s
+# bounded count. FUZZ_ARGS narrows it (e.g. FUZZ_ARGS="-k latent").
+FUZZ_ARGS ?=
+fuzz: $(BUILD_STAMP)
+	FASTGAN_FUZZ_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py $(FUZZ_ARGS)
+
+# The extension built with AddressSanitizer and UndefinedBehaviorSanitizer (its own venv and build folder, so the
+# normal build is untouched), then the tests that reach the edges of every argument and the fuzzer under it: a read
+# or write outside a tensor, or undefined behaviour, ends the run with a report. Python and torch are not
+# instrumented, so the ASan runtime is preloaded; leak detection is off (the interpreter's own allocations).
+ASAN_VENV ?= .venv-asan
+ASAN_PY := $(ASAN_VENV)/bin/python
+ASAN_TESTS ?= tests/test_hardening.py tests/test_fuzz.py tests/test_sampling.py tests/test_mcmc.py tests/test_mmd.py
+test-asan:
+	test -x $(ASAN_PY) || python3 -m venv $(ASAN_VENV)
+	$(ASAN_PY) -m pip install --quiet $(PACKAGES)
+	$(ASAN_PY) -m pip install --quiet --no-deps $(PEERS)
+	$(ASAN_PY) -m pip install --quiet --no-build-isolation --no-deps -e . -C build-dir=build/asan \
+		-C cmake.define.FASTGAN_SANITIZE=ON
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(ASAN_PY) -m pytest -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS)
 
 # The suite under every CPU kernel ISA and at 1 and 2 threads: what a user's CPU may pick (issue: a suite tuned on
 # one CPU failed on another).

@@ -46,12 +46,12 @@ def offset(value, name: str = "offset") -> int:
     return value
 
 
-def draw_range(first: int, count: int, what: str) -> None:
+def draw_range(first: int, count: int, what: str, name: str = "offset") -> None:
     """A draw of `count` stream indices from `first` must lie inside the stream: first + count <= 2**63, and
-    first < 2**63 even for an empty draw (an index the op's int64 could not hold)."""
+    first < 2**63 even for an empty draw (an index the op's int64 could not hold). `name`: the argument to blame."""
     if first + max(count, 1) > STREAM_LENGTH:
-        raise ValueError(f"{what}: indices {first} .. {first + count - 1} run past the end of the stream "
-                         f"(its indices are 0 .. 2**63 - 1)")
+        raise ValueError(f"{what}: {name} takes the draw past the end of the stream: indices {first} .. "
+                         f"{first + count - 1}, where a stream's are 0 .. 2**63 - 1")
 
 
 def word64(value, name: str) -> int:

@@ -98,7 +98,8 @@ def metropolis_hastings(
     seed, stream = _seed(seed), _word64(stream, "stream")
     chains, d = x0.shape
     # step t reads words t C .. of the acceptance stream and the normals (t + 1) C d .. (t + 2) C d - 1 (mcmc_ops.h)
-    _args.draw_range(0, (steps + 1) * chains * max(d, 1), f"metropolis_hastings({steps} steps of {chains} chains)")
+    _args.draw_range(0, (steps + 1) * chains * max(d, 1), f"metropolis_hastings({steps} steps of {chains} chains)",
+                     "steps")
     x = x0.clone().contiguous()
 
     def evaluate(points: torch.Tensor) -> torch.Tensor:

@@ -514,11 +514,11 @@ class GANMetrics:
         if not isinstance(real, bool):
             raise TypeError(f"GANMetrics.update: real must be a bool, got {type(real).__name__}")
         if feats.dim() != 2 or feats.shape[1] == 0:
-            raise ValueError(f"GANMetrics.update: features must be a [b, d] tensor with d >= 1, got shape "
+            raise ValueError(f"GANMetrics.update: feats must be a [b, d] tensor with d >= 1, got shape "
                              f"{tuple(feats.shape)}")
         like = self._like
         if like is not None and (feats.shape[1], feats.dtype, feats.device) != (like.shape[1], like.dtype, like.device):
-            raise ValueError(f"GANMetrics.update: every batch must have the first one's width, dtype and device "
+            raise ValueError(f"GANMetrics.update: feats must have the first batch's width, dtype and device "
                              f"([b, {like.shape[1]}] {like.dtype} on {like.device}), got [b, {feats.shape[1]}] "
                              f"{feats.dtype} on {feats.device}")
         if not _all_finite(feats):

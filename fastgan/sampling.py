@@ -218,7 +218,7 @@ def sample_cdf(
         return indices
     words = torch.stack([random_bits(n, seed=seed, offset=offset, stream=_args.next_stream(stream, r),
                                      device=table.device)
-                         for r in range(table.shape[0])])
+                         for r in range(table.shape[0])]) if table.shape[0] else out.new_empty((0, n))
     u = (words >> 8).to(table.dtype) * 2.0**-24 if table.dtype == torch.float32 else words.to(table.dtype) * 2.0**-32
     target = u * table[:, -1:]
     upper = torch.gather(table, 1, out)

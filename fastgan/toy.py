@@ -22,8 +22,17 @@ def _std(std) -> float:
     return std
 
 
+def _check_range(largest: float, std: float, dtype) -> None:
+    """Samples reach |centre| + 6.7 std (a float64 normal's largest draw); beyond the dtype's range they would be
+    inf. Refused rather than returned as inf."""
+    if largest + 7 * std > torch.finfo(_args.float_dtype(dtype)).max:
+        raise ValueError(f"radius and std: the samples (centres up to {largest:.3g} away, std {std:.3g}) would "
+                         f"overflow {dtype}")
+
+
 def _mixture(centres: torch.Tensor, n: int, std: float, seed, offset: int, stream: int, dtype) -> torch.Tensor:
     seed, std, stream = _seed(seed), _std(std), _args.word64(stream, "stream") % 2**64
+    _check_range(float(centres.abs().max()) if centres.numel() else 0.0, std, dtype)
     pick = latent(n, 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=centres.device,
                   dtype=torch.float64)
     modes = (pick[:, 0] * len(centres)).long().clamp_max(len(centres) - 1)
@@ -55,6 +64,7 @@ def swiss_roll(n: int, *, std: float = 0.25, seed: Optional[int] = None, offset:
     Its "centres" are 100 points along the noiseless roll (for coverage metrics)."""
     seed, n, offset, std = _seed(seed), _count(n, "n"), _count(offset, "offset"), _std(std)
     stream = _args.word64(stream, "stream") % 2**64
+    _check_range(4.5 * math.pi, std, dtype)  # the roll's largest radius is t = 4.5 pi
     u = latent(n, 1, dist="uniform", seed=seed, offset=offset, stream=stream, device=device, dtype=torch.float64)
     t = 1.5 * math.pi * (1 + 2 * u[:, 0])
     noise = latent(n, 2, seed=seed, offset=offset, stream=_args.next_stream(stream), device=device,

@@ -73,8 +73,9 @@ inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, c
                  read, op);
   TORCH_CHECK_VALUE(burn_in >= 0 && thin >= 1, op, ": burn_in must be >= 0 and thin >= 1, got ", burn_in, " and ",
                     thin);
-  TORCH_CHECK_VALUE(std::isfinite(step_size) && step_size > 0, op, ": step_size must be finite and > 0, got ",
-                    step_size);
+  const bool wide = state.scalar_type() == at::kDouble;
+  TORCH_CHECK_VALUE((wide ? std::isfinite(step_size) : std::isfinite(static_cast<float>(step_size))) && step_size > 0,
+                    op, ": step_size must be finite in the chains' dtype and > 0, got ", step_size);
 }
 
 inline void check_accept_compact(const at::Tensor& log_ratio, int64_t offset) {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 
 #include "../common/checks.h"
 #include "mmd.h"
@@ -24,8 +25,10 @@ struct MmdSpec {
 
 
 // kernel_params: the bandwidths for rbf and laplacian, nothing for energy, [degree, gamma, coef] for polynomial.
-inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, const char* op) {
+// wide: the kernels compute in float64 (else float32), where every coefficient they read must be finite.
+inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, bool wide, const char* op) {
   KernelParams kp{};
+  const double largest = wide ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max();
   switch (kernel) {
     case Kernel::Rbf:
     case Kernel::Laplacian:
@@ -33,7 +36,11 @@ inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kerne
                         kMaxBandwidths, " bandwidths, got ", kernel_params.size());
       for (double s : kernel_params) {
         TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, op, ": bandwidths must be finite and > 0, got ", s);
-        kp.coef[kp.count++] = kernel == Kernel::Rbf ? -1.0 / (2.0 * s * s) : -1.0 / s;
+        const double coef = kernel == Kernel::Rbf ? -1.0 / (2.0 * s * s) : -1.0 / s;
+        // the slope reads 2 coef: a bandwidth so small that it overflows would give 0 * inf = NaN at distance 0
+        TORCH_CHECK_VALUE(std::isfinite(coef) && std::abs(2 * coef) <= largest, op, ": bandwidths: ", s,
+                          " is too small for ", wide ? "float64" : "float32", " (its kernel's coefficient overflows)");
+        kp.coef[kp.count++] = coef;
       }
       break;
     case Kernel::Energy:
@@ -76,7 +83,7 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
                     " estimator needs at least ", minimum, " samples in x and in y, got ", n, " and ", m);
   MmdSpec spec{};
   spec.kernel = parse_name(kernel, name_table<Kernel>(), op, "kernel");
-  spec.params = make_kernel_params(spec.kernel, kernel_params, op);
+  spec.params = make_kernel_params(spec.kernel, kernel_params, x.scalar_type() == at::kDouble, op);
   const double dn = static_cast<double>(n), dm = static_cast<double>(m);
   spec.w_xx = unbiased ? 1.0 / (dn * (dn - 1)) : 1.0 / (dn * dn);
   spec.w_yy = unbiased ? 1.0 / (dm * (dm - 1)) : 1.0 / (dm * dm);
