@@ -54,7 +54,8 @@ fuzz: $(BUILD_STAMP)
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer (its own venv and build folder, so the
 # normal build is untouched), then the tests that reach the edges of every argument and the fuzzer under it: a read
 # or write outside a tensor, or undefined behaviour, ends the run with a report. Python and torch are not
-# instrumented, so the ASan runtime is preloaded; leak detection is off (the interpreter's own allocations).
+# instrumented, so the ASan runtime is preloaded, and libstdc++ with it (ASan must find __cxa_throw at start-up to
+# intercept C++ exceptions; Python itself does not link libstdc++); leak detection is off (the interpreter's own).
 ASAN_VENV ?= .venv-asan
 ASAN_PY := $(ASAN_VENV)/bin/python
 ASAN_TESTS ?= tests/test_hardening.py tests/test_fuzz.py tests/test_sampling.py tests/test_mcmc.py tests/test_mmd.py
@@ -64,7 +65,7 @@ test-asan:
 	$(ASAN_PY) -m pip install --quiet --no-deps $(PEERS)
 	$(ASAN_PY) -m pip install --quiet --no-build-isolation --no-deps -e . -C build-dir=build/asan \
 		-C cmake.define.FASTGAN_SANITIZE=ON
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(ASAN_PY) -m pytest -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS)

@@ -6,6 +6,8 @@
 
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
+#include "losses/loss_ops.h"
+#include "sampling/sampling_ops.h"
 
 #ifndef FASTGAN_VERSION
 #error "CMake defines FASTGAN_VERSION"
@@ -65,6 +67,27 @@ PYBIND11_MODULE(_C, module) {
     info["cpu_isa"] = fastgan::cpu_isa_name(fastgan::cpu_isa());
     info["parallel_backend"] = fastgan::parallel_backend();
     return info;
+  });
+  // The C++ tables that fastgan's Python tables must agree with (tests/test_tables.py).
+  module.def("loss_families", [] {
+    py::list rows;
+    for (const auto& f : fastgan::losses::family_flags()) {
+      py::dict row;
+      row["name"] = f.name;
+      row["smoothable"] = f.smoothable;
+      row["saturating_form"] = f.saturating_form;
+      row["accepts_probs"] = f.accepts_probs;
+      row["paired"] = f.paired;
+      rows.append(row);
+    }
+    return rows;
+  });
+  module.def("distributions", [] {
+    py::list rows;
+    for (const auto& [name, a, b, uniform] : fastgan::sampling::distribution_rows()) {
+      rows.append(py::make_tuple(name, a, b, uniform));
+    }
+    return rows;
   });
   // Live values, not build facts: the thread count changes with torch.set_num_threads.
   module.def("parallel_threads", &fastgan::parallel_threads);

@@ -4,13 +4,12 @@ the tests compare fastgan against them (in float64), and the benchmarks time the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "hinge", "least_squares", "wasserstein", "rpgan")
-# Losses of paired logits (real_i with fake_i, one term per pair: the C++ table's `paired` rows); the others have a
-# term per half. Every Python branch on the layout reads this set.
-PAIRED_LOSSES = frozenset({"rpgan"})
 MMD_BANDWIDTHS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -28,26 +27,96 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
     return x
 
 
+def _bce(inputs: str):
+    return F.binary_cross_entropy_with_logits if inputs == "logits" else F.binary_cross_entropy
+
+
+def _bce_generator(fake, real, saturating, reduction, inputs):
+    if saturating:  # log(1 - D(x)) = -softplus(x) from logits; from probabilities with nn.BCELoss's clamp at -100
+        if inputs == "logits":
+            return _reduce(-_softplus(fake), reduction)
+        return -F.binary_cross_entropy(fake, torch.zeros_like(fake), reduction=reduction)
+    return _bce(inputs)(fake, torch.ones_like(fake), reduction=reduction)
+
+
+@dataclass(frozen=True)
+class LossFamily:
+    """A GAN loss family, once: its reference terms (the spec the kernels are tested against and the benchmarks
+    time, written as people write them), which options apply to it, and its lines of the docs' table. The C++ row of
+    the same name (csrc/losses/loss_ops.cpp, kFamilies) holds the kernels' terms; a test checks that the two tables
+    agree on the names and flags. Tests, wrappers and the docs read every per-family fact from here."""
+
+    name: str
+    discriminator_doc: str  # the docs' formula of D's loss (r, f: real and fake logits; s: label smoothing)
+    generator_doc: str      # and of G's
+    # D's term of each half: real(x, label_smoothing, reduction, inputs), fake(x, reduction, inputs); for a paired
+    # family, pair(real, fake, reduction), D's loss of the pairs, instead
+    real: Optional[Callable] = None
+    fake: Optional[Callable] = None
+    pair: Optional[Callable] = None
+    # G's loss: generator(fake, real, saturating, reduction, inputs) (real is None unless paired)
+    generator: Optional[Callable] = None
+    smoothable: bool = False       # label_smoothing applies (the real target 1 becomes 1 - s)
+    saturating_form: bool = False  # saturating=True applies (G minimises log(1 - D(G(z))))
+    accepts_probs: bool = False    # inputs="probs" applies (D ends in Sigmoid)
+    sigmoid_score: bool = False    # the logged D(x) is sigmoid(logit), not the raw score
+
+    @property
+    def paired(self) -> bool:
+        """One term per (real_i, fake_i) pair: the halves must have one shape, and there are no per-half stats."""
+        return self.pair is not None
+
+
+LOSS_FAMILIES = {family.name: family for family in (
+    LossFamily(
+        "bce", "mean softplus(-r) + s·r + mean softplus(f), i.e. `BCEWithLogits(r, 1-s) + BCEWithLogits(f, 0)`",
+        "non-saturating mean softplus(-f); `saturating=True`: mean log(1 - D(G(z))) = -mean softplus(f)",
+        real=lambda x, s, reduction, inputs: _bce(inputs)(x, torch.full_like(x, 1.0 - s), reduction=reduction),
+        fake=lambda x, reduction, inputs: _bce(inputs)(x, torch.zeros_like(x), reduction=reduction),
+        generator=_bce_generator, smoothable=True, saturating_form=True, accepts_probs=True, sigmoid_score=True),
+    LossFamily(
+        "hinge", "mean relu(1 - r) + mean relu(1 + f)", "-mean f",
+        real=lambda x, s, reduction, inputs: _reduce(F.relu(1.0 - x), reduction),
+        fake=lambda x, reduction, inputs: _reduce(F.relu(1.0 + x), reduction),
+        generator=lambda f, r, saturating, reduction, inputs: _reduce(-f, reduction)),
+    LossFamily(
+        "least_squares", "½ mean (r - b)² + ½ mean f², with b = 1 - s (LSGAN, a = 0, b = 1, c = 1)", "½ mean (f - 1)²",
+        real=lambda x, s, reduction, inputs: _reduce(0.5 * (x - (1.0 - s)) ** 2, reduction),
+        fake=lambda x, reduction, inputs: _reduce(0.5 * x**2, reduction),
+        generator=lambda f, r, saturating, reduction, inputs: _reduce(0.5 * (f - 1.0) ** 2, reduction),
+        smoothable=True),
+    LossFamily(
+        "wasserstein", "mean f - mean r", "-mean f",
+        real=lambda x, s, reduction, inputs: _reduce(-x, reduction),
+        fake=lambda x, reduction, inputs: _reduce(x, reduction),
+        generator=lambda f, r, saturating, reduction, inputs: _reduce(-f, reduction)),
+    LossFamily(
+        "rpgan", "mean softplus(-(r - f)), r and f paired elementwise (R3GAN)",
+        "mean softplus(-(f - r)), gradient to both",
+        pair=lambda real, fake, reduction: _reduce(_softplus(fake - real), reduction),
+        generator=lambda f, r, saturating, reduction, inputs: _reduce(_softplus(r - f), reduction),
+        sigmoid_score=True),
+)}
+LOSSES = tuple(LOSS_FAMILIES)
+# the paired families' names (kept for callers of 0.1; read LOSS_FAMILIES[name].paired)
+PAIRED_LOSSES = frozenset(name for name, family in LOSS_FAMILIES.items() if family.paired)
+
+
+def loss_family(loss: str) -> LossFamily:
+    try:
+        return LOSS_FAMILIES[loss]
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; the families are {', '.join(LOSSES)}") from None
+
+
 def gan_loss(real, fake, *, loss="bce", label_smoothing=0.0, reduction="mean", inputs="logits"):
     """Discriminator loss; see fastgan.fused_gan_loss for the formulas. For reduction='none' returns
-    (real_losses, fake_losses), or the pair losses for rpgan."""
-    if loss in PAIRED_LOSSES:
-        return _reduce(_softplus(fake - real), reduction)
-    if loss == "bce":
-        bce = F.binary_cross_entropy_with_logits if inputs == "logits" else F.binary_cross_entropy
-        real_loss = bce(real, torch.full_like(real, 1.0 - label_smoothing), reduction=reduction)
-        fake_loss = bce(fake, torch.zeros_like(fake), reduction=reduction)
-    elif loss == "hinge":
-        real_loss = _reduce(F.relu(1.0 - real), reduction)
-        fake_loss = _reduce(F.relu(1.0 + fake), reduction)
-    elif loss == "least_squares":
-        real_loss = _reduce(0.5 * (real - (1.0 - label_smoothing)) ** 2, reduction)
-        fake_loss = _reduce(0.5 * fake**2, reduction)
-    elif loss == "wasserstein":
-        real_loss = _reduce(-real, reduction)
-        fake_loss = _reduce(fake, reduction)
-    else:
-        raise ValueError(f"unknown loss {loss!r}")
+    (real_losses, fake_losses), or the pair losses of a paired family."""
+    family = loss_family(loss)
+    if family.paired:
+        return family.pair(real, fake, reduction)
+    real_loss = family.real(real, label_smoothing, reduction, inputs)
+    fake_loss = family.fake(fake, reduction, inputs)
     if reduction == "none":
         return real_loss, fake_loss
     return real_loss + fake_loss
@@ -55,34 +124,28 @@ def gan_loss(real, fake, *, loss="bce", label_smoothing=0.0, reduction="mean", i
 
 def generator_loss(fake, *, loss="bce", saturating=False, real_logits=None, reduction="mean", inputs="logits"):
     """Generator loss; see fastgan.fused_generator_loss for the formulas."""
-    if loss == "bce":
-        if inputs == "logits":
-            if saturating:  # log(1 - sigmoid(x)) = -softplus(x)
-                return _reduce(-_softplus(fake), reduction)
-            return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake), reduction=reduction)
-        if saturating:  # log(1 - p), with nn.BCELoss's clamp of the log at -100
-            return -F.binary_cross_entropy(fake, torch.zeros_like(fake), reduction=reduction)
-        return F.binary_cross_entropy(fake, torch.ones_like(fake), reduction=reduction)
-    if loss in ("hinge", "wasserstein"):
-        return _reduce(-fake, reduction)
-    if loss == "least_squares":
-        return _reduce(0.5 * (fake - 1.0) ** 2, reduction)
-    if loss in PAIRED_LOSSES:
-        return _reduce(_softplus(real_logits - fake), reduction)
-    raise ValueError(f"unknown loss {loss!r}")
+    return loss_family(loss).generator(fake, real_logits, saturating, reduction, inputs)
 
 
 def gan_loss_stats(real, fake, *, loss="bce", label_smoothing=0.0, inputs="logits") -> dict:
     """The statistics fused_gan_loss(..., return_stats=True) returns, computed the eager way."""
-    score = torch.sigmoid if inputs == "logits" and (loss == "bce" or loss in PAIRED_LOSSES) else (lambda x: x)
+    family = loss_family(loss)
+    score = torch.sigmoid if inputs == "logits" and family.sigmoid_score else (lambda x: x)
     stats = {"d_real": score(real).mean(), "d_fake": score(fake).mean()}
-    if loss not in PAIRED_LOSSES:
+    if not family.paired:
         real_loss, fake_loss = gan_loss(
             real, fake, loss=loss, label_smoothing=label_smoothing, reduction="none", inputs=inputs
         )
         stats["loss_real"] = real_loss.mean()
         stats["loss_fake"] = fake_loss.mean()
     return stats
+
+
+def loss_table() -> str:
+    """The docs' table of the loss families (docs/losses.md holds it; a test checks that it is this)."""
+    lines = ["| `loss` | discriminator | generator |", "|---|---|---|"]
+    lines += [f"| `{f.name}` | {f.discriminator_doc} | {f.generator_doc} |" for f in LOSS_FAMILIES.values()]
+    return "\n".join(lines)
 
 
 def mmd(x, y, *, bandwidths=MMD_BANDWIDTHS, kernel="rbf", estimator="unbiased", squared=True, exact=True,

@@ -12,7 +12,8 @@ normals lie within about 5.8 standard deviations (float64: 6.7), as with torch.r
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 import torch
 
@@ -25,14 +26,78 @@ _fill_bits = _ops.fill_random_bits_.default
 _fill_latent = _ops.fill_latent_.default
 _sample_cdf = _ops.sample_cdf_.default
 
-LATENT_DISTS = ("normal", "uniform", "truncated_normal", "bernoulli", "sphere")
-INVERSE_TRANSFORM_DISTS = {  # name -> (parameter names and defaults)
-    "exponential": {"rate": 1.0},
-    "logistic": {"loc": 0.0, "scale": 1.0},
-    "cauchy": {"loc": 0.0, "scale": 1.0},
-    "laplace": {"loc": 0.0, "scale": 1.0},
-    "gumbel": {"loc": 0.0, "scale": 1.0},
-}
+def _truncation(options: dict) -> Tuple[float, float]:
+    """truncated_normal's op parameters from its truncation t: erf(t / sqrt 2) and erfc(t / sqrt 2), in float64
+    (the kernel reads 1 - |x| from both without cancellation)."""
+    t = options["truncation"]
+    if t is None or not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got {t}")
+    return math.erf(t / math.sqrt(2.0)), math.erfc(t / math.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution that a door draws, once: the door, its options and their defaults (None: required), the docs'
+    line, and how the options become the op's parameters a and b: by default the options in order (a missing one
+    is 0). csrc/sampling/sampling.h's FASTGAN_DISTS holds the op's side (the formula, the uniform it reads, each
+    parameter's domain); tests/test_tables.py checks that the two tables agree on names and parameters."""
+
+    name: str
+    door: str  # "latent" or "inverse_transform"
+    options: Tuple[Tuple[str, Optional[float]], ...]
+    doc: str
+    op: str = ""  # the op's distribution when it is not `name` (sphere draws normals)
+    encode: Optional[Callable[[dict], Tuple[float, float]]] = None
+
+    def params(self, options: dict) -> Tuple[str, float, float]:
+        """(the op's distribution, a, b); the op checks the values' domains."""
+        if self.encode is not None:
+            a, b = self.encode(options)
+        else:
+            a, b = (list(options.values()) + [0.0, 0.0])[:2]
+        return self.op or self.name, a, b
+
+
+DISTRIBUTIONS = {d.name: d for d in (
+    Distribution("normal", "latent", (), "N(0, 1)", encode=lambda o: (0.0, 1.0)),
+    Distribution("uniform", "latent", (("low", 0.0), ("high", 1.0)),
+                 "U[low, high), low and high rounded to the dtype first"),
+    Distribution("truncated_normal", "latent", (("truncation", None),),
+                 "N(0, 1) on [-t, t] by inverse transform (no clipping, no rejection loop)", encode=_truncation),
+    Distribution("bernoulli", "latent", (("p", 0.5),), "1 with probability p, else 0"),
+    Distribution("sphere", "latent", (), "uniform on the unit sphere S^(dim-1): normal rows, normalised (two more "
+                 "launches)", op="normal", encode=lambda o: (0.0, 1.0)),
+    Distribution("exponential", "inverse_transform", (("rate", 1.0),), "`-log(u) / rate`"),
+    Distribution("logistic", "inverse_transform", (("loc", 0.0), ("scale", 1.0)), "`loc + scale log(u / (1 - u))`"),
+    Distribution("cauchy", "inverse_transform", (("loc", 0.0), ("scale", 1.0)), "`loc + scale tan(pi (u - 1/2))`"),
+    Distribution("laplace", "inverse_transform", (("loc", 0.0), ("scale", 1.0)),
+                 "`loc - scale sign(u - 1/2) log(1 - 2 |u - 1/2|)`"),
+    Distribution("gumbel", "inverse_transform", (("loc", 0.0), ("scale", 1.0)), "`loc - scale log(-log u)`"),
+    Distribution("weibull", "inverse_transform", (("shape", 1.0), ("scale", 1.0)), "`scale (-log u)^(1 / shape)`"),
+)}
+LATENT_DISTS = tuple(name for name, d in DISTRIBUTIONS.items() if d.door == "latent")
+INVERSE_TRANSFORM_DISTS = {name: dict(d.options) for name, d in DISTRIBUTIONS.items() if d.door == "inverse_transform"}
+
+
+def _options(door: str, dist: str, given: dict) -> Tuple[Distribution, dict]:
+    """The distribution `dist` of `door` and its options: the given ones (None: not given) over the defaults. An
+    option the distribution does not use is an error, never silently ignored (latent(dist="normal",
+    truncation=0.7) would otherwise draw untruncated normals)."""
+    names = [name for name, d in DISTRIBUTIONS.items() if d.door == door]
+    if dist not in names:
+        raise ValueError(f"dist must be one of {', '.join(map(repr, names))}, got {dist!r}")
+    distribution = DISTRIBUTIONS[dist]
+    accepted = dict(distribution.options)
+    stray = [name for name, value in given.items() if value is not None and name not in accepted]
+    if stray:
+        users = {name: [d.name for d in DISTRIBUTIONS.values() if name in dict(d.options)] for name in stray}
+        if door == "inverse_transform":
+            raise TypeError(f"{dist} takes parameters {sorted(accepted)}, got unknown {sorted(stray)}")
+        raise ValueError("; ".join(f"{name} applies to dist={users[name][0]!r} only" for name in stray)
+                         + f", got dist={dist!r}")
+    values = {name: (default if given.get(name) is None else _args.real(given[name], name))
+              for name, default in distribution.options}
+    return distribution, values
 
 
 def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=None) -> torch.Tensor:
@@ -44,36 +109,6 @@ def random_bits(n: int, *, seed: int, offset: int = 0, stream: int = 0, device=N
     out = torch.empty(n, dtype=torch.int64, device=device)
     _fill_bits(out, _word64(seed, "seed"), offset, _word64(stream, "stream"))
     return out
-
-
-# The options of each latent distribution (None: not given). An option given to a distribution that does not use it
-# is an error, never silently ignored (latent(dist="normal", truncation=0.7) would otherwise draw untruncated normals).
-_LATENT_OPTIONS = {"normal": (), "sphere": (), "uniform": ("low", "high"), "truncated_normal": ("truncation",),
-                   "bernoulli": ("p",)}
-
-
-def _latent_params(dist: str, truncation, low, high, p) -> Tuple[str, float, float]:
-    """(the op's distribution, a, b); the op checks the values' domains."""
-    if dist not in _LATENT_OPTIONS:
-        raise ValueError(f"dist must be one of {', '.join(repr(d) for d in LATENT_DISTS)}, got {dist!r}")
-    given = {"truncation": truncation, "low": low, "high": high, "p": p}
-    stray = [name for name, value in given.items() if value is not None and name not in _LATENT_OPTIONS[dist]]
-    if stray:
-        users = {name: [d for d, options in _LATENT_OPTIONS.items() if name in options][0] for name in stray}
-        raise ValueError("; ".join(f"{name} applies to dist={users[name]!r} only" for name in stray)
-                         + f", got dist={dist!r}")
-    if dist in ("normal", "sphere"):
-        return "normal", 0.0, 1.0
-    if dist == "uniform":
-        return "uniform", _args.real(0.0 if low is None else low, "low"), _args.real(1.0 if high is None else high, "high")
-    if dist == "truncated_normal":
-        if truncation is None:
-            raise ValueError("truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got None")
-        t = _args.real(truncation, "truncation")
-        if not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"truncated_normal needs a finite truncation > 0 (the bound t of [-t, t]), got {t}")
-        return "truncated_normal", math.erf(t / math.sqrt(2.0)), math.erfc(t / math.sqrt(2.0))
-    return "bernoulli", _args.real(0.5 if p is None else p, "p"), 0.0
 
 
 def latent(
@@ -106,7 +141,8 @@ def latent(
     the seed). Element offset * dim + i of the stream is element i of the draw: rows past 2**63 / dim raise.
     """
     n, dim, offset = _count(n, "n"), _count(dim, "dim"), _args.offset(offset)
-    name, a, b = _latent_params(dist, truncation, low, high, p)
+    distribution, options = _options("latent", dist, {"truncation": truncation, "low": low, "high": high, "p": p})
+    name, a, b = distribution.params(options)
     dtype = _args.float_dtype(dtype)
     _args.draw_range(offset * dim, n * dim, f"latent(n={n}, dim={dim}, offset={offset})")
     out = torch.empty((n, dim), dtype=dtype, device=device)
@@ -134,19 +170,14 @@ def inverse_transform(
     - ``cauchy(loc=0, scale=1)``: ``loc + scale tan(pi (u - 1/2))``
     - ``laplace(loc=0, scale=1)``: ``loc - scale sign(u - 1/2) log(1 - 2 |u - 1/2|)``
     - ``gumbel(loc=0, scale=1)``: ``loc - scale log(-log u)``
+    - ``weibull(shape=1, scale=1)``: ``scale (-log u)^(1 / shape)``
     """
-    if dist not in INVERSE_TRANSFORM_DISTS:
-        raise ValueError(f"dist must be one of {', '.join(map(repr, INVERSE_TRANSFORM_DISTS))}, got {dist!r}")
-    defaults = INVERSE_TRANSFORM_DISTS[dist]
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise TypeError(f"{dist} takes parameters {sorted(defaults)}, got unknown {sorted(unknown)}")
-    values = {name: _args.real(value, name) for name, value in {**defaults, **params}.items()}
-    a, b = (values["rate"], 0.0) if dist == "exponential" else (values["loc"], values["scale"])
+    distribution, options = _options("inverse_transform", dist, params)
+    name, a, b = distribution.params(options)
     n, offset = _count(n, "n"), _args.offset(offset)
     _args.draw_range(offset, n, f"inverse_transform(n={n}, offset={offset})")
     out = torch.empty(n, dtype=_args.float_dtype(dtype), device=device)
-    _fill_latent(out, dist, a, b, _seed(seed), offset, None, _word64(stream, "stream"))
+    _fill_latent(out, name, a, b, _seed(seed), offset, None, _word64(stream, "stream"))
     return out
 
 
@@ -248,7 +279,8 @@ class LatentSampler:
             # when the sampler is called later.
             device = torch.device("cuda", torch.cuda.current_device())
         self.dtype, self.device = _args.float_dtype(dtype), device
-        self._name, self._a, self._b = _latent_params(dist, truncation, low, high, p)
+        distribution, options = _options("latent", dist, {"truncation": truncation, "low": low, "high": high, "p": p})
+        self._name, self._a, self._b = distribution.params(options)
         self._seed, self._stream = _seed(seed), _word64(stream, "stream")
         offset = _args.offset(offset)
         _args.draw_range(offset * self.dim, 0, f"LatentSampler(dim={self.dim}, offset={offset})")

@@ -117,7 +117,7 @@ def test_latent(n, dim, dist, options, offset, dtype, device, seed):
         assert (values.abs() <= bound * (1 + 1e-2)).all()
 
 
-@given(n=small_count, dist=st.sampled_from(["exponential", "logistic", "cauchy", "laplace", "gumbel", "weibull"]),
+@given(n=small_count, dist=st.sampled_from(["exponential", "logistic", "cauchy", "laplace", "gumbel", "weibull", "frechet"]),
        params=st.dictionaries(st.sampled_from(["rate", "loc", "scale", "shape"]), any_float, max_size=2),
        dtype=st.sampled_from(FLOATS), offset=any_int, device=devices)
 def test_inverse_transform(n, dist, params, dtype, offset, device):

@@ -71,9 +71,11 @@ def expected_values(dist_name, words, params, precise):
         t = params["truncation"]
         u = uniforms(words, "open", precise)
         return np.sqrt(2) * scipy.special.erfinv((2 * u - 1) * math.erf(t / math.sqrt(2)))
-    u = uniforms(words, "open_low" if dist_name == "exponential" else "open", precise)
+    u = uniforms(words, UNIFORM_OF[dist_name], precise)
     if dist_name == "exponential":
         return -np.log(u) / params["rate"]
+    if dist_name == "weibull":
+        return params["scale"] * (-np.log(u)) ** (1 / params["shape"])
     ppf = {"logistic": scipy.stats.logistic.ppf, "cauchy": scipy.stats.cauchy.ppf,
            "laplace": scipy.stats.laplace.ppf, "gumbel": scipy.stats.gumbel_r.ppf}[dist_name]
     return ppf(u, loc=params["loc"], scale=params["scale"])
@@ -83,7 +85,10 @@ LATENT_CASES = [("normal", {}), ("uniform", {"low": -2.0, "high": 3.0}), ("trunc
                 ("truncated_normal", {"truncation": 4.0}), ("bernoulli", {"p": 0.3})]
 INVERSE_CASES = [("exponential", {"rate": 2.5}), ("logistic", {"loc": 1.0, "scale": 0.5}),
                  ("cauchy", {"loc": -1.0, "scale": 2.0}), ("laplace", {"loc": 0.0, "scale": 1.5}),
-                 ("gumbel", {"loc": 0.5, "scale": 2.0})]
+                 ("gumbel", {"loc": 0.5, "scale": 2.0}), ("weibull", {"shape": 1.7, "scale": 2.0}),
+                 ("weibull", {"shape": 0.4, "scale": 0.5})]
+# The uniform each distribution reads, from the C++ table (sampling.h): the documented map of its words.
+UNIFORM_OF = {name: uniform for name, _, _, uniform in fastgan._ext._C.distributions()}
 
 
 def draw(dist_name, params, n, dtype, device, seed, offset=0):
@@ -122,6 +127,7 @@ SCIPY = {
     "cauchy": (scipy.stats.cauchy, lambda p: p),
     "laplace": (scipy.stats.laplace, lambda p: p),
     "gumbel": (scipy.stats.gumbel_r, lambda p: p),
+    "weibull": (scipy.stats.weibull_min, lambda p: {"c": p["shape"], "scale": p["scale"]}),
 }
 
 
@@ -244,7 +250,7 @@ def test_toy_distributions():
         (lambda: fastgan.latent(2, 2, dist="uniform", low=1.0, high=1.0, seed=0), ValueError, "low < high"),
         (lambda: fastgan.latent(2, 2, dist="bernoulli", p=1.5, seed=0), ValueError, "0 <= p <= 1"),
         (lambda: fastgan.latent(2, 2, seed=0, dtype=torch.int32), TypeError, "dtype must be float32, float64"),
-        (lambda: fastgan.inverse_transform(3, "weibull", seed=0), ValueError, "dist must be one of 'exponential'"),
+        (lambda: fastgan.inverse_transform(3, "frechet", seed=0), ValueError, "dist must be one of 'exponential'"),
         (lambda: fastgan.inverse_transform(3, "exponential", seed=0, scale=2.0), TypeError, "unknown"),
         (lambda: fastgan.inverse_transform(3, "exponential", seed=0, rate=0.0), ValueError, "rate > 0"),
         (lambda: fastgan.inverse_transform(3, "cauchy", seed=0, scale=-1.0), ValueError, "scale > 0"),

@@ -10,8 +10,9 @@
 #include <type_traits>
 #include <utility>
 
-#define FASTGAN_ENUM_VALUE_(value, name) value,
-#define FASTGAN_ENUM_NAME_(value, name) std::string_view(name),
+// A list's rows may carry more columns after the name (a family's table, e.g. FASTGAN_DISTS): these ignore them.
+#define FASTGAN_ENUM_VALUE_(value, name, ...) value,
+#define FASTGAN_ENUM_NAME_(value, name, ...) std::string_view(name),
 
 // enum class E : int8_t {values}, and (found by argument-dependent lookup) enum_names(E) -> std::array of names.
 #define FASTGAN_DEFINE_ENUM(E, LIST)                                               \

@@ -15,40 +15,49 @@ namespace {
 
 using at::Tensor;
 
-// One row per loss family: everything the two ops need to know about it. Adding a family is one row here (plus a
-// TermKind in losses.h if no per-element term fits, and its reference in fastgan/reference.py).
+// One row per loss family: everything the two ops need to know about it, each field named. Adding a family is one
+// row here, its entry in fastgan/reference.py's LOSS_FAMILIES (the reference terms, the same flags, the docs' lines;
+// a test checks that the two tables agree), and a TermKind in losses.h only if no per-element term fits.
 struct Family {
   std::string_view name;
   TermKind kind;            // the discriminator's per-element term (BceLogits becomes BceProbs for inputs='probs')
   Term real, fake;          // its terms of the real and the fake logits (Paired: `real` is the pair term)
   TermKind generator_kind;  // the generator's term, of the fake logits
   Term generator;           // non-saturating
-  bool smoothable;          // label_smoothing applies: the real term's target 1 becomes 1 - s
-  bool saturating_form;     // saturating=True applies: the generator term becomes -softplus(x) (log(1 - D(x)))
-  bool paired;              // one term of the pairs sign (real - fake) (D) and sign (fake - real) (G)
+  bool smoothable = false;       // label_smoothing applies: the real term's target 1 becomes 1 - s
+  bool saturating_form = false;  // saturating=True applies: the generator term becomes -softplus(x) (log(1 - D(x)))
+  bool paired = false;           // one term of the pairs sign (real - fake) (D) and sign (fake - real) (G)
 };
 
-// softplus(-real) + softplus(fake) (BCE against 1 and 0; smoothed: against 1 - s); G: softplus(-fake)
-constexpr Family kBce{"bce", TermKind::BceLogits, {1.0, 1.0}, {1.0, 0.0}, TermKind::BceLogits, {1.0, 1.0},
-                      true, true, false};
-// relu(1 - real) + relu(1 + fake); G: -fake
-constexpr Family kHinge{"hinge", TermKind::Hinge, {1.0, -1.0}, {1.0, 1.0}, TermKind::Linear, {-1.0, 0.0},
-                        false, false, false};
-// (real - 1)^2 / 2 + fake^2 / 2 (smoothed: real - (1 - s)); G: (fake - 1)^2 / 2
-constexpr Family kLeastSquares{"least_squares", TermKind::Square, {1.0, 1.0}, {1.0, 0.0}, TermKind::Square,
-                               {1.0, 1.0}, true, false, false};
-// fake - real; G: -fake
-constexpr Family kWasserstein{"wasserstein", TermKind::Linear, {-1.0, 0.0}, {1.0, 0.0}, TermKind::Linear,
-                              {-1.0, 0.0}, false, false, false};
-// D: softplus(-(real - fake)); G: softplus(-(fake - real)), both with the real logits
-constexpr Family kRpGan{"rpgan", TermKind::BceLogits, {1.0, 0.0}, {}, TermKind::BceLogits, {1.0, 0.0},
-                        false, false, true};
+constexpr Family kFamilies[] = {
+    // softplus(-real) + softplus(fake) (BCE against 1 and 0; smoothed: against 1 - s); G: softplus(-fake)
+    {.name = "bce", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .param = 1.0},
+     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::BceLogits,
+     .generator = {.scale = 1.0, .param = 1.0}, .smoothable = true, .saturating_form = true},
+    // relu(1 - real) + relu(1 + fake); G: -fake
+    {.name = "hinge", .kind = TermKind::Hinge, .real = {.scale = 1.0, .param = -1.0},
+     .fake = {.scale = 1.0, .param = 1.0}, .generator_kind = TermKind::Linear,
+     .generator = {.scale = -1.0, .param = 0.0}},
+    // (real - 1)^2 / 2 + fake^2 / 2 (smoothed: real - (1 - s)); G: (fake - 1)^2 / 2
+    {.name = "least_squares", .kind = TermKind::Square, .real = {.scale = 1.0, .param = 1.0},
+     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::Square,
+     .generator = {.scale = 1.0, .param = 1.0}, .smoothable = true},
+    // fake - real; G: -fake
+    {.name = "wasserstein", .kind = TermKind::Linear, .real = {.scale = -1.0, .param = 0.0},
+     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::Linear,
+     .generator = {.scale = -1.0, .param = 0.0}},
+    // D: softplus(-(real - fake)); G: softplus(-(fake - real)), both with the real logits
+    {.name = "rpgan", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .param = 0.0}, .fake = {},
+     .generator_kind = TermKind::BceLogits, .generator = {.scale = 1.0, .param = 0.0}, .paired = true},
+};
+constexpr size_t kFamilyCount = std::size(kFamilies);
 
-constexpr NameTable<const Family*, 5> kFamilyNames{{{kBce.name, &kBce},
-                                                    {kHinge.name, &kHinge},
-                                                    {kLeastSquares.name, &kLeastSquares},
-                                                    {kWasserstein.name, &kWasserstein},
-                                                    {kRpGan.name, &kRpGan}}};
+constexpr NameTable<const Family*, kFamilyCount> family_names() {
+  NameTable<const Family*, kFamilyCount> table{};
+  for (size_t i = 0; i < kFamilyCount; ++i) table[i] = {kFamilies[i].name, &kFamilies[i]};
+  return table;
+}
+constexpr auto kFamilyNames = family_names();
 constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};  // true: probabilities
 
 const Family& parse_family(c10::string_view name, const char* op) {
@@ -279,6 +288,16 @@ OptionNames unpack_options(int64_t packed) {
   static constexpr auto kReductionNames = name_table<Reduction>();
   return {kFamilyNames[packed & 0xff].first, kInputsNames[packed >> 8 & 0xff].first,
           kReductionNames[packed >> 16].first};
+}
+
+std::vector<FamilyFlags> family_flags() {
+  std::vector<FamilyFlags> flags;
+  for (const Family& family : kFamilies) {
+    flags.push_back({.name = std::string(family.name), .smoothable = family.smoothable,
+                     .saturating_form = family.saturating_form, .accepts_probs = accepts_probs(family),
+                     .paired = family.paired});
+  }
+  return flags;
 }
 
 OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor& b) {

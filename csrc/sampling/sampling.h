@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
 
 #include "../common/enum.h"
@@ -14,31 +15,51 @@
 
 namespace fastgan::sampling {
 
-// The distributions, each once: the enum, the names fill_latent_ parses and every dispatch come from this list.
-#define FASTGAN_DISTS(X)                                                                                   \
-  X(Normal, "normal")                     /* a + b z, z ~ N(0, 1) (Box-Muller) */                          \
-  X(Uniform, "uniform")                   /* min(a + (b - a) u, c), u ~ U[0, 1), c < b */                  \
-  X(TruncatedNormal, "truncated_normal")  /* N(0, 1) on [-t, t] by inverse transform; a = erf(t / sqrt 2),  \
-                                             b = erfc(t / sqrt 2) */                                       \
-  X(Bernoulli, "bernoulli")               /* 1 if u < a else 0 */                                          \
-  X(Exponential, "exponential")           /* -log(u) / a, u ~ U(0, 1] (rate a) */                          \
-  X(Logistic, "logistic")                 /* a + b log(u / (1 - u)) (location a, scale b) */               \
-  X(Cauchy, "cauchy")                     /* a + b tan(pi (u - 1/2)) */                                    \
-  X(Laplace, "laplace")                   /* a - b sign(u - 1/2) log(1 - 2 |u - 1/2|) */                   \
-  X(Gumbel, "gumbel")                     /* a - b log(-log u) */
-FASTGAN_DEFINE_ENUM(Dist, FASTGAN_DISTS)
-
 // Which uniform each distribution reads: [0, 1), (0, 1] (for a log), or (0, 1) (for an inverse CDF).
 enum class UniformKind : int8_t { ClosedLow, OpenLow, Open };
 
-constexpr UniformKind uniform_kind(Dist d) {
-  switch (d) {
-    case Dist::Uniform:
-    case Dist::Bernoulli: return UniformKind::ClosedLow;
-    case Dist::Exponential: return UniformKind::OpenLow;
-    default: return UniformKind::Open;
-  }
-}
+// A parameter's domain, which fill_latent_ checks (sampling_ops.h: check_dist_params): finite; finite and > 0; in
+// [0, 1]; unused (must be 0); or one of the pairs checked together (a uniform's bounds, a truncation's erf/erfc).
+enum class Domain : int8_t { Finite, Positive, Probability, Unused, UniformBounds, TruncationErf };
+
+// The distributions, each once: the enum, the names fill_latent_ parses, every dispatch, the uniform each reads and
+// its parameters' names and domains come from this list. A new distribution is one row here and one branch of
+// from_uniform below (a missing branch does not compile), plus its entry in fastgan/sampling.py's DISTRIBUTIONS
+// (a test checks that the two tables agree). Normal draws its pair of uniforms itself (box_muller): its column is
+// unused.
+#define FASTGAN_DISTS(X)                                                                                            \
+  /* value          name                uniform    a: name      domain          b: name      domain   */            \
+  X(Normal,          "normal",           Open,      "mean",      Finite,         "std",       Positive)             \
+  X(Uniform,         "uniform",          ClosedLow, "low",       UniformBounds,  "high",      UniformBounds)        \
+  X(TruncatedNormal, "truncated_normal", Open,      "erf(t/√2)", TruncationErf,  "erfc(t/√2)", TruncationErf)       \
+  X(Bernoulli,       "bernoulli",        ClosedLow, "p",         Probability,    "",          Unused)               \
+  X(Exponential,     "exponential",      OpenLow,   "rate",      Positive,       "",          Unused)               \
+  X(Logistic,        "logistic",         Open,      "loc",       Finite,         "scale",     Positive)             \
+  X(Cauchy,          "cauchy",           Open,      "loc",       Finite,         "scale",     Positive)             \
+  X(Laplace,         "laplace",          Open,      "loc",       Finite,         "scale",     Positive)             \
+  X(Gumbel,          "gumbel",           Open,      "loc",       Finite,         "scale",     Positive)             \
+  X(Weibull,         "weibull",          OpenLow,   "shape",     Positive,       "scale",     Positive)
+FASTGAN_DEFINE_ENUM(Dist, FASTGAN_DISTS)
+
+struct DistParam {
+  std::string_view name;  // as fastgan's Python door names it ("" for an unused parameter)
+  Domain domain;
+};
+
+struct DistInfo {
+  std::string_view name;
+  UniformKind uniform;
+  DistParam a, b;
+};
+
+#define FASTGAN_DIST_INFO_(value, name, uniform, a_name, a_domain, b_name, b_domain) \
+  DistInfo{name, UniformKind::uniform, {a_name, Domain::a_domain}, {b_name, Domain::b_domain}},
+constexpr DistInfo kDistInfo[] = {FASTGAN_DISTS(FASTGAN_DIST_INFO_)};
+#undef FASTGAN_DIST_INFO_
+
+constexpr const DistInfo& dist_info(Dist d) { return kDistInfo[static_cast<int>(d)]; }
+
+constexpr UniformKind uniform_kind(Dist d) { return dist_info(d).uniform; }
 
 // The word -> uniform maps of philox.h, for float (24-bit) or double (32-bit) computation.
 template <class T>
@@ -117,7 +138,8 @@ FASTGAN_HD T draw_uniform(uint32_t w) {
   if constexpr (D == Dist::Uniform && kDigits < 24) {
     return static_cast<T>(w >> (32 - kDigits)) * (T(1) / static_cast<T>(1u << kDigits));
   } else {
-    return to_uniform<T>(w, uniform_kind(D));
+    constexpr UniformKind kKind = uniform_kind(D);  // at compile time: the table is host data
+    return to_uniform<T>(w, kKind);
   }
 }
 
@@ -157,8 +179,14 @@ FASTGAN_HD V from_uniform(V u, V a, V b, V c) {
     return a + math::select<V>(u < V(0.5), V(0) - magnitude, magnitude);
   } else if constexpr (D == Dist::Gumbel) {
     return a - b * math::log(V(0) - math::log(u));
+  } else if constexpr (D == Dist::Weibull) {
+    // scale (-log u)^(1 / shape): -log u is an Exponential(1) draw, exact in its relative error for u on the (0, 1]
+    // grid; at u = 1 it is 0, log gives -inf and the draw 0, the distribution's lower end
+    return b * math::exp(math::log(V(0) - math::log(u)) / a);
   } else {
-    static_assert(D != Dist::Normal, "normals come in pairs: use box_muller");
+    // every distribution but Normal needs a branch above (a forgotten one must not silently return uniforms)
+    static_assert(D == Dist::Normal && D != Dist::Normal, "from_uniform: no branch for this distribution (Normal: "
+                  "normals come in pairs, use box_muller)");
     return u;
   }
 }

@@ -4,9 +4,12 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../common/checks.h"
 #include "../common/dtype.h"
@@ -64,68 +67,72 @@ double next_below(double value) {
   }
 }
 
-// fill_latent_'s parameters (a, b) for `dist` into an output of `dtype`, checked: a ValueError naming the parameter
-// unless each is finite in the kernels' compute type and in its domain. So every op checks its values in C++, as
-// fastgan/_args.py promises, and no parameter can make the draws NaN or infinite. The uniform's bounds are first
-// rounded to the output dtype (what the draw can hold) and must stay apart there.
+// fill_latent_'s parameters (a, b) for `dist` into an output of `dtype`, checked against the distribution's row of
+// FASTGAN_DISTS: a ValueError naming the parameter unless each is finite in the kernels' compute type and in its
+// domain. So every op checks its values in C++, as fastgan/_args.py promises, and no parameter can make the draws
+// NaN or infinite. A uniform's bounds are first rounded to the output dtype (what the draw can hold) and must stay
+// apart there.
 inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarType dtype) {
   constexpr const char* op = "fastgan::fill_latent_";
-  const std::string_view name = enum_names(Dist{})[static_cast<int>(dist)];
+  const DistInfo& info = dist_info(dist);
   const bool wide = dtype == at::kDouble;
   auto representable = [&](double v) { return wide ? std::isfinite(v) : std::isfinite(static_cast<float>(v)); };
-  // param: the Python name; raw: which of fill_latent_'s a, b carries it
-  auto finite = [&](double v, const char* param, const char* raw) {
-    TORCH_CHECK_VALUE(representable(v), op, ": ", name, "'s ", param, " (", raw, ") must be finite in ",
-                      wide ? "float64" : "float32", " (the draw's compute type), got ", v);
-  };
-  auto positive = [&](double v, const char* param, const char* raw) {
-    finite(v, param, raw);
-    TORCH_CHECK_VALUE(v > 0, op, ": ", name, " needs ", param, " > 0 (", raw, "), got ", v);
-  };
-  auto unused = [&](double v) {
-    TORCH_CHECK_VALUE(v == 0, op, ": ", name, " has one parameter (a); b must be 0, got ", v);
-  };
-  switch (dist) {
-    case Dist::Normal:
-      finite(a, "mean", "a");
-      positive(b, "std", "b");
-      return {a, b, 0};
-    case Dist::Uniform: {
-      finite(a, "low", "a");
-      finite(b, "high", "b");
-      return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "uniform bounds", [&] {
-        const double low = static_cast<float>(static_cast<scalar_t>(a)), high = static_cast<float>(static_cast<scalar_t>(b));
-        const double lo = wide ? a : low, hi = wide ? b : high;
-        TORCH_CHECK_VALUE(std::isfinite(lo) && std::isfinite(hi) && lo < hi, op, ": uniform needs finite low < high in ",
-                          dtype, ", got low = ", a, " and high = ", b, " (", lo, " and ", hi, " in ", dtype, ")");
-        TORCH_CHECK_VALUE(representable(hi - lo), op, ": uniform's high - low overflows the compute type, got low = ",
-                          a, " and high = ", b);
-        return DistParams{lo, hi, next_below<scalar_t>(hi)};
-      });
+  auto check = [&](double v, const DistParam& param, const char* raw) {
+    switch (param.domain) {
+      case Domain::Finite:
+      case Domain::Positive:
+        TORCH_CHECK_VALUE(representable(v), op, ": ", info.name, "'s ", param.name, " (", raw, ") must be finite in ",
+                          wide ? "float64" : "float32", " (the draw's compute type), got ", v);
+        TORCH_CHECK_VALUE(param.domain != Domain::Positive || v > 0, op, ": ", info.name, " needs ", param.name,
+                          " > 0 (", raw, "), got ", v);
+        break;
+      case Domain::Probability:
+        TORCH_CHECK_VALUE(v >= 0 && v <= 1, op, ": ", info.name, " needs 0 <= ", param.name, " <= 1 (", param.name,
+                          " is ", raw, "), got ", v);
+        break;
+      case Domain::Unused:
+        TORCH_CHECK_VALUE(v == 0, op, ": ", info.name, " has one parameter (a); ", raw, " must be 0, got ", v);
+        break;
+      case Domain::UniformBounds:
+      case Domain::TruncationErf:
+        break;  // checked as a pair below
     }
-    case Dist::TruncatedNormal:
-      // a = erf(t / sqrt 2) and b = erfc(t / sqrt 2) of the truncation t > 0: fastgan.latent computes them in float64
-      TORCH_CHECK_VALUE(a > 0 && a <= 1 && b >= 0 && b < 1 && std::abs(a + b - 1) <= 1e-12, op,
-                        ": truncated_normal takes a = erf(t / sqrt(2)) and b = erfc(t / sqrt(2)) of a truncation "
-                        "t > 0 (a in (0, 1], b = 1 - a), got a = ", a, " and b = ", b);
-      return {a, b, 0};
-    case Dist::Bernoulli:
-      TORCH_CHECK_VALUE(a >= 0 && a <= 1, op, ": bernoulli needs 0 <= p <= 1 (p is a), got ", a);
-      unused(b);
-      return {a, 0, 0};
-    case Dist::Exponential:
-      positive(a, "rate", "a");
-      unused(b);
-      return {a, 0, 0};
-    case Dist::Logistic:
-    case Dist::Cauchy:
-    case Dist::Laplace:
-    case Dist::Gumbel:
-      finite(a, "loc", "a");
-      positive(b, "scale", "b");
-      return {a, b, 0};
+  };
+  check(a, info.a, "a");
+  check(b, info.b, "b");
+  if (info.a.domain == Domain::TruncationErf) {
+    // a = erf(t / sqrt 2) and b = erfc(t / sqrt 2) of the truncation t > 0: fastgan.latent computes them in float64
+    TORCH_CHECK_VALUE(a > 0 && a <= 1 && b >= 0 && b < 1 && std::abs(a + b - 1) <= 1e-12, op, ": ", info.name,
+                      " takes a = erf(t / sqrt(2)) and b = erfc(t / sqrt(2)) of a truncation t > 0 (a in (0, 1], "
+                      "b = 1 - a), got a = ", a, " and b = ", b);
   }
-  TORCH_CHECK(false, op, ": unknown distribution");
+  if (info.a.domain != Domain::UniformBounds) return {a, b, 0};
+  TORCH_CHECK_VALUE(representable(a), op, ": uniform's low (a) must be finite in ", wide ? "float64" : "float32",
+                    ", got ", a);
+  TORCH_CHECK_VALUE(representable(b), op, ": uniform's high (b) must be finite in ", wide ? "float64" : "float32",
+                    ", got ", b);
+  return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "uniform bounds", [&] {
+    const double lo = wide ? a : static_cast<float>(static_cast<scalar_t>(a));
+    const double hi = wide ? b : static_cast<float>(static_cast<scalar_t>(b));
+    TORCH_CHECK_VALUE(std::isfinite(lo) && std::isfinite(hi) && lo < hi, op, ": uniform needs finite low < high in ",
+                      dtype, ", got low = ", a, " and high = ", b, " (", lo, " and ", hi, " in ", dtype, ")");
+    TORCH_CHECK_VALUE(representable(hi - lo), op, ": uniform's high - low overflows the compute type, got low = ",
+                      a, " and high = ", b);
+    return DistParams{lo, hi, next_below<scalar_t>(hi)};
+  });
+}
+
+// The distributions' table as fastgan's Python side sees it (tests/test_tables.py compares it with
+// fastgan.sampling.DISTRIBUTIONS): name, the names of the parameters a and b ("" when unused), and the uniform the
+// draw reads ("closed_low" [0, 1), "open_low" (0, 1], "open" (0, 1)).
+inline std::vector<std::array<std::string, 4>> distribution_rows() {
+  constexpr const char* kUniforms[] = {"closed_low", "open_low", "open"};
+  std::vector<std::array<std::string, 4>> rows;
+  for (const DistInfo& info : kDistInfo) {
+    rows.push_back({std::string(info.name), std::string(info.a.name), std::string(info.b.name),
+                    kUniforms[static_cast<int>(info.uniform)]});
+  }
+  return rows;
 }
 
 // A fill_latent_ call, checked: draws of `dist` (parameters a, b, c: check_dist_params) from stream (seed, stream),
