@@ -43,14 +43,12 @@ step tests "$PYTHON" -m pytest -q -p no:cacheprovider -p no:logging -ra tests
 if [ "$#" -eq 0 ]; then
   # In parts, most telling first, each merged into the same results file: a call cut short by the machine's
   # 10-minute limit keeps every part that finished.
-  step bench_kernels "$PYTHON" benchmarks/run.py --output "$out" --device cuda \
-    --ops d_loss,g_loss,normal,uniform,truncated_normal,sample_cdf,mmd,mh
-  step bench_metrics "$PYTHON" benchmarks/run.py --output "$out" --device cuda --ops metrics
-  step bench_training "$PYTHON" benchmarks/run.py --output "$out" --device cuda \
-    --ops ring256,ring4096,dcgan128,tutorial128
+  step bench_kernels "$PYTHON" benchmarks/run.py --output "$out" --device cuda --suites ops,samplers,mmd,mh,kernels
+  step bench_metrics "$PYTHON" benchmarks/run.py --output "$out" --device cuda --suites metrics
+  step bench_training "$PYTHON" benchmarks/run.py --output "$out" --device cuda --suites training
 else
   step benchmarks "$PYTHON" benchmarks/run.py --output "$out" "$@"
 fi
 # The machine's CPU cores give the thread-scaling table at 1, 4, 8 and 16 threads (cpu-<model>-<n>-threads.*).
-step cpu_scaling "$PYTHON" benchmarks/run.py --device cpu --ops scaling --output "$out"
+step cpu_scaling "$PYTHON" benchmarks/run.py --device cpu --suites scaling --output "$out"
 exit $status

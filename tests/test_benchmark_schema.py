@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.run import SUITES, measurement, merge
-from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION
+from benchmarks.report import merge
+from benchmarks.schema import COMMON_FIELDS, SCHEMA_VERSION, measurement
+from benchmarks.suites import SUITES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,14 +54,14 @@ def test_compare_reports_every_suite_present_in_both(tmp_path):
 def test_run_writes_common_rows_tables_and_a_plot_and_a_rerun_keeps_the_rest(tmp_path):
     """run.py end to end on the CPU at the smallest sizes (what CI can afford): every row has the common fields and
     a timing, the tables and the plot are written, and a rerun of one suite keeps the other's rows."""
-    def run(*ops):
+    def run(*flags):
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--device", "cpu", "--quick",
-                        "--ops", ",".join(ops), "--sizes", "64", "--output", str(tmp_path)],
+                        *flags, "--loss-sizes", "64", "--output", str(tmp_path)],
                        check=True, capture_output=True, text=True)
         (path,) = tmp_path.glob("*.json")
         return json.loads(path.read_text()), path
 
-    first, path = run("d_loss", "normal")
+    first, path = run("--suites", "ops,samplers", "--losses", "d_loss", "--samplers", "normal")
     assert {r["suite"] for r in first["rows"]} == {"ops", "samplers"}
     for row in first["rows"]:
         assert tuple(row)[:len(COMMON_FIELDS)] == COMMON_FIELDS and row["median_s"] > 0 and row["threads"] >= 1
@@ -68,6 +69,6 @@ def test_run_writes_common_rows_tables_and_a_plot_and_a_rerun_keeps_the_rest(tmp
     markdown = path.with_suffix(".md").read_text()
     assert "| d_loss n=64 | full |" in markdown and "| normal n=4096 | full |" in markdown
     assert path.with_suffix(".png").stat().st_size > 0
-    second, _ = run("normal")
+    second, _ = run("--suites", "samplers", "--samplers", "normal")
     assert [r for r in second["rows"] if r["suite"] == "ops"] == [r for r in first["rows"] if r["suite"] == "ops"]
     assert second["meta"]["suites_measured"] == {"ops": first["meta"]["date"], "samplers": second["meta"]["date"]}
