@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -451,7 +452,59 @@ def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 5) -> D
 # Accumulating over a training loop
 # ---------------------------------------------------------------------------------------------------------------
 
-FEATURE_METRICS = ("kid", "fid", "precision_recall", "density_coverage")
+class _Evaluation:
+    """What a metric of GANMetrics computes from: the gathered features (real, fake) or the merged streaming
+    statistics, the options, and the k-NN pass that precision/recall and density/coverage share (run once)."""
+
+    def __init__(self, metrics: "GANMetrics"):
+        self._metrics, self._knn = metrics, None
+
+    def stats(self, real: bool) -> "FeatureStats":
+        return self._metrics._all_stats(real)
+
+    def features(self, real: bool) -> torch.Tensor:
+        feats = self._metrics._feats[real]
+        if not feats:
+            raise RuntimeError(f"GANMetrics.compute: no {'real' if real else 'fake'} features were given")
+        return _gather_rows(torch.cat(feats))
+
+    def knn(self) -> Dict[str, float]:
+        if self._knn is None:  # both pairs from one pass over the pairs, each with its own k
+            self._knn = _prdc(self.features(True), self.features(False), self._metrics.pr_k, self._metrics.dc_k,
+                              "GANMetrics")
+        return self._knn
+
+
+def _kid_keys(value) -> Dict[str, float]:
+    if isinstance(value, tuple):  # subsets: (mean, std)
+        return {"kid": float(value[0]), "kid_std": float(value[1])}
+    return {"kid": float(value)}
+
+
+def _fid_keys(e: _Evaluation) -> Dict[str, float]:
+    real, fake = e.stats(True), e.stats(False)
+    return {"fid": float(fid_from_stats(real.mean, real.covariance(), fake.mean, fake.covariance()))}
+
+
+@dataclass(frozen=True)
+class FeatureMetric:
+    """A metric GANMetrics accumulates, once: whether it needs the features themselves (kept until compute) or
+    only their streaming float64 statistics, and how its result keys come from an evaluation. A new metric is its
+    function above and one row here (and a test)."""
+
+    name: str
+    keeps_features: bool
+    compute: Callable[[_Evaluation], Dict[str, float]]
+
+
+FEATURE_METRIC_TABLE = {m.name: m for m in (
+    FeatureMetric("kid", True, lambda e: _kid_keys(kid(e.features(True), e.features(False),
+                                                       **e._metrics.kid_options))),
+    FeatureMetric("fid", False, _fid_keys),
+    FeatureMetric("precision_recall", True, lambda e: {k: e.knn()[k] for k in ("precision", "recall")}),
+    FeatureMetric("density_coverage", True, lambda e: {k: e.knn()[k] for k in ("density", "coverage")}),
+)}
+FEATURE_METRICS = tuple(FEATURE_METRIC_TABLE)
 
 
 def _gather_rows(t: torch.Tensor) -> torch.Tensor:
@@ -525,11 +578,12 @@ class GANMetrics:
             raise ValueError("GANMetrics.update: features have non-finite values (NaN or inf)")
         feats = feats.detach()
         self._like = feats[:0] if like is None else like
-        if "fid" in self.metrics:
+        needs = [FEATURE_METRIC_TABLE[name].keeps_features for name in self.metrics]
+        if not all(needs):  # a metric of the statistics alone
             if self._stats[real] is None:
                 self._stats[real] = FeatureStats(feats.shape[1], feats.device)
             self._stats[real].update(feats)
-        if set(self.metrics) - {"fid"}:
+        if any(needs):
             self._feats[real].append(feats)
 
     def _all_stats(self, real: bool) -> FeatureStats:
@@ -545,24 +599,8 @@ class GANMetrics:
         return merged
 
     def compute(self) -> Dict[str, float]:
+        evaluation = _Evaluation(self)
         result: Dict[str, float] = {}
-        if "fid" in self.metrics:
-            real, fake = self._all_stats(True), self._all_stats(False)
-            result["fid"] = float(fid_from_stats(real.mean, real.covariance(), fake.mean, fake.covariance()))
-        if set(self.metrics) - {"fid"}:
-            if not self._feats[True] or not self._feats[False]:
-                raise RuntimeError("GANMetrics.compute: give both real and fake features before compute")
-            real = _gather_rows(torch.cat(self._feats[True]))
-            fake = _gather_rows(torch.cat(self._feats[False]))
-            if "kid" in self.metrics:
-                value = kid(real, fake, **self.kid_options)
-                if isinstance(value, tuple):
-                    result["kid"], result["kid_std"] = float(value[0]), float(value[1])
-                else:
-                    result["kid"] = float(value)
-            wanted = {"precision_recall": ("precision", "recall"), "density_coverage": ("density", "coverage")}
-            keys = [key for name, pair in wanted.items() if name in self.metrics for key in pair]
-            if keys:  # both pairs from one pass over the pairs, each with its own k
-                both = _prdc(real, fake, self.pr_k, self.dc_k, "GANMetrics")
-                result.update({key: both[key] for key in keys})
+        for name in self.metrics:
+            result.update(FEATURE_METRIC_TABLE[name].compute(evaluation))
         return result
