@@ -3,15 +3,15 @@
 from ._ext import build_info
 from . import metrics, nn, reference, toy
 from .losses import LOSSES, fused_gan_loss, fused_generator_loss
-from .mcmc import (discriminator_rejection_sampling, drs, metropolis_hastings, mh_gan, mh_gan_select,
-                   rejection_sample)
+from .chains import metropolis_hastings, mh_gan, mh_gan_select
+from .rejection import discriminator_rejection_sampling, drs, drs_accept, rejection_sample
 from .mmd import mmd
 from .sampling import LatentSampler, inverse_transform, latent, random_bits, sample_cdf
 
 __version__ = build_info()["version"]
 
 __all__ = [
-    "LOSSES", "LatentSampler", "build_info", "discriminator_rejection_sampling", "drs", "fused_gan_loss",
+    "LOSSES", "LatentSampler", "build_info", "discriminator_rejection_sampling", "drs", "drs_accept", "fused_gan_loss",
     "fused_generator_loss", "inverse_transform", "latent", "metropolis_hastings", "mh_gan", "mh_gan_select", "mmd",
     "rejection_sample",
     "metrics", "nn", "random_bits", "reference", "sample_cdf", "toy", "__version__",

@@ -130,3 +130,14 @@ def float_dtype(dtype, name: str = "dtype", allowed=FLOAT_DTYPES) -> torch.dtype
     if not isinstance(dtype, torch.dtype) or dtype not in allowed:
         raise TypeError(f"{name} must be {_dtype_names(allowed)}, got {dtype!r}")
     return dtype
+
+
+def check_finite(name: str, t: torch.Tensor) -> None:
+    """A ValueError when t holds NaN or inf (a device synchronisation on CUDA: the callers' validate=False skips it)."""
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} has non-finite entries")
+
+
+def logits_of(discriminator, x: torch.Tensor) -> torch.Tensor:
+    """The discriminator's logits of the batch x as a float64 vector [len(x)] (DRS and MH-GAN compute in float64)."""
+    return discriminator(x).reshape(len(x)).double()

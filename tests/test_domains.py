@@ -60,7 +60,7 @@ CALLS = {
     "rejection_sample": (lambda **a: fastgan.rejection_sample(
         **{"log_target": lambda x: torch.zeros(len(x)), "propose": propose, "log_envelope": 0.0, "n": 4, "seed": 0,
            **a}), {}),
-    "drs": (lambda **a: fastgan.drs(**{"logits": torch.zeros(4), "max_logit": 1.0, "seed": 0, **a}), {}),
+    "drs_accept": (lambda **a: fastgan.drs_accept(**{"logits": torch.zeros(4), "max_logit": 1.0, "seed": 0, **a}), {}),
     "mh_gan_select": (lambda **a: fastgan.mh_gan_select(**{"logits": torch.zeros(2, 3), "seed": 0, **a}), {}),
     "mh_gan": (lambda **a: fastgan.mh_gan(**{"generator": torch.nn.Linear(2, 2), "discriminator": torch.nn.Linear(2, 1),
                                              "n": 2, "latent_dim": 2, "seed": 0, **a}), {}),
@@ -89,7 +89,8 @@ def test_the_table_covers_every_public_function():
     documented = {function for function, *_ in ROWS}
     assert documented == set(CALLS), documented ^ set(CALLS)
     public = {name for name in fastgan.__all__ if callable(getattr(fastgan, name)) and name != "build_info"}
-    assert public <= documented | {"metrics", "nn", "reference", "toy"}, public - documented
+    deprecated = {"drs"}  # drs_accept's old name, kept for one release
+    assert public <= documented | deprecated | {"metrics", "nn", "reference", "toy"}, public - documented
 
 
 @pytest.mark.parametrize("function, argument, accepted, refused", ROWS,

@@ -274,7 +274,7 @@ def test_accept_compact(log_ratio, offset, seed):
 
 @given(logits=tensors(max_dims=1), max_logit=any_float, gamma=st.none() | any_float, eps=any_float, offset=any_int)
 def test_drs(logits, max_logit, gamma, eps, offset):
-    result = clear_or(lambda: fastgan.drs(logits, max_logit=max_logit, gamma=gamma, eps=eps, seed=0, offset=offset))
+    result = clear_or(lambda: fastgan.drs_accept(logits, max_logit=max_logit, gamma=gamma, eps=eps, seed=0, offset=offset))
     if result is not None:
         accept, f = result
         assert accept.dtype == torch.bool and accept.shape == logits.shape and not torch.isnan(f).any()

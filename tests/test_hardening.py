@@ -154,12 +154,12 @@ def test_a_uniform_that_would_round_up_to_high_is_kept_below_it(device):
                                     {"max_logit": 1.0, "eps": -1.0}, {"max_logit": 1.0, "eps": 0.0}])
 def test_drs_refuses_parameters_that_make_nan(kwargs):
     with pytest.raises(ValueError):
-        fastgan.drs(torch.randn(10), seed=0, **kwargs)
+        fastgan.drs_accept(torch.randn(10), seed=0, **kwargs)
 
 
 def test_drs_refuses_integer_logits():
     with pytest.raises(TypeError, match="logits"):
-        fastgan.drs(torch.arange(10), max_logit=9.0, seed=0)
+        fastgan.drs_accept(torch.arange(10), max_logit=9.0, seed=0)
 
 
 @pytest.mark.parametrize("dist, params", [("exponential", {"rate": math.inf}), ("logistic", {"loc": math.nan}),
@@ -298,7 +298,7 @@ def test_bad_arguments_get_an_error_naming_them(call, error, message):
     (lambda v: fastgan.sample_cdf(v, 3, seed=0), "cdf"),
     (lambda v: fastgan.mh_gan_select(v, seed=0), "logits"),
     (lambda v: fastgan.metrics.kid(v, torch.zeros(3, 1)), "real_feats"),
-    (lambda v: fastgan.drs(v, max_logit=1.0, seed=0), "logits"),
+    (lambda v: fastgan.drs_accept(v, max_logit=1.0, seed=0), "logits"),
 ])
 def test_non_tensors_get_a_type_error_naming_the_argument(call, name, value):
     with pytest.raises(TypeError, match=name):
@@ -385,3 +385,17 @@ def test_warnings_are_not_errors_in_a_normal_call():
         warnings.simplefilter("error")
         fastgan.latent(3, 2, seed=0, dist="uniform", low=-1, high=1)
         fastgan.sample_cdf(torch.tensor([0.1, 0.9]), 5, seed=0, probs=True)
+
+
+def test_renamed_functions_keep_their_old_names_for_one_release():
+    """drs is DRS's acceptance test (drs_accept), not the sampler; fastgan.mcmc held rejection samplers too (now
+    fastgan.chains and fastgan.rejection). The old names work and say where the new ones are."""
+    logits = torch.randn(8, dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match="drs_accept"):
+        old = fastgan.drs(logits, max_logit=3.0, seed=1)
+    new = fastgan.drs_accept(logits, max_logit=3.0, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(old, new))
+    import importlib
+    mcmc = importlib.import_module("fastgan.mcmc")
+    with pytest.warns(DeprecationWarning, match="fastgan.chains.metropolis_hastings"):
+        assert mcmc.metropolis_hastings is fastgan.metropolis_hastings

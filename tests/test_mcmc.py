@@ -129,12 +129,12 @@ def test_drs_recovers_the_target_from_a_known_density_ratio(device):
     x, logits = known_ratio_proposals(400_000, 1, 9, device)
     x, logits = x[:, 0], logits[:, 0]
     inside = x < 3.0  # the envelope max l = 2.5 bounds the ratio there
-    accept, f = fastgan.drs(logits[inside], max_logit=2.5, gamma=0.0, seed=10)
+    accept, f = fastgan.drs_accept(logits[inside], max_logit=2.5, gamma=0.0, seed=10)
     chosen = x[inside][accept].cpu().numpy()
     assert len(chosen) > 20_000
     truncated = scipy.stats.truncnorm(-math.inf, 3.0 - 1.0, loc=1.0)
     assert scipy.stats.kstest(chosen, truncated.cdf).pvalue > 1e-4
-    _, f_default = fastgan.drs(logits[inside], max_logit=2.5, seed=10)
+    _, f_default = fastgan.drs_accept(logits[inside], max_logit=2.5, seed=10)
     assert abs(torch.quantile(f_default.double(), 0.95).item()) < 1e-9  # gamma=None centres the 95th percentile
 
 
@@ -205,7 +205,7 @@ def test_cuda_graph_captures_on_the_chains_device_not_the_current_one():
          ValueError, r"\[chains, d\]"),
         (lambda: fastgan.metropolis_hastings(lambda x: x[:, 0], torch.zeros(4, 2), 3, step_size=0.1, seed=0,
                                              cuda_graph=True), ValueError, "CUDA device"),
-        (lambda: fastgan.drs(torch.tensor([0.0, float("inf")]), max_logit=1.0, seed=0), ValueError, "non-finite"),
+        (lambda: fastgan.drs_accept(torch.tensor([0.0, float("inf")]), max_logit=1.0, seed=0), ValueError, "non-finite"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call, error, message):
