@@ -126,6 +126,12 @@ def _dtype_names(dtypes) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels accumulate in: float64 for float64, float32 for the narrower ones (csrc/common/dtype.h
+    holds the C++ rule; tests/test_tables.py checks that this one agrees with the ops)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def float_dtype(dtype, name: str = "dtype", allowed=FLOAT_DTYPES) -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or dtype not in allowed:
         raise TypeError(f"{name} must be {_dtype_names(allowed)}, got {dtype!r}")

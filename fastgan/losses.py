@@ -199,13 +199,9 @@ for _op, _reference_loss in (("gan_loss", _gan_loss_reference), ("generator_loss
 # dispatches here, and outputs made from one of the two would be uninitialised memory on the CPU.
 
 
-def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _fake_forward(first, second_numel, reduction):
     shape = () if reduction != "none" else (first.numel() + second_numel,)
-    return first.new_empty(shape), first.new_empty((4,), dtype=_accumulate_dtype(first.dtype))
+    return first.new_empty(shape), first.new_empty((4,), dtype=_args.accumulate_dtype(first.dtype))
 
 
 @torch.library.register_fake("fastgan::gan_loss")

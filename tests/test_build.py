@@ -53,7 +53,8 @@ def test_every_declared_op_has_cpu_and_cuda_kernels():
     lambda x, v: torch.ops.fastgan.fill_latent_(x, "normal", 0.0, 1.0, 0, 0, None, 0),
     lambda x, v: torch.ops.fastgan.accept_compact(v, 0, 0, 0),
     lambda x, v: torch.ops.fastgan.mh_select(x, None, 0, 0, 0),
-], ids=["mmd", "sampling", "rejection", "mh_gan"])
+    lambda x, v: torch.ops.fastgan.gan_loss(v, v),
+], ids=["mmd", "sampling", "rejection", "mh_gan", "losses"])
 def test_a_cpu_only_build_says_so_for_every_family(call):
     """Dispatched to the CUDA key (as a CUDA tensor would be), each family of a build without CUDA kernels gives
     the same message, not the dispatcher's list of backends."""

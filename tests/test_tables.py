@@ -4,7 +4,7 @@ lines) and the C++ tables (the kernels' terms and checks) must agree, and the do
 import pathlib
 
 import fastgan
-from fastgan import _ext, reference
+from fastgan import _args, _ext, reference
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -30,3 +30,10 @@ def test_the_distributions_agree_between_python_and_cpp():
     for d in DISTRIBUTIONS.values():
         if d.encode is None:  # the options are the op's parameters a and b, in order
             assert tuple(name for name, _ in d.options) == tuple(p for p in cpp[d.name] if p), d.name
+
+
+def test_the_accumulate_dtype_rule_agrees_between_python_and_cpp():
+    import torch
+    for dtype in _args.FLOAT_DTYPES:
+        _, stats = torch.ops.fastgan.gan_loss(torch.zeros(2, dtype=dtype), torch.zeros(2, dtype=dtype))
+        assert stats.dtype == _args.accumulate_dtype(dtype)

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dtype.h"
 #include "enum.h"
 #include "philox.h"
 
@@ -77,9 +78,5 @@ inline void check_in_place(const NamedTensors& written, const NamedTensors& read
   }
 }
 
-// The dtype reductions accumulate in: float64 for float64 inputs, float32 for everything narrower.
-inline at::ScalarType accumulate_type(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 }  // namespace fastgan

@@ -13,10 +13,16 @@
 
 namespace fastgan {
 
-// The type a kernel computes and accumulates in for storage type S: double for double, float for float and the
-// 16-bit types (as aten does). One definition for every device.
+// The dtype reductions accumulate and kernels compute in: float64 for float64 inputs, float32 for everything
+// narrower (as aten does). The one rule, for dtypes (accumulate_type) and for C++ types (Acc<S>), every device.
+// (Python's copy, for the fake kernels, is fastgan._args.accumulate_dtype; a test compares it with the ops' stats.)
+constexpr c10::ScalarType accumulate_type(c10::ScalarType t) {
+  return t == c10::ScalarType::Double ? c10::ScalarType::Double : c10::ScalarType::Float;
+}
+
 template <class S>
-using Acc = std::conditional_t<std::is_same_v<S, double>, double, float>;
+using Acc = std::conditional_t<accumulate_type(c10::CppTypeToScalarType<S>::value) == c10::ScalarType::Double,
+                               double, float>;
 
 // Significand bits of storage type S (11 for float16, 8 for bfloat16): what a uniform draw into S can hold exactly.
 template <class S>

@@ -60,6 +60,10 @@ constexpr NameTable<const Family*, kFamilyCount> family_names() {
 constexpr auto kFamilyNames = family_names();
 constexpr NameTable<bool, 2> kInputsNames{{{"logits", false}, {"probs", true}}};  // true: probabilities
 
+// The ops' names in their messages: the Python functions users call.
+constexpr const char* kDiscriminatorOp = "fastgan.fused_gan_loss";
+constexpr const char* kGeneratorOp = "fastgan.fused_generator_loss";
+
 const Family& parse_family(c10::string_view name, const char* op) {
   return *parse_name(name, kFamilyNames, op, "loss");
 }
@@ -100,7 +104,7 @@ void check_pair(const Tensor& real, const Tensor& fake, const char* real_name, c
 // The discriminator's loss: term a on the real logits, term b on the fake ones (Paired: one term of the pairs).
 LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_view loss, double label_smoothing,
                             c10::string_view inputs, c10::string_view reduction) {
-  constexpr const char* op = "fastgan.fused_gan_loss";
+  constexpr const char* op = kDiscriminatorOp;
   LossSpec spec;
   const Family& family = parse_family(loss, op);
   const bool probs = parse_probs(inputs, op);
@@ -129,7 +133,7 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
 // The generator's loss: term b on the fake logits (a absent), or the pairing with the real logits.
 LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c10::string_view loss,
                         bool saturating, c10::string_view inputs, c10::string_view reduction) {
-  constexpr const char* op = "fastgan.fused_generator_loss";
+  constexpr const char* op = kGeneratorOp;
   LossSpec spec;
   const Family& family = parse_family(loss, op);
   const bool probs = parse_probs(inputs, op);
@@ -156,10 +160,6 @@ LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c
   return spec;
 }
 
-// The loss ops register one function for both dispatch keys (the checks, which come first, name the op), so the
-// engine follows the tensors' device.
-const LossEngine& engine_for(const Tensor& t) { return EngineTable<LossEngine>::of(t.device().type(), "fastgan"); }
-
 // The kernels' operands: a (may be undefined) and b contiguous, and how many per-element losses they give.
 struct Operands {
   Tensor a, b;
@@ -170,17 +170,18 @@ struct Operands {
 };
 
 // Returns (loss, stats).
-std::tuple<Tensor, Tensor> run_forward(const LossSpec& spec, const Tensor& a_in, const Tensor& b_in) {
+std::tuple<Tensor, Tensor> run_forward(const LossEngine& engine, const LossSpec& spec, const Tensor& a_in,
+                                       const Tensor& b_in) {
   const auto [a, b, per_element] = Operands(spec, a_in, b_in);
   const auto options = b.options();
   Tensor loss = spec.reduction == Reduction::None ? at::empty({per_element}, options) : at::empty({}, options);
   Tensor stats = at::empty({4}, options.dtype(accumulate_type(b.scalar_type())));
-  engine_for(b).forward(spec, a, b, loss, stats);
+  engine.forward(spec, a, b, loss, stats);
   return {loss, stats};
 }
 
-std::tuple<Tensor, Tensor> run_backward(const LossSpec& spec, const Tensor& grad_in, const Tensor& a_in,
-                                        const Tensor& b_in, const char* op) {
+std::tuple<Tensor, Tensor> run_backward(const LossEngine& engine, const LossSpec& spec, const Tensor& grad_in,
+                                        const Tensor& a_in, const Tensor& b_in, const char* op) {
   const auto [a, b, per_element] = Operands(spec, a_in, b_in);
   if (spec.reduction == Reduction::None) {
     TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.numel() == per_element, op,
@@ -195,39 +196,47 @@ std::tuple<Tensor, Tensor> run_backward(const LossSpec& spec, const Tensor& grad
   const Tensor grad = (grad_in.scalar_type() == b.scalar_type() ? grad_in : grad_in.to(b.scalar_type())).contiguous();
   Tensor grad_a = a.defined() ? at::empty_like(a) : Tensor();
   Tensor grad_b = at::empty_like(b);
-  engine_for(b).backward(spec, grad, a, b, grad_a, grad_b);
+  engine.backward(spec, grad, a, b, grad_a, grad_b);
   return {grad_a, grad_b};
 }
 
-// ---- The ops (schemas in csrc/fastgan.cpp) ----
+// ---- The ops (schemas in csrc/fastgan.cpp), one entry point per op and dispatch key, the engine first ----
 
+template <c10::DeviceType kDevice>
 std::tuple<Tensor, Tensor> gan_loss(const Tensor& real, const Tensor& fake, c10::string_view loss,
                                     double label_smoothing, c10::string_view inputs, c10::string_view reduction) {
+  const LossEngine& engine = EngineTable<LossEngine>::of(kDevice, kDiscriminatorOp);
   const LossSpec spec = discriminator_spec(real, fake, loss, label_smoothing, inputs, reduction);
-  return run_forward(spec, real, fake);
+  return run_forward(engine, spec, real, fake);
 }
 
+template <c10::DeviceType kDevice>
 std::tuple<Tensor, Tensor> gan_loss_backward(const Tensor& grad, const Tensor& real, const Tensor& fake,
                                              c10::string_view loss, double label_smoothing, c10::string_view inputs,
                                              c10::string_view reduction) {
+  const LossEngine& engine = EngineTable<LossEngine>::of(kDevice, "fastgan::gan_loss_backward");
   const LossSpec spec = discriminator_spec(real, fake, loss, label_smoothing, inputs, reduction);
-  return run_backward(spec, grad, real, fake, "fastgan::gan_loss_backward");
+  return run_backward(engine, spec, grad, real, fake, "fastgan::gan_loss_backward");
 }
 
+template <c10::DeviceType kDevice>
 std::tuple<Tensor, Tensor> generator_loss(const Tensor& fake, const std::optional<Tensor>& real, c10::string_view loss,
                                           bool saturating, c10::string_view inputs, c10::string_view reduction) {
+  const LossEngine& engine = EngineTable<LossEngine>::of(kDevice, kGeneratorOp);
   const LossSpec spec = generator_spec(fake, real, loss, saturating, inputs, reduction);
-  return run_forward(spec, spec.layout == Layout::Paired ? *real : Tensor(), fake);
+  return run_forward(engine, spec, spec.layout == Layout::Paired ? *real : Tensor(), fake);
 }
 
 // Returns (grad_fake, grad_real); grad_real is an empty [0] tensor when real is None (ops cannot return None).
+template <c10::DeviceType kDevice>
 std::tuple<Tensor, Tensor> generator_loss_backward(const Tensor& grad, const Tensor& fake,
                                                    const std::optional<Tensor>& real, c10::string_view loss,
                                                    bool saturating, c10::string_view inputs,
                                                    c10::string_view reduction) {
+  const LossEngine& engine = EngineTable<LossEngine>::of(kDevice, "fastgan::generator_loss_backward");
   const LossSpec spec = generator_spec(fake, real, loss, saturating, inputs, reduction);
   const bool paired = spec.layout == Layout::Paired;
-  auto [grad_real, grad_fake] = run_backward(spec, grad, paired ? *real : Tensor(), fake,
+  auto [grad_real, grad_fake] = run_backward(engine, spec, grad, paired ? *real : Tensor(), fake,
                                              "fastgan::generator_loss_backward");
   return {grad_fake, grad_real.defined() ? grad_real : at::empty({0}, fake.options())};
 }
@@ -243,7 +252,8 @@ std::tuple<Tensor, Tensor> gan_loss_autocast(const Tensor& real, const Tensor& f
                                              double label_smoothing, c10::string_view inputs,
                                              c10::string_view reduction) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastgan::gan_loss", "").typed<decltype(gan_loss)>();
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastgan::gan_loss", "")
+                       .typed<decltype(gan_loss<c10::DeviceType::CPU>)>();
   return op.call(to_float32(real), to_float32(fake), loss, label_smoothing, inputs, reduction);
 }
 
@@ -251,17 +261,18 @@ std::tuple<Tensor, Tensor> generator_loss_autocast(const Tensor& fake, const std
                                                    c10::string_view loss, bool saturating, c10::string_view inputs,
                                                    c10::string_view reduction) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  static auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("fastgan::generator_loss", "").typed<decltype(generator_loss)>();
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastgan::generator_loss", "")
+                       .typed<decltype(generator_loss<c10::DeviceType::CPU>)>();
   std::optional<Tensor> real32 = real.has_value() ? std::optional<Tensor>(to_float32(*real)) : std::nullopt;
   return op.call(to_float32(fake), real32, loss, saturating, inputs, reduction);
 }
 
-void register_loss_kernels(torch::Library& m) {
-  m.impl("gan_loss", &gan_loss);
-  m.impl("gan_loss_backward", &gan_loss_backward);
-  m.impl("generator_loss", &generator_loss);
-  m.impl("generator_loss_backward", &generator_loss_backward);
+template <c10::DeviceType kDevice>
+void register_loss_ops(torch::Library& m) {
+  m.impl("gan_loss", &gan_loss<kDevice>);
+  m.impl("gan_loss_backward", &gan_loss_backward<kDevice>);
+  m.impl("generator_loss", &generator_loss<kDevice>);
+  m.impl("generator_loss_backward", &generator_loss_backward<kDevice>);
 }
 
 void register_autocast(torch::Library& m) {
@@ -327,10 +338,10 @@ OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor
   return w;
 }
 
-// The same entry points serve both devices: the checks are identical, only the engine differs. Registering the
-// CUDA key even in a CPU-only build turns torch's generic "no kernel for CUDA" into a message about the build.
-TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_loss_kernels(m); }
-TORCH_LIBRARY_IMPL(fastgan, CUDA, m) { register_loss_kernels(m); }
+// Registering the CUDA key even in a CPU-only build turns torch's generic "no kernel for CUDA" into a message about
+// the build (EngineTable::of, the first call of every entry point).
+TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_loss_ops<c10::DeviceType::CPU>(m); }
+TORCH_LIBRARY_IMPL(fastgan, CUDA, m) { register_loss_ops<c10::DeviceType::CUDA>(m); }
 
 TORCH_LIBRARY_IMPL(fastgan, AutocastCPU, m) { register_autocast(m); }
 TORCH_LIBRARY_IMPL(fastgan, AutocastCUDA, m) { register_autocast(m); }
