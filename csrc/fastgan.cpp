@@ -39,6 +39,10 @@ TORCH_LIBRARY(fastgan, m) {
         "float step_size, int seed, int stream) -> ()");  // one fused random-walk MH step, in place
   m.def("accept_compact(Tensor log_ratio, int seed, int offset, int stream) -> (Tensor index, Tensor count)");
 
+  // ---- gradient penalties (csrc/penalty): (weight mean_i (|g_i| - centre)^2, norms |g_i|) over rows of grads ----
+  m.def("gradient_penalty(Tensor grads, float centre, float weight) -> (Tensor, Tensor)");
+  m.def("gradient_penalty_backward(Tensor grad, Tensor grads, Tensor norms, float centre, float weight) -> Tensor");
+
   // ---- MMD (csrc/mmd): kernel_type, not kernel (Inductor's custom-op fallback takes a `kernel` itself) ----
   m.def("mmd(Tensor x, Tensor y, float[] kernel_params, str kernel_type=\"rbf\", bool unbiased=True) -> Tensor");
   m.def("mmd_backward(Tensor grad, Tensor x, Tensor y, float[] kernel_params, str kernel_type, bool unbiased) "

@@ -8,6 +8,7 @@ import torch
 
 from .losses import fused_gan_loss, fused_generator_loss
 from .mmd import mmd
+from .penalties import r1_penalty, r2_penalty, wgan_gp
 
 
 class GANLoss(torch.nn.Module):
@@ -63,3 +64,38 @@ class MMDLoss(torch.nn.Module):
         options = {"bandwidths": self.bandwidths, "degree": self.degree, "gamma": self.gamma, "coef": self.coef}
         given = "".join(f", {name}={value}" for name, value in options.items() if value is not None)
         return f"kernel={self.kernel!r}, estimator={self.estimator!r}, squared={self.squared}{given}"
+
+
+class R1Penalty(torch.nn.Module):
+    """R1 penalty module: ``R1Penalty(gamma=10.0, interval=1)(D(real), real)``; see fastgan.r1_penalty."""
+
+    def __init__(self, gamma: float = 10.0, interval: int = 1):
+        super().__init__()
+        self.gamma, self.interval = gamma, interval
+
+    def forward(self, d_out: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return r1_penalty(d_out, real, gamma=self.gamma, interval=self.interval)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, interval={self.interval}"
+
+
+class R2Penalty(R1Penalty):
+    """R2 penalty module: ``R2Penalty(gamma)(D(fake), fake)``; see fastgan.r2_penalty."""
+
+    def forward(self, d_out: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return r2_penalty(d_out, fake, gamma=self.gamma, interval=self.interval)
+
+
+class WGANGP(torch.nn.Module):
+    """WGAN-GP module around a critic: ``WGANGP(D, weight=10.0)(real, fake, seed=...)``; see fastgan.wgan_gp."""
+
+    def __init__(self, discriminator, *, weight: float = 10.0, centre: float = 1.0):
+        super().__init__()
+        self.discriminator, self.weight, self.centre = discriminator, weight, centre
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor, **draw) -> torch.Tensor:
+        return wgan_gp(self.discriminator, real, fake, weight=self.weight, centre=self.centre, **draw)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, centre={self.centre}"

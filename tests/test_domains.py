@@ -35,6 +35,14 @@ def _metrics_update(feats):
     metrics.update(feats, real=False)
 
 
+def _penalty(function, name, **a):
+    """function(D(x), x, ...) with x the argument `name` (a fresh leaf that requires grad unless given)."""
+    x = a.pop(name, None)
+    x = torch.rand(4, 3).requires_grad_() if x is None else x
+    critic = torch.nn.Linear(3, 1)
+    return function(critic(x) if x.shape[0] == 4 else critic(torch.rand(4, 3)), x, **a)
+
+
 # Each function with every argument at a valid value; `context` makes an argument apply (a uniform's low needs
 # dist="uniform").
 CALLS = {
@@ -67,6 +75,11 @@ CALLS = {
     "discriminator_rejection_sampling": (lambda **a: fastgan.discriminator_rejection_sampling(
         **{"generator": torch.nn.Linear(2, 2), "discriminator": torch.nn.Linear(2, 1), "n": 2, "latent_dim": 2,
            "seed": 0, **a}), {}),
+    "gradient_penalty": (lambda **a: fastgan.gradient_penalty(**{"grads": torch.rand(3, 2), **a}), {}),
+    "r1_penalty": (lambda **a: _penalty(fastgan.r1_penalty, "real", **a), {}),
+    "r2_penalty": (lambda **a: _penalty(fastgan.r2_penalty, "fake", **a), {}),
+    "wgan_gp": (lambda **a: fastgan.wgan_gp(**{"discriminator": torch.nn.Linear(3, 1), "real": torch.rand(4, 3),
+                                               "fake": torch.rand(4, 3), "seed": 0, **a}), {}),
     "metrics.kid": (lambda **a: fastgan.metrics.kid(**{"real_feats": torch.rand(5, 3), "fake_feats": torch.rand(5, 3),
                                                        **a}), {}),
     "metrics.fid": (lambda **a: fastgan.metrics.fid(**{"real_feats": torch.rand(5, 3), "fake_feats": torch.rand(5, 3),

@@ -324,3 +324,19 @@ def test_feature_metrics(real, fake, metric, k):
         return
     values = result.values() if isinstance(result, dict) else [float(result)]
     assert all(math.isfinite(v) for v in values)
+
+
+@given(grads=tensors(min_dims=1), centre=any_float, weight=any_float)
+def test_gradient_penalty(grads, centre, weight):
+    result = clear_or(lambda: fastgan.gradient_penalty(grads, centre=centre, weight=weight, return_norms=True))
+    if result is None:
+        return
+    penalty, norms = result
+    expected_norms = grads.double().reshape(grads.shape[0], -1).norm(dim=1)
+    expected = weight * ((expected_norms - centre) ** 2).mean()
+    assert norms.shape == (grads.shape[0],)
+    if torch.isfinite(grads).all() and math.isfinite(float(expected)):
+        tolerance = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+        t = tolerance[grads.dtype]
+        assert math.isclose(float(penalty), float(expected.to(grads.dtype)), rel_tol=t, abs_tol=t) or \
+            math.isinf(float(penalty.float()))

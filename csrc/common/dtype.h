@@ -28,6 +28,24 @@ using Acc = std::conditional_t<accumulate_type(c10::CppTypeToScalarType<S>::valu
 template <class S>
 constexpr int kDigits = std::numeric_limits<S>::digits;
 
+// `value` rounded to the compute type of S (float for the 16-bit types, which c10 then rounds with inf beyond their
+// range), ±inf where it lies beyond float's range: IEEE's answer, where a C++ cast of an out-of-range double to
+// float is undefined behaviour (UBSan's float-cast-overflow).
+template <class S>
+Acc<S> to_acc(double value) {
+  if constexpr (std::is_same_v<Acc<S>, float>) {
+    constexpr double kLargest = std::numeric_limits<float>::max();
+    if (value > kLargest || value < -kLargest) {
+      // beyond the largest float, unless it rounds back to it (within half an ulp of float's largest)
+      const double limit = kLargest + 0x1.0p103;  // FLT_MAX + half its ulp (2^104 / 2)
+      if (value >= limit) return std::numeric_limits<float>::infinity();
+      if (value <= -limit) return -std::numeric_limits<float>::infinity();
+      return value > 0 ? std::numeric_limits<float>::max() : -std::numeric_limits<float>::max();
+    }
+  }
+  return static_cast<Acc<S>>(value);
+}
+
 namespace cpu {
 
 enum class DType : int8_t { Float, Double, Half, BFloat16 };

@@ -23,7 +23,7 @@ double read_scalar(const Tensor& t) {
 void write_scalar(Tensor& t, int64_t index, double value) {
   fastgan::cpu::dispatch_dtype(fastgan::cpu::kernel_dtype(t.scalar_type(), "fastgan"), [&](auto tag) {
     using S = decltype(tag);
-    t.mutable_data_ptr<S>()[index] = static_cast<S>(static_cast<Acc<S>>(value));
+    t.mutable_data_ptr<S>()[index] = static_cast<S>(to_acc<S>(value));
   });
 }
 

@@ -27,8 +27,9 @@ inline void check_mh_select(const at::Tensor& logits, const std::optional<at::Te
 // The last step number whose words lie in the streams: step t reads acceptance words t C .. (t + 1) C - 1 and
 // draws the next proposal's normals, elements (t + 1) C d .. (t + 2) C d - 1, so (t + 2) C max(d, 1) <= 2^63.
 inline int64_t last_mh_step(int64_t chains, int64_t d) {
+  // in uint64 (2^63 / 1 does not fit int64); a quotient below 2 wraps to -1 or -2, C++20's modular conversion
   const uint64_t per_step = static_cast<uint64_t>(chains) * static_cast<uint64_t>(d > 0 ? d : 1);
-  return static_cast<int64_t>(philox::kStreamWords / per_step) - 2;
+  return static_cast<int64_t>(philox::kStreamWords / per_step - 2);
 }
 
 inline void check_mh_step(const at::Tensor& state, const at::Tensor& log_prob, const at::Tensor& proposal,
