@@ -56,7 +56,7 @@ fuzz: $(BUILD_STAMP)
 # or write outside a tensor, or undefined behaviour, ends the run with a report. Python and torch are not
 # instrumented, so the ASan runtime is preloaded, and libstdc++ with it (ASan must find __cxa_throw at start-up to
 # intercept C++ exceptions; Python itself does not link libstdc++); leak detection is off (the interpreter's own).
-# A report goes to build/asan/report.* (pytest's capture would swallow it when the process halts) and is printed.
+# pytest captures at the Python level only (--capture=sys): a report written to fd 2 as the process halts is shown.
 ASAN_VENV ?= .venv-asan
 ASAN_PY := $(ASAN_VENV)/bin/python
 ASAN_TESTS ?= tests/test_hardening.py tests/test_fuzz.py tests/test_sampling.py tests/test_mcmc.py tests/test_mmd.py
@@ -66,12 +66,10 @@ test-asan:
 	$(ASAN_PY) -m pip install --quiet --no-deps $(PEERS)
 	$(ASAN_PY) -m pip install --quiet --no-build-isolation --no-deps -e . -C build-dir=build/asan \
 		-C cmake.define.FASTGAN_SANITIZE=ON
-	rm -f build/asan/report.*
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
-	ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1:log_path=build/asan/report \
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=build/asan/report \
-		$(ASAN_PY) -m pytest -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS) \
-		|| { cat build/asan/report.* 2>/dev/null; exit 1; }
+	ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(ASAN_PY) -m pytest -q -p no:cacheprovider --capture=sys $(ASAN_TESTS) $(PYTEST_ARGS)
 
 # The suite under every CPU kernel ISA and at 1 and 2 threads: what a user's CPU may pick (issue: a suite tuned on
 # one CPU failed on another).
