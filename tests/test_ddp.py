@@ -108,6 +108,11 @@ def test_the_ranks_draw_together_what_one_process_draws(runs):
     assert not torch.equal(f32(ranks[0]["steps"][0]["latents"]), f32(ranks[1]["steps"][0]["latents"]))
 
 
+def _fresh_models(args):
+    with torch.random.fork_rng():  # build_models seeds torch's generator
+        return ddp_ring.build_models(args)
+
+
 def _load(module: torch.nn.Module, flat_values) -> None:
     torch.nn.utils.vector_to_parameters(f32(flat_values), module.parameters())
 
@@ -126,7 +131,7 @@ def _check_reduced_gradients(ranks) -> None:
     rows = args.global_batch // WORLD
     steps = ranks[0]["steps"]
     assert [s["r1"] for s in steps] == [True, False, True, False, True]
-    G, D = ddp_ring.build_models(args)
+    G, D = _fresh_models(args)
     for t, step in enumerate(steps):
         if t:
             _load(G, steps[t - 1]["g_params"])
@@ -204,7 +209,7 @@ def _check_gathered_metrics(ranks, one) -> None:
                                               stream=ddp_ring.EVAL_REAL_STREAM)
     assert_bits_equal(real, expected_real, "evaluation's real samples")
     assert_bits_equal(real, one["eval_real"], "evaluation's real samples vs one process's")
-    G, _ = ddp_ring.build_models(args)
+    G, _ = _fresh_models(args)
     _load(G, ranks[0]["steps"][-1]["g_params"])
     with torch.no_grad():
         for r in ranks:
