@@ -466,7 +466,7 @@ class _Evaluation:
         feats = self._metrics._feats[real]
         if not feats:
             raise RuntimeError(f"GANMetrics.compute: no {'real' if real else 'fake'} features were given")
-        return _gather_rows(torch.cat(feats))
+        return gather_rows(torch.cat(feats))
 
     def knn(self) -> Dict[str, float]:
         if self._knn is None:  # both pairs from one pass over the pairs, each with its own k
@@ -507,9 +507,11 @@ FEATURE_METRIC_TABLE = {m.name: m for m in (
 FEATURE_METRICS = tuple(FEATURE_METRIC_TABLE)
 
 
-def _gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Every rank's rows, concatenated in rank order (torchmetrics' gather: sizes first, then equal-size padded
-    all_gather, then trim). The identity outside torch.distributed."""
+def gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of t [n_r, ...], concatenated in rank order, on every rank (torchmetrics' gather: sizes
+    first, then equal-size padded all_gather, then trim): what GANMetrics.compute gathers, for any other per-sample
+    evaluation (mode_coverage of every rank's samples, say). Call it on every rank of the default group. The
+    identity outside torch.distributed."""
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t
@@ -590,7 +592,7 @@ class GANMetrics:
         stats = self._stats[real]
         if stats is None:
             raise RuntimeError(f"GANMetrics.compute: no {'real' if real else 'fake'} features were given")
-        rows = _gather_rows(torch.cat([torch.tensor([float(stats.count)], dtype=torch.float64, device=stats.mean.device),
+        rows = gather_rows(torch.cat([torch.tensor([float(stats.count)], dtype=torch.float64, device=stats.mean.device),
                                        stats.mean, stats.m2.flatten()])[None])
         merged = FeatureStats(stats.mean.shape[0], stats.mean.device)
         d = stats.mean.shape[0]
