@@ -49,7 +49,7 @@ test: $(BUILD_STAMP)
 # bounded count. FUZZ_ARGS narrows it (e.g. FUZZ_ARGS="-k latent").
 FUZZ_ARGS ?=
 fuzz: $(BUILD_STAMP)
-	FASTGAN_FUZZ_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py $(FUZZ_ARGS)
+	FASTGAN_FUZZ_PROFILE=fuzz FASTGAN_SOFTPLUS_EXHAUSTIVE=1 $(PY) -m pytest -q tests/test_fuzz.py tests/test_softplus.py $(FUZZ_ARGS)
 
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer (its own venv and build folder, so the
 # normal build is untouched), then the tests that reach the edges of every argument and the fuzzer under it: a read

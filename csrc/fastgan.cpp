@@ -7,6 +7,7 @@
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
 #include "losses/loss_ops.h"
+#include "losses/losses_cpu_kernel.h"
 #include "sampling/sampling_ops.h"
 
 #ifndef FASTGAN_VERSION
@@ -92,6 +93,19 @@ PYBIND11_MODULE(_C, module) {
       rows.append(py::make_tuple(name, a, b, uniform));
     }
     return rows;
+  });
+  // The float32 softplus and sigmoid against float64 (tests/test_softplus.py), in the CPU ISA in use.
+  module.def("softplus_sweep", [](uint32_t first, uint32_t last, uint32_t stride) {
+    const auto r = FASTGAN_CPU_DISPATCH(fastgan::losses::cpu, softplus_sweep, first, last, stride);
+    py::dict out;
+    const char* paths[2] = {"vector", "scalar"};
+    for (int p = 0; p < 2; ++p) {
+      out[py::str(std::string("softplus_") + paths[p])] = py::make_tuple(r.softplus[p].ulps, r.softplus[p].at);
+      out[py::str(std::string("sigmoid_") + paths[p])] = py::make_tuple(r.sigmoid[p].ulps, r.sigmoid[p].at);
+    }
+    out["count"] = r.count;
+    out["non_finite_mismatches"] = r.non_finite_mismatches;
+    return out;
   });
   // Live values, not build facts: the thread count changes with torch.set_num_threads.
   module.def("parallel_threads", &fastgan::parallel_threads);

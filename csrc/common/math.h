@@ -34,6 +34,8 @@ struct Ops<float> : ScalarOps<float> {
   static FASTGAN_HD float erf(float x) { return ::erff(x); }
   static FASTGAN_HD float tan(float x) { return ::tanf(x); }
   static FASTGAN_HD float fma(float x, float y, float z) { return ::fmaf(x, y, z); }
+  static FASTGAN_HD float round(float x) { return ::rintf(x); }  // to the nearest integer, ties to even
+  static FASTGAN_HD float scale2(float x, float n) { return ::scalbnf(x, static_cast<int>(n)); }  // x 2^n
 };
 
 template <>
@@ -76,6 +78,12 @@ FASTGAN_HD V tan(V x) { return Ops<V>::tan(x); }
 // build, which has no FMA instruction.
 template <class V>
 FASTGAN_HD V fma(V x, V y, V z) { return Ops<V>::fma(x, y, z); }
+// round(x): the nearest integer, ties to even. scale2(x, n): x 2^n for an integer-valued n, rounded once (so into
+// the subnormals correctly), 0 or inf past the range.
+template <class V>
+FASTGAN_HD V round(V x) { return Ops<V>::round(x); }
+template <class V>
+FASTGAN_HD V scale2(V x, V n) { return Ops<V>::scale2(x, n); }
 // select(mask, a, b): a where the mask holds, else b.
 template <class V>
 FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }
@@ -98,7 +106,61 @@ FASTGAN_HD V relu(V x) { return select<V>(x < V(0), V(0), x); }
 template <class V>
 FASTGAN_HD V clamp_min(V x, V lo) { return select<V>(x < lo, lo, x); }
 
-// The shared pieces of softplus and sigmoid. e = exp(-|x|) lies in (0, 1], so nothing overflows for any x.
+// ---- float32's softplus from FMAs: exp(-a) and log1p(e) as fixed-range polynomials ----
+// A library exp and log cost most of the fused BCE (Sleef's on the CPU: ~60 vector instructions per 16 logits; on
+// CUDA expf, logf and the IEEE division: ~70 SASS instructions per logit). These are the same functions, as
+// accurate, from ~25 FMAs and a few selects. Coefficients: scripts/fit_softplus.py (weighted least squares of the
+// part after the exact leading terms, rounded to float32, checked as the kernels evaluate them); accuracy:
+// tests/test_softplus.py sweeps every float in ranges that cover each branch against float64.
+
+// exp(-a) for a >= 0 (NaN stays NaN), float32 only, within 0.75 ulp: Cody-Waite reduction a = n ln2 + r,
+// |r| <= ln2 / 2, with ln2 in two parts so that r is exact to float's precision; exp(-r) = 1 - r + r^2 (1/2 + r Q(r))
+// with the leading terms exact and Q of degree 3; then 2^-n by scale2 (exact, into the subnormals). a is clamped at
+// 104 (exp(-104) = 6.8e-46, below half float's smallest subnormal): an infinite a would otherwise give inf - inf =
+// NaN in the reduction.
+template <class V>
+FASTGAN_HD V exp_neg(V a) {
+  const V clamped = select<V>(a > V(104.0f), V(104.0f), a);
+  const V n = round(clamped * V(1.44269504088896341f));  // a / ln2, rounded
+  V r = fma(n, V(-0.693145751953125f), clamped);          // a - n ln2_hi (exact: ln2_hi has 16 bits)
+  r = fma(n, V(-1.428606765330187e-06f), r);              // - n ln2_lo
+  V p = V(0.0013899194309487939f);
+  p = fma(p, r, V(-0.00836889073252678f));
+  p = fma(p, r, V(0.041666850447654724f));
+  p = fma(p, r, V(-0.166665181517601f));
+  p = fma(p, r, V(0.5f));
+  p = fma(p, r, V(-1.0f));
+  p = fma(p, r, V(1.0f));
+  return scale2(p, V(0) - n);
+}
+
+// log1p(e) for e in [0, 1], float32 only, within 0.9 ulp. Above e = 1/2 it is ln 2 + log1p(d), d = (e - 1) / 2 in
+// [-1/4, 0] (exact), so one polynomial serves [-1/4, 1/2], well inside log1p's radius of convergence:
+// log1p(a) = a + a (a S(a)), S(a) = -1/2 + a Q(a), Q of degree 7; the last step an FMA onto a itself (the correction
+// is at most a third of the result, so its rounding errors shrink by that factor), and ln 2 added in two parts.
+template <class V>
+FASTGAN_HD V log1p_unit(V e) {
+  const Mask<V> upper = e > V(0.5f);
+  const V a = select<V>(upper, (e - V(1.0f)) * V(0.5f), e);
+  V q = V(-0.044455185532569885f);
+  q = fma(q, a, V(0.10403130203485489f));
+  q = fma(q, a, V(-0.1315523386001587f));
+  q = fma(q, a, V(0.14486181735992432f));
+  q = fma(q, a, V(-0.1664852648973465f));
+  q = fma(q, a, V(0.19990478456020355f));
+  q = fma(q, a, V(-0.25000056624412537f));
+  q = fma(q, a, V(0.3333345651626587f));
+  const V s = fma(q, a, V(-0.5f));
+  const V log1p_a = fma(a, a * s, a);
+  return select<V>(upper, V(0.693145751953125f) + (V(1.428606765330187e-06f) + log1p_a), log1p_a);
+}
+
+template <class V>
+constexpr bool kSinglePrecision = std::is_same_v<typename Ops<V>::Scalar, float>;
+
+// The shared pieces of softplus and sigmoid. e = exp(-|x|) lies in (0, 1], so nothing overflows for any x. In float32
+// e and log1p(e) come from the polynomials above; in float64 from the library's exp and log (float64 is rare in
+// training and its 4-ulp promise needs longer polynomials than they would save).
 template <class V>
 struct Logistic {
   V e;              // exp(-|x|)
@@ -107,12 +169,26 @@ struct Logistic {
   Mask<V> positive; // x >= 0
 
   FASTGAN_HD explicit Logistic(V x)
-      : e(math::exp(V(0) - math::abs(x))), u(V(1) + e), inv(V(1) / u), positive(x >= V(0)) {}
+      : e(exp_of_minus(math::abs(x))), u(V(1) + e), inv(V(1) / u), positive(x >= V(0)) {}
 
-  // log1p(e) for e in (0, 1] as log(u) plus the first-order correction for the rounding of u = 1 + e: within
-  // about an ulp, at the price of a log (the division is shared with the sigmoid). A general log1p costs three
-  // logs' worth on the CPU (Sleef), and it dominates the fused BCE.
-  FASTGAN_HD V log1p_e() const { return math::log(u) + (e - (u - V(1))) * inv; }
+  static FASTGAN_HD V exp_of_minus(V a) {
+    if constexpr (kSinglePrecision<V>) {
+      return exp_neg(a);
+    } else {
+      return math::exp(V(0) - a);
+    }
+  }
+
+  // log1p(e) for e in (0, 1]. float64: log(u) plus the first-order correction for the rounding of u = 1 + e, within
+  // about an ulp at the price of a log (the division is shared with the sigmoid), where a general log1p costs
+  // three logs' worth on the CPU (Sleef).
+  FASTGAN_HD V log1p_e() const {
+    if constexpr (kSinglePrecision<V>) {
+      return log1p_unit(e);
+    } else {
+      return math::log(u) + (e - (u - V(1))) * inv;
+    }
+  }
 
   // sigmoid(x) and sigmoid(-x) = 1 - sigmoid(x), each without cancellation.
   FASTGAN_HD V sigmoid() const { return select<V>(positive, inv, e * inv); }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -265,6 +267,80 @@ void loss_backward(const BackwardArgs& args) {
       });
     });
   });
+}
+
+}  // namespace fastgan::losses::cpu::FASTGAN_ISA
+
+namespace fastgan::losses::cpu::FASTGAN_ISA {
+namespace {
+
+// |value - exact| in units of float's spacing at exact (the subnormal spacing below float's smallest normal).
+double ulp_error(float value, double exact) {
+  if (std::isnan(exact)) return std::isnan(value) ? 0 : INFINITY;
+  if (std::isinf(exact)) return value == exact ? 0 : INFINITY;
+  const double magnitude = std::max(std::abs(exact), 0x1.0p-126);
+  const double spacing = std::ldexp(1.0, std::ilogb(magnitude) - 23);
+  return std::abs(static_cast<double>(value) - exact) / spacing;
+}
+
+void keep_worst(SweepError& worst, double ulps, float x) {
+  if (ulps > worst.ulps) worst = {ulps, x};
+}
+
+}  // namespace
+
+SweepResult softplus_sweep(uint32_t first, uint32_t last, uint32_t stride) {
+  using Vec = at::vec::Vectorized<float>;
+  constexpr int kLanes = Vec::size();
+  const int64_t count = (static_cast<int64_t>(last) - first) / stride + 1;
+  const int64_t tasks = (count + 65535) / 65536;
+  std::vector<SweepResult> partial(static_cast<size_t>(tasks));
+  fastgan::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      SweepResult& r = partial[static_cast<size_t>(t)];
+      const int64_t begin = t * 65536, end = std::min(count, begin + 65536);
+      alignas(64) float xs[kLanes], sp[kLanes], sg[kLanes];
+      for (int64_t i = begin; i < end; i += kLanes) {
+        const int lanes = static_cast<int>(std::min<int64_t>(kLanes, end - i));
+        for (int sign = 0; sign < 2; ++sign) {
+          for (int k = 0; k < kLanes; ++k) {
+            uint32_t bits = first + static_cast<uint32_t>((i + std::min(k, lanes - 1)) * stride);
+            bits |= sign ? 0x80000000u : 0u;
+            std::memcpy(&xs[k], &bits, sizeof(float));
+          }
+          const Vec x = Vec::loadu(xs);
+          const math::Logistic<Vec> l(x);
+          l.softplus_minus(x, Vec(0.0f)).store(sp);
+          l.sigmoid().store(sg);
+          for (int k = 0; k < lanes; ++k) {
+            const double xd = xs[k], a = std::abs(xd);
+            const double exact_softplus = std::isinf(xd) ? (xd > 0 ? INFINITY : 0.0)
+                                                         : std::max(xd, 0.0) + std::log1p(std::exp(-a));
+            const double exact_sigmoid = 1.0 / (1.0 + std::exp(-xd));
+            const math::Logistic<float> s(xs[k]);
+            const float scalar_softplus = s.softplus_minus(xs[k], 0.0f), scalar_sigmoid = s.sigmoid();
+            keep_worst(r.softplus[0], ulp_error(sp[k], exact_softplus), xs[k]);
+            keep_worst(r.softplus[1], ulp_error(scalar_softplus, exact_softplus), xs[k]);
+            keep_worst(r.sigmoid[0], ulp_error(sg[k], exact_sigmoid), xs[k]);
+            keep_worst(r.sigmoid[1], ulp_error(scalar_sigmoid, exact_sigmoid), xs[k]);
+            const bool finite = std::isfinite(exact_softplus);
+            r.non_finite_mismatches += (std::isfinite(sp[k]) != finite) + (std::isfinite(scalar_softplus) != finite);
+            ++r.count;
+          }
+        }
+      }
+    }
+  });
+  SweepResult total;
+  for (const SweepResult& r : partial) {
+    for (int p = 0; p < 2; ++p) {
+      keep_worst(total.softplus[p], r.softplus[p].ulps, r.softplus[p].at);
+      keep_worst(total.sigmoid[p], r.sigmoid[p].ulps, r.sigmoid[p].at);
+    }
+    total.count += r.count;
+    total.non_finite_mismatches += r.non_finite_mismatches;
+  }
+  return total;
 }
 
 }  // namespace fastgan::losses::cpu::FASTGAN_ISA
