@@ -31,8 +31,10 @@ $(DEPS_STAMP): pyproject.toml Makefile
 	touch $@
 
 # --no-build-isolation: build against the venv's torch; --no-deps: never let pip swap that torch for another.
+# FASTGAN_SIMT=ON: this dev build carries the SIMT emulator, so `make test` runs every CUDA kernel on the CPU (a
+# plain `pip install .` leaves it out).
 $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
-	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -C cmake.define.FASTGAN_SIMT=ON -e .
 	$(PY) -c "import fastgan; print('fastgan', fastgan.build_info())"
 	touch $@
 

@@ -6,6 +6,12 @@
 
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
+#ifdef FASTGAN_SIMT
+#include <pybind11/stl.h>
+
+#include "common/engine.h"
+#include "common/simt/emulator.h"
+#endif
 
 #ifndef FASTGAN_VERSION
 #error "CMake defines FASTGAN_VERSION"
@@ -64,9 +70,57 @@ PYBIND11_MODULE(_C, module) {
     info["cpu_isas"] = fastgan::compiled_cpu_isas();
     info["cpu_isa"] = fastgan::cpu_isa_name(fastgan::cpu_isa());
     info["parallel_backend"] = fastgan::parallel_backend();
+#ifdef FASTGAN_SIMT
+    info["simt"] = true;  // the emulator is compiled in (it runs only under fastgan/_simt.py's test switch)
+#else
+    info["simt"] = false;
+#endif
+#ifdef FASTGAN_SIMT_ASAN
+    info["simt_asan"] = true;  // its objects are built with AddressSanitizer (make test-simt-asan)
+#else
+    info["simt_asan"] = false;
+#endif
     return info;
   });
   // Live values, not build facts: the thread count changes with torch.set_num_threads.
   module.def("parallel_threads", &fastgan::parallel_threads);
   module.def("last_parallel_threads", &fastgan::last_parallel_threads);
+#ifdef FASTGAN_SIMT
+  // The SIMT emulator's test switches (fastgan/_simt.py is their only user).
+  module.def("_simt_get", [] {
+    const auto& c = fastgan::simt::config();
+    constexpr const char* kSchedules[] = {"lowest", "highest", "random"};
+    py::dict state;
+    state["on"] = fastgan::simt_switch().on.load();
+    state["variant"] = fastgan::simt_switch().variant;
+    state["schedule"] = kSchedules[static_cast<int>(c.schedule)];
+    state["seed"] = c.seed;
+    state["sms"] = c.sms;
+    state["blocks_per_sm"] = c.blocks_per_sm;
+    state["watchdog_seconds"] = c.watchdog_seconds;
+    return state;
+  });
+  module.def("_simt_set", [](const py::dict& state) {
+    auto& c = fastgan::simt::config();
+    const auto schedule = state["schedule"].cast<std::string>();
+    TORCH_CHECK(schedule == "lowest" || schedule == "highest" || schedule == "random",
+                "fastgan SIMT emulator: schedule must be 'lowest', 'highest' or 'random', got '", schedule, "'");
+    const int sms = state["sms"].cast<int>(), blocks_per_sm = state["blocks_per_sm"].cast<int>();
+    TORCH_CHECK(sms >= 1 && blocks_per_sm >= 1, "fastgan SIMT emulator: sms and blocks_per_sm must be >= 1");
+    c.schedule = schedule == "lowest"    ? fastgan::simt::Schedule::LowestFirst
+                 : schedule == "highest" ? fastgan::simt::Schedule::HighestFirst
+                                         : fastgan::simt::Schedule::Random;
+    c.seed = state["seed"].cast<uint64_t>();
+    c.sms = sms;
+    c.blocks_per_sm = blocks_per_sm;
+    c.watchdog_seconds = state["watchdog_seconds"].cast<double>();
+    fastgan::simt_switch().variant = state["variant"].cast<std::string>();
+    fastgan::simt_switch().on = state["on"].cast<bool>();
+  });
+  module.def("_simt_launches", &fastgan::simt::launches);
+  module.def("_simt_reset_launches", &fastgan::simt::reset_launches);
+  module.def("_simt_selftest", [](const std::string& name, int64_t address, int64_t count) {
+    fastgan::simt::selftest(name, reinterpret_cast<int32_t*>(address), count);
+  });
+#endif
 }
