@@ -455,7 +455,9 @@ void Emulator::fail(int i, const std::string& what) {
   std::ostringstream text;
   text << "fastgan SIMT emulator: kernel " << kernel_ << " (grid " << grid_.x << "x" << grid_.y << "x" << grid_.z
        << ", block " << block_.x << "x" << block_.y << "x" << block_.z << "), block " << block_index_.x;
-  if (grid_.y > 1 || grid_.z > 1) text << " (" << block_index_.x << ", " << block_index_.y << ", " << block_index_.z << ")";
+  if (grid_.y > 1 || grid_.z > 1) {
+    text << " (" << block_index_.x << ", " << block_index_.y << ", " << block_index_.z << ")";
+  }
   text << ", " << (i >= 0 ? thread_text(i) : std::string("no thread")) << ": " << what;
   error_ = text.str();
   throw Failure();
@@ -532,8 +534,8 @@ void Emulator::on_collective(int i) {
     fail(i, "calls " + call() + " with width " + std::to_string(t.width) + ": it must be a power of 2 up to 32");
   }
   if (const uint32_t missing = t.mask & ~warp.exists; missing != 0) {
-    fail(i, "calls " + call() + ", but lane " + std::to_string(__builtin_ctz(missing)) + " does not exist (the block has " +
-                std::to_string(threads_in_block_) + " threads)");
+    fail(i, "calls " + call() + ", but lane " + std::to_string(__builtin_ctz(missing)) +
+                " does not exist (the block has " + std::to_string(threads_in_block_) + " threads)");
   }
   if (const uint32_t gone = t.mask & warp.exited; gone != 0) {
     fail(i, "calls " + call() + ", but lane " + std::to_string(__builtin_ctz(gone)) +
@@ -635,8 +637,8 @@ std::string Emulator::deadlock_text() const {
   for (int i = 0; i < threads_in_block_;) {
     int j = i + 1;
     while (j < threads_in_block_ && wait_text(j) == wait_text(i)) ++j;
-    text += j == i + 1 ? "\n  thread " + std::to_string(i) : "\n  threads " + std::to_string(i) + "-" + std::to_string(j - 1);
-    text += ": " + wait_text(i);
+    text += "\n  thread" + (j == i + 1 ? " " : "s " + std::to_string(i) + "-") + std::to_string(j - 1) + ": " +
+            wait_text(i);
     i = j;
   }
   return text;
