@@ -6,6 +6,7 @@ one fiber per CUDA thread (``csrc/common/simt/``). Inside ``emulated()``, fastga
 kernels instead of the CPU ones; outside it, nothing changes. It is never a fallback: only this switch turns it on.
 """
 
+import collections
 import contextlib
 
 from ._ext import _C, build_info
@@ -42,13 +43,36 @@ def emulated(schedule=None, *, seed=None, sms=None, blocks_per_sm=None, variant=
         _C._simt_set(before)
 
 
+@contextlib.contextmanager
+def off():
+    """Ops on CPU tensors run the CPU kernels inside the block, also within emulated(): a test's reference side."""
+    if not available():
+        yield
+        return
+    before = _C._simt_get()
+    _C._simt_set({**before, "on": False})
+    try:
+        yield
+    finally:
+        _C._simt_set(before)
+
+
+_before_reset = collections.Counter()
+
+
 def launches() -> dict:
     """Emulated launches per kernel (its name without namespace and template arguments) since reset_launches()."""
     return dict(_C._simt_launches())
 
 
 def reset_launches() -> None:
+    _before_reset.update(launches())
     _C._simt_reset_launches()
+
+
+def process_launches() -> dict:
+    """Emulated launches per kernel in this process, resets included (the test session's summary)."""
+    return dict(_before_reset + collections.Counter(launches()))
 
 
 def selftest(name: str, out) -> None:
