@@ -4,9 +4,14 @@ an ordinary check of test_simt.py fail, by its own assertions or by the emulator
 pass the same check. `make test-simt-asan` also runs the loss mutant under AddressSanitizer, which reports its
 out-of-range read where the NaN-padded views below report a wrong value."""
 
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 
+import fastgan
 from fastgan import _simt
 from conftest import SIMT_MARKS
 from test_simt import check_loss_on_padded_views, check_mh_select_matches_cpu, check_mmd_matches_cpu
@@ -39,3 +44,21 @@ def test_each_planted_bug_is_caught(variant, generator):
     check(generator)  # the real kernels pass
     with _simt.emulated(variant=variant), pytest.raises(error, match=message):
         check(generator)
+
+
+@pytest.mark.skipif(not fastgan.build_info()["simt_asan"], reason="needs the AddressSanitizer build: make "
+                    "test-simt-asan")
+def test_address_sanitizer_reports_the_loss_tail_read():
+    """On real logits of exactly 4097 floats (no padding to read), the loss mutant's read past their end is a
+    heap-buffer-overflow that AddressSanitizer reports in the emulated kernel: 4 bytes read right after the
+    16388-byte tensor. (In a child process: the report aborts it.)"""
+    code = ("import torch, fastgan\nfrom fastgan import _simt\n"
+            "real, fake = torch.randn(4097), torch.randn(4100)\n"
+            "with _simt.emulated(variant='loss_tail'):\n"
+            "    fastgan.fused_gan_loss(real, fake)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in result.stderr, result.stderr[-4000:]
+    assert "READ of size 4" in result.stderr, result.stderr
+    assert re.search(r"0 bytes (after|to the right of) 16388-byte region", result.stderr), result.stderr
+    assert "loss_forward_kernel" in result.stderr, result.stderr  # the emulated kernel, in the report's stack
