@@ -29,6 +29,10 @@ def pytest_report_header(config):
 def pytest_terminal_summary(terminalreporter):
     # also under -q, where the header is not shown: a failure can be replayed with this seed
     terminalreporter.write_line(f"replay these inputs with FASTGAN_TEST_SEED={SESSION_SEED}")
+    if HAS_SIMT:
+        counts = _simt.process_launches()
+        terminalreporter.write_line(f"SIMT emulator: {sum(counts.values())} emulated launches of {len(counts)} "
+                                    "kernels in this session")
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_SIMT = _simt.available()
