@@ -7,10 +7,7 @@
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
 #ifdef FASTGAN_SIMT
-#include <pybind11/stl.h>
-
-#include "common/engine.h"
-#include "common/simt/emulator.h"
+#include "common/simt/control.h"
 #endif
 
 #ifndef FASTGAN_VERSION
@@ -86,38 +83,38 @@ PYBIND11_MODULE(_C, module) {
   module.def("parallel_threads", &fastgan::parallel_threads);
   module.def("last_parallel_threads", &fastgan::last_parallel_threads);
 #ifdef FASTGAN_SIMT
-  // The SIMT emulator's test switches (fastgan/_simt.py is their only user).
+  // The SIMT emulator's test switches (fastgan/_simt.py is their only user). Its errors are c10::Errors, whose
+  // what() carries a C++ backtrace: Python gets the message, as from torch's own bindings.
+  py::register_local_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const c10::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    }
+  });
   module.def("_simt_get", [] {
-    const auto& c = fastgan::simt::config();
-    constexpr const char* kSchedules[] = {"lowest", "highest", "random"};
+    const fastgan::simt::Settings s = fastgan::simt::settings();
     py::dict state;
-    state["on"] = fastgan::simt_switch().on.load();
-    state["variant"] = fastgan::simt_switch().variant;
-    state["schedule"] = kSchedules[static_cast<int>(c.schedule)];
-    state["seed"] = c.seed;
-    state["sms"] = c.sms;
-    state["blocks_per_sm"] = c.blocks_per_sm;
-    state["watchdog_seconds"] = c.watchdog_seconds;
+    state["on"] = s.on;
+    state["variant"] = s.variant;
+    state["schedule"] = s.schedule;
+    state["seed"] = s.seed;
+    state["sms"] = s.sms;
+    state["blocks_per_sm"] = s.blocks_per_sm;
+    state["watchdog_seconds"] = s.watchdog_seconds;
     return state;
   });
   module.def("_simt_set", [](const py::dict& state) {
-    auto& c = fastgan::simt::config();
-    const auto schedule = state["schedule"].cast<std::string>();
-    TORCH_CHECK(schedule == "lowest" || schedule == "highest" || schedule == "random",
-                "fastgan SIMT emulator: schedule must be 'lowest', 'highest' or 'random', got '", schedule, "'");
-    const int sms = state["sms"].cast<int>(), blocks_per_sm = state["blocks_per_sm"].cast<int>();
-    TORCH_CHECK(sms >= 1 && blocks_per_sm >= 1, "fastgan SIMT emulator: sms and blocks_per_sm must be >= 1");
-    c.schedule = schedule == "lowest"    ? fastgan::simt::Schedule::LowestFirst
-                 : schedule == "highest" ? fastgan::simt::Schedule::HighestFirst
-                                         : fastgan::simt::Schedule::Random;
-    c.seed = state["seed"].cast<uint64_t>();
-    c.sms = sms;
-    c.blocks_per_sm = blocks_per_sm;
-    c.watchdog_seconds = state["watchdog_seconds"].cast<double>();
-    fastgan::simt_switch().variant = state["variant"].cast<std::string>();
-    fastgan::simt_switch().on = state["on"].cast<bool>();
+    fastgan::simt::apply({state["on"].cast<bool>(), state["variant"].cast<std::string>(),
+                          state["schedule"].cast<std::string>(), state["seed"].cast<uint64_t>(),
+                          state["sms"].cast<int>(), state["blocks_per_sm"].cast<int>(),
+                          state["watchdog_seconds"].cast<double>()});
   });
-  module.def("_simt_launches", &fastgan::simt::launches);
+  module.def("_simt_launches", [] {
+    py::dict counts;
+    for (const auto& [kernel, count] : fastgan::simt::launches()) counts[py::str(kernel)] = count;
+    return counts;
+  });
   module.def("_simt_reset_launches", &fastgan::simt::reset_launches);
   module.def("_simt_selftest", [](const std::string& name, int64_t address, int64_t count) {
     fastgan::simt::selftest(name, reinterpret_cast<int32_t*>(address), count);

@@ -1,10 +1,8 @@
-// The SIMT emulator's host side: launching a kernel compiled against simt.h, and the test switches (schedule,
-// emulated device size, watchdog, the record of launched kernels). Implemented in simt.cpp; used by the SIMT
-// runtime policy (runtime.h) and by the module's test bindings (fastgan.cpp).
+// The SIMT emulator's host side: launching a kernel compiled against simt.h, and its settings (schedule, emulated
+// device size, watchdog). Implemented in simt.cpp; used by the SIMT runtime policy (runtime.h) and control.cpp.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 
@@ -34,13 +32,6 @@ void launch(std::string_view kernel, dim3 grid, dim3 block, KernelThunk thunk, c
 // The grid reduction's ticket counter of the emulated stream (there is one): every launch must leave it at 0
 // (reduce.cuh: the last block resets it), and launch() raises an error naming the kernel that did not.
 unsigned int* stream_ticket();
-
-// Launches per kernel (the base name, e.g. "loss_forward_kernel") since the last reset.
-std::map<std::string, int64_t> launches();
-void reset_launches();
-
-// Runs one of the emulator's own test kernels (selftest.cpp; tests/test_simt.py) on `out` [count] int32.
-void selftest(const std::string& name, int32_t* out, int64_t count);
 
 // "ns::kernel_name<args>" from the function name of Runtime::launch<kKernel> (std::source_location), whose
 // template argument list GCC and Clang print as "[with auto kKernel = ns::kernel_name<args>; ...]".

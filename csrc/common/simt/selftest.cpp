@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "control.h"
 #include "runtime.h"
 
 namespace fastgan::simt {

@@ -8,6 +8,8 @@
 // in an endless loop never returns to the scheduler, so nothing else could stop it).
 #include "emulator.h"
 
+#include "control.h"
+
 #include <c10/util/Exception.h>
 #include <sys/mman.h>
 #include <unistd.h>
