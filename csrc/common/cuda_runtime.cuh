@@ -1,7 +1,8 @@
 // The CUDA runtime policy of the kernel headers (<family>_kernels.cuh): the few calls that differ between a real
 // GPU and the SIMT emulator (simt/runtime.h, the same interface): the device guard, the current stream, the
-// <<<>>> launch and its error check, the occupancy query, workspace and ticket memory, and cub's select pass.
-// Everything else a launch computes (grids, partitions, alignment, parameters) is in the kernel header, shared.
+// <<<>>> launch and its error check, the occupancy query, workspace and ticket memory (cub's select pass is in
+// cuda_select.cuh). Everything else a launch computes (grids, partitions, alignment, parameters) is in the kernel
+// header, shared.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,9 +10,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
-
-#include <cub/device/device_select.cuh>
-#include <thrust/iterator/counting_iterator.h>
 
 #include <cstdint>
 #include <map>
@@ -74,15 +72,6 @@ struct Runtime {
     at::Tensor& counter = (*counters)[{stream.device_index(), stream.id()}];
     if (!counter.defined()) counter = at::zeros({1}, options);  // on the current stream, which is `stream`
     return static_cast<unsigned int*>(counter.mutable_data_ptr());
-  }
-
-  // cub's single-pass select over the items 0 .. n - 1. A null scratch pointer makes it a size query.
-  template <class Pred>
-  static void select_if(void* scratch, size_t& scratch_bytes, int64_t* selected, int64_t* selected_count, int64_t n,
-                        const Pred& pred, const Stream& stream) {
-    const thrust::counting_iterator<int64_t> items(0);
-    C10_CUDA_CHECK(
-        cub::DeviceSelect::If(scratch, scratch_bytes, items, selected, selected_count, n, pred, stream.stream()));
   }
 };
 
