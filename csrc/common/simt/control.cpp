@@ -1,3 +1,4 @@
+// The test controls of control.h on the emulator's settings (emulator.h) and EngineTable's switch (engine.h).
 #include "control.h"
 
 #include <c10/util/Exception.h>
@@ -14,7 +15,7 @@ constexpr const char* kSchedules[] = {"lowest", "highest", "random"};
 Settings settings() {
   const Config& c = config();
   return Settings{simt_switch().on.load(), simt_switch().variant, kSchedules[static_cast<int>(c.schedule)],
-                  c.seed,  c.sms, c.blocks_per_sm, c.watchdog_seconds};
+                  c.seed, c.sms, c.blocks_per_sm, c.watchdog_seconds};
 }
 
 void apply(const Settings& s) {

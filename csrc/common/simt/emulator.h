@@ -33,8 +33,8 @@ void launch(std::string_view kernel, dim3 grid, dim3 block, KernelThunk thunk, c
 // (reduce.cuh: the last block resets it), and launch() raises an error naming the kernel that did not.
 unsigned int* stream_ticket();
 
-// "ns::kernel_name<args>" from the function name of Runtime::launch<kKernel> (std::source_location), whose
-// template argument list GCC and Clang print as "[with auto kKernel = ns::kernel_name<args>; ...]".
+// "ns::kernel_name<args>" from the function name of Runtime::launch<kKernel> (std::source_location): GCC prints
+// its template arguments as "[with auto kKernel = ns::kernel_name<args>; ...]", Clang as "[kKernel = &ns::...]".
 std::string kernel_name_from_signature(std::string_view signature);
 
 }  // namespace fastgan::simt
