@@ -5,8 +5,6 @@ pass the same check. `make test-simt-asan` also runs the loss mutant under Addre
 out-of-range read where the NaN-padded views below report a wrong value."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,8 @@ import torch
 import fastgan
 from fastgan import _simt
 from conftest import SIMT_MARKS
-from test_simt import check_loss_on_padded_views, check_mh_select_matches_cpu, check_mmd_matches_cpu
+from test_simt import (check_loss_on_padded_views, check_mh_select_matches_cpu, check_mmd_matches_cpu,
+                       stderr_of_a_crash)
 
 pytestmark = SIMT_MARKS
 
@@ -52,13 +51,10 @@ def test_address_sanitizer_reports_the_loss_tail_read():
     """On real logits of exactly 4097 floats (no padding to read), the loss mutant's read past their end is a
     heap-buffer-overflow that AddressSanitizer reports in the emulated kernel: 4 bytes read right after the
     16388-byte tensor. (In a child process: the report aborts it.)"""
-    code = ("import torch, fastgan\nfrom fastgan import _simt\n"
-            "real, fake = torch.randn(4097), torch.randn(4100)\n"
-            "with _simt.emulated(variant='loss_tail'):\n"
-            "    fastgan.fused_gan_loss(real, fake)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in result.stderr, result.stderr[-4000:]
-    assert "READ of size 4" in result.stderr, result.stderr
-    assert re.search(r"0 bytes (after|to the right of) 16388-byte region", result.stderr), result.stderr
-    assert "loss_forward_kernel" in result.stderr, result.stderr  # the emulated kernel, in the report's stack
+    stderr = stderr_of_a_crash("import torch, fastgan\nfrom fastgan import _simt\n"
+                               "real, fake = torch.randn(4097), torch.randn(4100)\n"
+                               "with _simt.emulated(variant='loss_tail'):\n"
+                               "    fastgan.fused_gan_loss(real, fake)\n")
+    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in stderr and "READ of size 4" in stderr, stderr
+    assert re.search(r"0 bytes (after|to the right of) 16388-byte region", stderr), stderr
+    assert "loss_forward_kernel" in stderr, stderr  # the emulated kernel, in the report's stack
