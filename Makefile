@@ -15,7 +15,7 @@ DEPS_STAMP := $(VENV)/.fastgan-deps
 BUILD_STAMP := $(VENV)/.fastgan-build
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: setup build test test-matrix fuzz test-asan bench cuda-check gpu-check peer-wheels clean
+.PHONY: setup build test test-matrix fuzz test-asan test-simt-asan bench cuda-check gpu-check peer-wheels clean
 
 setup: $(BUILD_STAMP)
 build: $(BUILD_STAMP)
@@ -35,8 +35,10 @@ $(DEPS_STAMP): pyproject.toml Makefile
 	touch $@
 
 # --no-build-isolation: build against the venv's torch; --no-deps: never let pip swap that torch for another.
+# FASTGAN_SIMT=ON: this dev build carries the SIMT emulator, so `make test` runs every CUDA kernel on the CPU (a
+# plain `pip install .` leaves it out).
 $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
-	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -C cmake.define.FASTGAN_SIMT=ON -e .
 	$(PY) -c "import fastgan; print('fastgan', fastgan.build_info())"
 	touch $@
 
@@ -78,6 +80,23 @@ test-matrix: $(BUILD_STAMP)
 		echo "== ATEN_CPU_CAPABILITY=$$isa OMP_NUM_THREADS=$$threads"; \
 		FASTGAN_REQUIRE_PEERS=1 ATEN_CPU_CAPABILITY=$$isa OMP_NUM_THREADS=$$threads $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done; done
+
+# The SIMT emulator's tests under AddressSanitizer: a second build (build/simt-asan, installed into .venv-asan,
+# which uses .venv's packages) whose emulator and emulated kernels are instrumented, so a kernel's read or write
+# outside its tensors is reported where it happens (tests/test_simt_mutants.py checks that the loss mutant's is).
+# RelWithDebInfo: not stripped, so the reports name the kernels. libstdc++ is preloaded too: AddressSanitizer
+# intercepts C++ exceptions only if it is there when the runtime starts.
+ASAN_VENV := .venv-asan
+ASAN_PY := $(ASAN_VENV)/bin/python
+purelib = $$($(1) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+test-simt-asan: $(DEPS_STAMP)
+	test -x $(ASAN_PY) || python3 -m venv $(ASAN_VENV)
+	echo "$(call purelib,$(abspath $(PY)))" > "$(call purelib,$(ASAN_PY))/fastgan-dev-packages.pth"
+	$(ASAN_PY) -m pip install --quiet --no-build-isolation --no-deps -C cmake.define.FASTGAN_SIMT=ON \
+		-C cmake.define.FASTGAN_SIMT_ASAN=ON -C cmake.build-type=RelWithDebInfo -C build-dir=build/simt-asan -e .
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so.6)" \
+		ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0 \
+		$(ASAN_PY) -m pytest -q -p no:cacheprovider tests/test_simt.py tests/test_simt_mutants.py $(PYTEST_ARGS)
 
 bench: $(BUILD_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

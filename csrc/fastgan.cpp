@@ -6,9 +6,10 @@
 
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
-#include "losses/loss_ops.h"
-#include "losses/losses_cpu_kernel.h"
-#include "sampling/sampling_ops.h"
+#include "common/tables.h"
+#ifdef FASTGAN_SIMT
+#include "common/simt/control.h"
+#endif
 
 #ifndef FASTGAN_VERSION
 #error "CMake defines FASTGAN_VERSION"
@@ -71,12 +72,22 @@ PYBIND11_MODULE(_C, module) {
     info["cpu_isas"] = fastgan::compiled_cpu_isas();
     info["cpu_isa"] = fastgan::cpu_isa_name(fastgan::cpu_isa());
     info["parallel_backend"] = fastgan::parallel_backend();
+#ifdef FASTGAN_SIMT
+    info["simt"] = true;  // the emulator is compiled in (it runs only under fastgan/_simt.py's test switch)
+#else
+    info["simt"] = false;
+#endif
+#ifdef FASTGAN_SIMT_ASAN
+    info["simt_asan"] = true;  // its objects are built with AddressSanitizer (make test-simt-asan)
+#else
+    info["simt_asan"] = false;
+#endif
     return info;
   });
   // The C++ tables that fastgan's Python tables must agree with (tests/test_tables.py).
   module.def("loss_families", [] {
     py::list rows;
-    for (const auto& f : fastgan::losses::family_flags()) {
+    for (const auto& f : fastgan::loss_family_rows()) {
       py::dict row;
       row["name"] = f.name;
       row["smoothable"] = f.smoothable;
@@ -89,14 +100,14 @@ PYBIND11_MODULE(_C, module) {
   });
   module.def("distributions", [] {
     py::list rows;
-    for (const auto& [name, a, b, uniform] : fastgan::sampling::distribution_rows()) {
+    for (const auto& [name, a, b, uniform] : fastgan::distribution_rows()) {
       rows.append(py::make_tuple(name, a, b, uniform));
     }
     return rows;
   });
   // The float32 softplus and sigmoid against float64 (tests/test_softplus.py), in the CPU ISA in use.
   module.def("softplus_sweep", [](uint32_t first, uint32_t last, uint32_t stride) {
-    const auto r = FASTGAN_CPU_DISPATCH(fastgan::losses::cpu, softplus_sweep, first, last, stride);
+    const auto r = fastgan::softplus_sweep(first, last, stride);
     py::dict out;
     const char* paths[2] = {"vector", "scalar"};
     for (int p = 0; p < 2; ++p) {
@@ -110,4 +121,42 @@ PYBIND11_MODULE(_C, module) {
   // Live values, not build facts: the thread count changes with torch.set_num_threads.
   module.def("parallel_threads", &fastgan::parallel_threads);
   module.def("last_parallel_threads", &fastgan::last_parallel_threads);
+#ifdef FASTGAN_SIMT
+  // The SIMT emulator's test switches (fastgan/_simt.py is their only user). Its errors are c10::Errors, whose
+  // what() carries a C++ backtrace: Python gets the message, as from torch's own bindings.
+  py::register_local_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const c10::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    }
+  });
+  module.def("_simt_get", [] {
+    const fastgan::simt::Settings s = fastgan::simt::settings();
+    py::dict state;
+    state["on"] = s.on;
+    state["variant"] = s.variant;
+    state["schedule"] = s.schedule;
+    state["seed"] = s.seed;
+    state["sms"] = s.sms;
+    state["blocks_per_sm"] = s.blocks_per_sm;
+    state["watchdog_seconds"] = s.watchdog_seconds;
+    return state;
+  });
+  module.def("_simt_set", [](const py::dict& state) {
+    fastgan::simt::apply({state["on"].cast<bool>(), state["variant"].cast<std::string>(),
+                          state["schedule"].cast<std::string>(), state["seed"].cast<uint64_t>(),
+                          state["sms"].cast<int>(), state["blocks_per_sm"].cast<int>(),
+                          state["watchdog_seconds"].cast<double>()});
+  });
+  module.def("_simt_launches", [] {
+    py::dict counts;
+    for (const auto& [kernel, count] : fastgan::simt::launches()) counts[py::str(kernel)] = count;
+    return counts;
+  });
+  module.def("_simt_reset_launches", &fastgan::simt::reset_launches);
+  module.def("_simt_selftest", [](const std::string& name, int64_t address, int64_t count) {
+    fastgan::simt::selftest(name, reinterpret_cast<int32_t*>(address), count);
+  });
+#endif
 }

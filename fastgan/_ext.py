@@ -50,8 +50,9 @@ if _BUILD_INFO["torch_version"] != torch.__version__:  # pragma: no cover - need
 def build_info() -> dict:
     """What this build of fastgan contains: its version, the torch it was built against, whether the CUDA kernels
     are in (and for which archs), the compilers, the CPU ISAs it has kernels for (and the one in use), the intra-op
-    parallel backend (torch's own: "OpenMP" or "native") and ``num_threads``, the threads fastgan's CPU kernels use
-    now (``torch.get_num_threads()``, read from fastgan's side of the shared thread pool)."""
+    parallel backend (torch's own: "OpenMP" or "native"), ``simt`` (whether the SIMT emulator, a test tool that runs
+    the CUDA kernels on the CPU, is compiled in; ``simt_asan``: with AddressSanitizer) and ``num_threads``, the threads
+    fastgan's CPU kernels use now (``torch.get_num_threads()``, read from fastgan's side of the shared thread pool)."""
     return {**_BUILD_INFO, "num_threads": _C.parallel_threads()}
 
 

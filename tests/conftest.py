@@ -1,3 +1,4 @@
+import contextlib
 import importlib
 import os
 import random
@@ -15,6 +16,8 @@ if os.environ.get("ATEN_CPU_CAPABILITY"):
 
 import torch  # noqa: E402
 
+from fastgan import _simt  # noqa: E402
+
 # Fresh random inputs every run, reproducible on failure: FASTGAN_TEST_SEED=<the seed in the header> replays it.
 SESSION_SEED = int(os.environ.get("FASTGAN_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
@@ -26,14 +29,27 @@ def pytest_report_header(config):
 def pytest_terminal_summary(terminalreporter):
     # also under -q, where the header is not shown: a failure can be replayed with this seed
     terminalreporter.write_line(f"replay these inputs with FASTGAN_TEST_SEED={SESSION_SEED}")
+    if HAS_SIMT:
+        counts = _simt.process_launches()
+        terminalreporter.write_line(f"SIMT emulator: {sum(counts.values())} emulated launches of {len(counts)} "
+                                    "kernels in this session")
 
 HAS_CUDA = torch.cuda.is_available()
+HAS_SIMT = _simt.available()
 
 # The one way CUDA tests are gated: marked `cuda` (so `pytest -m cuda` selects them on a GPU machine) and skipped
-# where there is no GPU. A test for both devices takes the `device` fixture (below); a CUDA-only test is decorated
-# with needs_cuda.
+# where there is no GPU. A test for every device takes the `device` fixture (below); a test that compares the CUDA
+# kernels with the CPU ones takes the `gpu` fixture; a test of what only a real GPU has (streams, graphs, several
+# devices) is decorated with needs_cuda.
 CUDA_MARKS = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS)]
+# The CUDA kernels on the SIMT emulator (fastgan/_simt.py): in every build of `make test`, which compiles it in.
+SIMT_MARKS = [pytest.mark.simt, pytest.mark.skipif(not HAS_SIMT, reason="this build has no SIMT emulator")]
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS),
+           pytest.param("simt", id="simt", marks=SIMT_MARKS)]
+GPUS = [pytest.param("cuda", id="cuda", marks=CUDA_MARKS), pytest.param("simt", id="simt", marks=SIMT_MARKS)]
+# The largest input an emulated test draws: a CUDA test's 3,000,001 logits run in ~2 s on a GPU's emulation, and a
+# few hundred thousand exercise the same code paths (many chunks, a persistent grid, ragged tails).
+SIMT_MAX_SIZE = 300_001
 
 
 def peer(module: str):
@@ -69,7 +85,46 @@ DTYPES = list(TOLERANCES)
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    return request.param
+    """Where the test's fastgan ops run: "cpu", "cuda", or "simt", the CUDA kernels on the emulator. Under simt the
+    tensors are CPU tensors (the fixture's value is "cpu") and every fastgan op of the test runs emulated."""
+    if request.param == "simt":
+        skip = request.node.get_closest_marker("skip_simt")
+        if skip is not None:
+            pytest.skip(f"not emulated: {skip.args[0]}")
+        with _simt.emulated():
+            yield "cpu"
+    else:
+        yield request.param
+
+
+class Gpu:
+    """The device side of a test that compares the CUDA kernels with the CPU ones: a CUDA GPU, or the SIMT
+    emulator. to(t) puts a CPU tensor there; the device-side fastgan calls go inside `with gpu:` (the emulator's
+    switch; nothing on a GPU), the CPU side outside it. One test body serves both."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.device = "cuda" if kind == "cuda" else "cpu"
+        self._context = None
+
+    def to(self, t):
+        return t.to(self.device) if self.kind == "cuda" else t.clone()
+
+    def size(self, n):
+        """n, or for the emulator at most SIMT_MAX_SIZE."""
+        return n if self.kind == "cuda" else min(n, SIMT_MAX_SIZE)
+
+    def __enter__(self):
+        self._context = _simt.emulated() if self.kind == "simt" else contextlib.nullcontext()
+        return self._context.__enter__()
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
+
+
+@pytest.fixture(params=GPUS)
+def gpu(request):
+    return Gpu(request.param)
 
 
 @pytest.fixture

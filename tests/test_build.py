@@ -22,6 +22,8 @@ def test_build_info_describes_this_build():
     assert "generic" in info["cpu_isas"].split(",")
     assert info["cpu_isa"] in info["cpu_isas"].split(",")
     assert info["compiler"]
+    assert isinstance(info["simt"], bool) and isinstance(info["simt_asan"], bool)
+    assert info["simt"] or not info["simt_asan"]
     if torch.cuda.is_available():
         assert info["cuda"], "a GPU is present but fastgan was built without CUDA kernels"
 

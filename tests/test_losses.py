@@ -106,6 +106,8 @@ def run_discriminator(case, dtype, device, n_real, n_fake, reduction, generator)
 
 
 SIZES = [1, 7, 256, 4097]
+ONE_MILLION_NOT_EMULATED = pytest.mark.skip_simt("1e6 logits cost ~1 s a case there; test_simt runs every partition "
+                                                 "of the kernels, up to 1.6e6 logits")
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -118,6 +120,7 @@ def test_discriminator_loss_and_gradient(case, dtype, n, reduction, device, gene
     check_close(grads, ref_grads, dtype)
 
 
+@ONE_MILLION_NOT_EMULATED
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", D_CASES, ids=case_id)
 def test_discriminator_one_million(case, dtype, device, generator):
@@ -147,6 +150,7 @@ def test_generator_loss_and_gradient(case, dtype, n, reduction, device, generato
     check_close(grads, ref_grads, dtype)
 
 
+@ONE_MILLION_NOT_EMULATED
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", G_CASES, ids=case_id)
 def test_generator_one_million(case, dtype, device, generator):
@@ -366,6 +370,8 @@ def op_samples(generator):
     return samples
 
 
+@pytest.mark.skip_simt("opcheck tests the registration (schemas, fake kernels, autograd), which the emulator "
+                       "shares with the CPU; it costs 16 s there")
 def test_opcheck_every_op(generator, device):
     for op, args in op_samples(generator):
         torch.library.opcheck(op, on_device(args, device))
@@ -446,46 +452,45 @@ def test_torch_compile_fullgraph(device, generator):
     check_close(fake.grad, f64.grad, torch.float32)
 
 
-# ---- CPU and CUDA compute the same function ----
+# ---- CPU and CUDA compute the same function (on a GPU, or the CUDA kernels on the SIMT emulator) ----
 
 
-@needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", D_CASES, ids=case_id)
-def test_cuda_matches_cpu(case, dtype, generator):
+def test_cuda_matches_cpu(case, dtype, generator, gpu):
     loss, kwargs = case
-    for n in (5, 70_000, 3_000_001):
+    for n in (5, 70_000, gpu.size(3_000_001)):
         real_cpu, fake_cpu = (draw((n,), dtype, "cpu", generator, kwargs.get("inputs") == "probs") for _ in range(2))
         cpu_out, cpu_stats = fastgan.fused_gan_loss(real_cpu, fake_cpu, loss=loss, return_stats=True, **kwargs)
-        gpu_out, gpu_stats = fastgan.fused_gan_loss(real_cpu.cuda(), fake_cpu.cuda(), loss=loss, return_stats=True,
-                                                    **kwargs)
+        with gpu:
+            gpu_out, gpu_stats = fastgan.fused_gan_loss(gpu.to(real_cpu), gpu.to(fake_cpu), loss=loss,
+                                                        return_stats=True, **kwargs)
+            again = fastgan.fused_gan_loss(gpu.to(real_cpu), gpu.to(fake_cpu), loss=loss, **kwargs)
         torch.testing.assert_close(gpu_out.cpu(), cpu_out, **TOLERANCES[dtype])
         for key in cpu_stats:
             torch.testing.assert_close(gpu_stats[key].cpu(), cpu_stats[key], **TOLERANCES[cpu_stats[key].dtype])
-        again = fastgan.fused_gan_loss(real_cpu.cuda(), fake_cpu.cuda(), loss=loss, **kwargs)
         assert torch.equal(again, gpu_out)  # deterministic on the device too
 
 
-@needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("loss", [next(n for n, f in FAMILIES.items() if f.paired is layout) for layout in (False, True)])
-def test_cuda_bits_do_not_depend_on_alignment(loss, dtype, generator):
+def test_cuda_bits_do_not_depend_on_alignment(loss, dtype, generator, gpu):
     """A view that starts 1 element into its storage is not 16-byte aligned, so its forward and backward take the
     element-by-element path; the aligned copy takes the 16-byte one. Both put the same elements in the same slots:
     equal bits, not merely close values. Sizes: one chunk, mid (57,600: a PatchGAN map), many chunks."""
-    for n in (1000, 57_600, 3_000_001):
-        storage = draw((2, n + 1), dtype, "cuda", generator)
+    for n in (1000, 57_600, gpu.size(3_000_001)):
+        storage = gpu.to(draw((2, n + 1), dtype, "cpu", generator))
         views = (storage[0, 1:], storage[1, 1:])
         copies = tuple(v.clone() for v in views)
         assert views[0].data_ptr() % 16 != 0 and copies[0].data_ptr() % 16 == 0
         results = []
         for real, fake in (views, copies):
             real, fake = real.detach().requires_grad_(), fake.detach().requires_grad_()
-            value, stats = fastgan.fused_gan_loss(real, fake, loss=loss, return_stats=True)
-            per_element = fastgan.fused_gan_loss(real, fake, loss=loss, reduction="none")
-            upstream = torch.ones_like(per_element)
-            grads = torch.autograd.grad(per_element, (real, fake), upstream)
-            results.append([value, *stats.values(), per_element, *grads])
+            with gpu:
+                value, stats = fastgan.fused_gan_loss(real, fake, loss=loss, return_stats=True)
+                per_element = as_tuple(fastgan.fused_gan_loss(real, fake, loss=loss, reduction="none"))
+                grads = torch.autograd.grad(per_element, (real, fake), [torch.ones_like(p) for p in per_element])
+            results.append([value, *stats.values(), *per_element, *grads])
         for ours, theirs in zip(*results):
             assert torch.equal(ours, theirs)
 

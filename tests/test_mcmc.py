@@ -138,28 +138,30 @@ def test_drs_recovers_the_target_from_a_known_density_ratio(device):
     assert abs(torch.quantile(f_default.double(), 0.95).item()) < 1e-9  # gamma=None centres the 95th percentile
 
 
-@needs_cuda
-def test_cuda_and_cpu_select_the_same_states():
+def test_cuda_and_cpu_select_the_same_states(gpu):
     """k = 1, 30, 70: no round, a partial round and several rounds of the warp's 32 proposals; with and without an
     initial state."""
     for k in (1, 30, 70):
         _, logits = known_ratio_proposals(1000, k, 11, "cpu")
         for init in (None, logits[:, 0] - 0.3):
             cpu = fastgan.mh_gan_select(logits, seed=12, init_logit=init)
-            gpu = fastgan.mh_gan_select(logits.cuda(), seed=12, init_logit=None if init is None else init.cuda())
-            assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
+            with gpu:
+                selected = fastgan.mh_gan_select(gpu.to(logits), seed=12,
+                                                 init_logit=None if init is None else gpu.to(init))
+            assert torch.equal(cpu[0], selected[0].cpu()) and torch.equal(cpu[1], selected[1].cpu())
 
 
-@needs_cuda
-def test_metropolis_hastings_on_cuda_follows_the_cpu_chains():
+def test_metropolis_hastings_on_cuda_follows_the_cpu_chains(gpu):
     """The same seed gives the same chains: the noise agrees to a few ulps between devices (vector vs CUDA
     sin/cos), the Gaussian log-density is exact arithmetic, so no accept decision flips and the states agree."""
     x0 = fastgan.latent(2048, 2, seed=13, dtype=torch.float64)
     log_prob = lambda x: -0.5 * (x * x).sum(1)  # noqa: E731
     cpu, rate_cpu = fastgan.metropolis_hastings(log_prob, x0, 30, step_size=0.7, seed=14, burn_in=10, thin=5)
-    gpu, rate_gpu = fastgan.metropolis_hastings(log_prob, x0.cuda(), 30, step_size=0.7, seed=14, burn_in=10, thin=5)
-    assert torch.equal(rate_cpu, rate_gpu.cpu())
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
+    with gpu:
+        chains, rate = fastgan.metropolis_hastings(log_prob, gpu.to(x0), 30, step_size=0.7, seed=14, burn_in=10,
+                                                   thin=5)
+    assert torch.equal(rate_cpu, rate.cpu())
+    torch.testing.assert_close(chains.cpu(), cpu, rtol=0, atol=1e-12)
 
 
 @needs_cuda

@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import at_thread_counts, needs_cuda
+from conftest import at_thread_counts
 
 KERNELS = ["rbf", "laplacian", "energy", "polynomial"]
 ESTIMATORS = ["unbiased", "biased"]
@@ -191,21 +191,22 @@ def test_polynomial_kernel_is_kid_and_its_gradient_is_the_reference(generator):
             torch.testing.assert_close(g, ge, rtol=1e-10, atol=1e-13)
 
 
-@needs_cuda
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_cuda_takes_any_dimension(kernel, generator):
+def test_cuda_takes_any_dimension(kernel, generator, gpu):
     """d = 300 and 2048 are past the old 256 limit: several shared-memory slices and gradient column chunks, with
     ragged ends."""
     for d in (300, 2048):
         x, y = samples(70, 90, d, torch.float64, "cpu", generator)
         x, y = x / math.sqrt(d), y / math.sqrt(d)  # keep the kernels away from 0 for every bandwidth
         options = OPTIONS[kernel]
-        a, b = x.cuda().requires_grad_(), y.cuda().requires_grad_()
-        ours = fastgan.mmd(a, b, kernel=kernel, **options)
+        a, b = gpu.to(x).requires_grad_(), gpu.to(y).requires_grad_()
+        with gpu:
+            ours = fastgan.mmd(a, b, kernel=kernel, **options)
+            grads = torch.autograd.grad(ours, (a, b))
         c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
         expected = reference.mmd(c, e, kernel=kernel, **options)
         torch.testing.assert_close(ours.cpu(), expected.detach(), rtol=1e-12, atol=1e-13)
-        for g, ge in zip(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(expected, (c, e))):
+        for g, ge in zip(grads, torch.autograd.grad(expected, (c, e))):
             torch.testing.assert_close(g.cpu(), ge, rtol=1e-10, atol=1e-13)
 
 

@@ -4,14 +4,10 @@
 #pragma once
 
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime.h>
 
 #include <cstdint>
-#include <map>
-#include <mutex>
-#include <utility>
+
+#include "device.cuh"
 
 namespace fastgan::cuda {
 
@@ -93,31 +89,9 @@ __device__ __forceinline__ bool grid_sum(T (&v)[N], T* partials, unsigned int* b
   return true;
 }
 
-// A zeroed ticket counter for launches on `stream`. In eager mode one counter per (device, stream) is kept for the
-// process's life and reused: last_block_done leaves it at 0, and launches on one stream run in order, so no memset
-// (a separate stream operation of ~1-2 us) is needed per launch. While the stream is being captured into a CUDA
-// graph, a fresh counter is allocated and zeroed in the graph (`keep_alive` holds it): a replay may run on another
-// stream, concurrently with eager launches.
-inline unsigned int* stream_ticket(const c10::cuda::CUDAStream& stream, at::Tensor& keep_alive) {
-  const auto options = at::TensorOptions(stream.device()).dtype(at::kInt);
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(stream.stream(), &capture));
-  if (capture != cudaStreamCaptureStatusNone) {
-    keep_alive = at::empty({1}, options);
-    C10_CUDA_CHECK(cudaMemsetAsync(keep_alive.mutable_data_ptr(), 0, sizeof(unsigned int), stream.stream()));
-    return static_cast<unsigned int*>(keep_alive.mutable_data_ptr());
-  }
-  // Leaked on purpose: CUDA memory must not be freed by static destructors after the runtime has shut down.
-  static auto* counters = new std::map<std::pair<int, int64_t>, at::Tensor>();
-  static std::mutex mutex;
-  const std::lock_guard<std::mutex> lock(mutex);
-  at::Tensor& counter = (*counters)[{stream.device_index(), stream.id()}];
-  if (!counter.defined()) counter = at::zeros({1}, options);  // on the current stream, which is `stream`
-  return static_cast<unsigned int*>(counter.mutable_data_ptr());
-}
-
 // The device memory grid_sum needs for `blocks` partials of N totals of type T, and the ticket counter of the
-// current stream (which must be `stream`). Keep the workspace alive until the launch is enqueued.
+// current stream (which must be `stream`), from the runtime policy R (cuda_runtime.cuh, simt/runtime.h). Keep the
+// workspace alive until the launch is enqueued.
 template <class T>
 struct GridSumWorkspace {
   at::Tensor partials_storage, ticket_storage;
@@ -125,31 +99,14 @@ struct GridSumWorkspace {
   unsigned int* blocks_done = nullptr;
 };
 
-template <class T>
+template <class R, class T>
 GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOptions& options,
-                                       const c10::cuda::CUDAStream& stream) {
+                                       const typename R::Stream& stream) {
   GridSumWorkspace<T> w;
-  w.partials_storage = at::empty({blocks * n * static_cast<int64_t>(sizeof(T))}, options.dtype(at::kByte));
+  w.partials_storage = R::workspace(blocks * n * static_cast<int64_t>(sizeof(T)), options);
   w.partials = reinterpret_cast<T*>(w.partials_storage.mutable_data_ptr());
-  w.blocks_done = stream_ticket(stream, w.ticket_storage);
+  w.blocks_done = R::stream_ticket(stream, w.ticket_storage);
   return w;
-}
-
-// The number of blocks of kKernel (launched with `threads` threads and no dynamic shared memory) that the current
-// device runs at once: the size of a persistent grid. Cached per kernel and device.
-template <auto kKernel>
-int resident_blocks(int threads) {
-  constexpr int kMaxDevices = 64;
-  static int cached[kMaxDevices] = {};  // 0: not yet known (a benign race: every writer stores the same value)
-  int device = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < kMaxDevices && cached[device] > 0) return cached[device];
-  int sms = 0, per_sm = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads, 0));
-  const int blocks = sms * per_sm > 0 ? sms * per_sm : 1;
-  if (device < kMaxDevices) cached[device] = blocks;
-  return blocks;
 }
 
 }  // namespace fastgan::cuda

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "../common/checks.h"
+#include "../common/tables.h"
 
 namespace fastgan::losses {
 namespace {
@@ -301,16 +302,6 @@ OptionNames unpack_options(int64_t packed) {
           kReductionNames[packed >> 16].first};
 }
 
-std::vector<FamilyFlags> family_flags() {
-  std::vector<FamilyFlags> flags;
-  for (const Family& family : kFamilies) {
-    flags.push_back({.name = std::string(family.name), .smoothable = family.smoothable,
-                     .saturating_form = family.saturating_form, .accepts_probs = accepts_probs(family),
-                     .paired = family.paired});
-  }
-  return flags;
-}
-
 OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor& b) {
   const bool paired = spec.layout == Layout::Paired;
   OutputWeights w{};
@@ -347,3 +338,13 @@ TORCH_LIBRARY_IMPL(fastgan, AutocastCPU, m) { register_autocast(m); }
 TORCH_LIBRARY_IMPL(fastgan, AutocastCUDA, m) { register_autocast(m); }
 
 }  // namespace fastgan::losses
+
+std::vector<fastgan::LossFamilyRow> fastgan::loss_family_rows() {
+  std::vector<LossFamilyRow> rows;
+  for (const losses::Family& family : losses::kFamilies) {
+    rows.push_back({.name = std::string(family.name), .smoothable = family.smoothable,
+                    .saturating_form = family.saturating_form, .accepts_probs = losses::accepts_probs(family),
+                    .paired = family.paired});
+  }
+  return rows;
+}

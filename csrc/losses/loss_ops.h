@@ -4,9 +4,6 @@
 
 #include <ATen/ATen.h>
 
-#include <string>
-#include <vector>
-
 #include "../common/engine.h"
 #include "losses.h"
 
@@ -44,14 +41,6 @@ struct OptionNames {
   c10::string_view loss, inputs, reduction;  // static storage
 };
 OptionNames unpack_options(int64_t packed);
-
-// What each loss family accepts, from the C++ table (loss_ops.cpp), for the test that it agrees with fastgan's
-// Python table (reference.LOSS_FAMILIES).
-struct FamilyFlags {
-  std::string name;
-  bool smoothable, saturating_form, accepts_probs, paired;
-};
-std::vector<FamilyFlags> family_flags();
 
 // Engines register themselves at load time with EngineTable<LossEngine> (common/engine.h); a device whose engine
 // was not built gets a clear error.

@@ -62,3 +62,7 @@ const bool kRegistered = EngineTable<LossEngine>::add(c10::DeviceType::CPU, kCpu
 
 }  // namespace
 }  // namespace fastgan::losses
+
+fastgan::SoftplusSweep fastgan::softplus_sweep(uint32_t first, uint32_t last, uint32_t stride) {
+  return FASTGAN_CPU_DISPATCH(losses::cpu, softplus_sweep, first, last, stride);
+}

@@ -289,15 +289,15 @@ void keep_worst(SweepError& worst, double ulps, float x) {
 
 }  // namespace
 
-SweepResult softplus_sweep(uint32_t first, uint32_t last, uint32_t stride) {
+SoftplusSweep softplus_sweep(uint32_t first, uint32_t last, uint32_t stride) {
   using Vec = at::vec::Vectorized<float>;
   constexpr int kLanes = Vec::size();
   const int64_t count = (static_cast<int64_t>(last) - first) / stride + 1;
   const int64_t tasks = (count + 65535) / 65536;
-  std::vector<SweepResult> partial(static_cast<size_t>(tasks));
+  std::vector<SoftplusSweep> partial(static_cast<size_t>(tasks));
   fastgan::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      SweepResult& r = partial[static_cast<size_t>(t)];
+      SoftplusSweep& r = partial[static_cast<size_t>(t)];
       const int64_t begin = t * 65536, end = std::min(count, begin + 65536);
       alignas(64) float xs[kLanes], sp[kLanes], sg[kLanes];
       for (int64_t i = begin; i < end; i += kLanes) {
@@ -331,8 +331,8 @@ SweepResult softplus_sweep(uint32_t first, uint32_t last, uint32_t stride) {
       }
     }
   });
-  SweepResult total;
-  for (const SweepResult& r : partial) {
+  SoftplusSweep total;
+  for (const SoftplusSweep& r : partial) {
     for (int p = 0; p < 2; ++p) {
       keep_worst(total.softplus[p], r.softplus[p].ulps, r.softplus[p].at);
       keep_worst(total.sigmoid[p], r.sigmoid[p].ulps, r.sigmoid[p].at);

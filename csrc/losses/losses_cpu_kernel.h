@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/dtype.h"
+#include "../common/tables.h"
 #include "losses.h"
 
 namespace fastgan::losses::cpu {
@@ -40,24 +41,11 @@ struct BackwardArgs {
   double coef_b;
 };
 
-// The largest error in float32 ulps of the float32 logistic functions (math.h: Logistic) against float64 over a set
-// of floats, for the vector lanes of this ISA and for the scalar path (the CUDA kernels' arithmetic, exactly: fma,
-// rint, scalbn and the division are correctly rounded on both), and the argument where it occurs.
-struct SweepError {
-  double ulps = 0;
-  float at = 0;
-};
-struct SweepResult {
-  SweepError softplus[2], sigmoid[2];  // [vector, scalar]: softplus(x) and sigmoid(x), for x and -x
-  int64_t count = 0;
-  int64_t non_finite_mismatches = 0;   // results that should be finite and are not, or the reverse
-};
-
 #define FASTGAN_LOSS_CPU_KERNELS                \
   ForwardSums loss_forward(const ForwardArgs&); \
   void loss_backward(const BackwardArgs&);      \
   /* every `stride`-th float with bits in [first, last] (non-negative floats), and its negation */ \
-  SweepResult softplus_sweep(uint32_t first, uint32_t last, uint32_t stride);
+  SoftplusSweep softplus_sweep(uint32_t first, uint32_t last, uint32_t stride);
 
 namespace generic { FASTGAN_LOSS_CPU_KERNELS }
 namespace avx2 { FASTGAN_LOSS_CPU_KERNELS }

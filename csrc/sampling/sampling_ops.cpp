@@ -5,6 +5,7 @@
 
 #include "../common/dtype.h"
 #include "../common/engine.h"
+#include "../common/tables.h"
 #include "sampling_ops.h"
 
 namespace fastgan::sampling {
@@ -60,3 +61,13 @@ TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_sampling_ops<c10::DeviceType::CPU
 TORCH_LIBRARY_IMPL(fastgan, CUDA, m) { register_sampling_ops<c10::DeviceType::CUDA>(m); }
 
 }  // namespace fastgan::sampling
+
+std::vector<std::array<std::string, 4>> fastgan::distribution_rows() {
+  constexpr const char* kUniforms[] = {"closed_low", "open_low", "open"};
+  std::vector<std::array<std::string, 4>> rows;
+  for (const sampling::DistInfo& info : sampling::kDistInfo) {
+    rows.push_back({std::string(info.name), std::string(info.a.name), std::string(info.b.name),
+                    kUniforms[static_cast<int>(info.uniform)]});
+  }
+  return rows;
+}

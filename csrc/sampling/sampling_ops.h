@@ -122,19 +122,6 @@ inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarTyp
   });
 }
 
-// The distributions' table as fastgan's Python side sees it (tests/test_tables.py compares it with
-// fastgan.sampling.DISTRIBUTIONS): name, the names of the parameters a and b ("" when unused), and the uniform the
-// draw reads ("closed_low" [0, 1), "open_low" (0, 1], "open" (0, 1)).
-inline std::vector<std::array<std::string, 4>> distribution_rows() {
-  constexpr const char* kUniforms[] = {"closed_low", "open_low", "open"};
-  std::vector<std::array<std::string, 4>> rows;
-  for (const DistInfo& info : kDistInfo) {
-    rows.push_back({std::string(info.name), std::string(info.a.name), std::string(info.b.name),
-                    kUniforms[static_cast<int>(info.uniform)]});
-  }
-  return rows;
-}
-
 // A fill_latent_ call, checked: draws of `dist` (parameters a, b, c: check_dist_params) from stream (seed, stream),
 // element offset .. (plus the offset tensor's value, read on the device, when the call gives one).
 struct LatentSpec {

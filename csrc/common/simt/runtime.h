@@ -1,0 +1,79 @@
+// The SIMT runtime policy of the kernel headers (<family>_kernels.cuh): the same calls as the CUDA policy
+// (common/cuda_runtime.cuh), answered by the emulator. Tensors are CPU tensors; the emulated device is small
+// (config(): 4 SMs x 2 blocks by default), so persistent grids have several blocks and the grid ticket runs.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <source_location>
+#include <string>
+#include <tuple>
+
+#include "cub.h"
+#include "emulator.h"
+
+namespace fastgan::simt {
+
+// The one emulated stream.
+struct Stream {
+  c10::DeviceIndex device_index() const { return 0; }
+  int64_t id() const { return 0; }
+};
+
+struct Runtime {
+  using Stream = simt::Stream;
+
+  struct Guard {
+    explicit Guard(const c10::Device&) {}
+  };
+
+  static Stream current_stream(c10::DeviceIndex = -1) { return {}; }
+
+  // kKernel<<<grid, block, 0, stream>>>(args...), emulated; each CUDA thread gets its own copy of the arguments.
+  template <auto kKernel, class... Args>
+  static void launch(dim3 grid, dim3 block, const Stream&, const Args&... args) {
+    static const std::string name = kernel_name_from_signature(std::source_location::current().function_name());
+    const std::tuple<Args...> packed(args...);
+    simt::launch(name, grid, block,
+                 [](const void* p) { std::apply(kKernel, *static_cast<const std::tuple<Args...>*>(p)); }, &packed);
+  }
+
+  template <auto kKernel>
+  static int resident_blocks(int /*threads*/) {
+    return config().sms * config().blocks_per_sm;
+  }
+
+  // Workspace bytes filled with 0xff (NaN in float and double): a kernel that reads a partial no block wrote gets
+  // NaN, not a stale value from an earlier call.
+  static at::Tensor workspace(int64_t bytes, const at::TensorOptions& options) {
+    return at::full({bytes}, 0xff, options.dtype(at::kByte));
+  }
+
+  static unsigned int* stream_ticket(const Stream&, at::Tensor& /*keep_alive*/) { return simt::stream_ticket(); }
+
+  // cub::DeviceSelect::If over the items 0 .. n - 1 (simt::DeviceSelect, cub.h).
+  template <class Pred>
+  static void select_if(void* scratch, size_t& scratch_bytes, int64_t* selected, int64_t* selected_count, int64_t n,
+                        const Pred& pred, const Stream&) {
+    const SelectStatus status = DeviceSelect::If(scratch, scratch_bytes, CountingIterator<int64_t>{0}, selected,
+                                                 selected_count, n, pred);
+    TORCH_CHECK(status == SelectStatus::Success, "fastgan SIMT emulator: cub::DeviceSelect::If refused its ",
+                scratch == nullptr ? "size query" : "arguments (scratch too small?)");
+  }
+};
+
+// Fills outputs that a kernel must write entirely with bytes no correct result has: 0xff (NaN) in floating
+// tensors, 0xa5 in the others (a negative int64, an invalid bool). A freshly allocated output may hold the right
+// answer from an earlier call in its memory; poisoned, a kernel that skips an element shows it.
+inline void poison(std::initializer_list<at::Tensor> outputs) {
+  for (const at::Tensor& t : outputs) {
+    if (!t.defined() || t.numel() == 0) continue;
+    TORCH_CHECK(t.is_contiguous(), "fastgan SIMT emulator: poison() takes contiguous outputs");
+    std::memset(t.mutable_data_ptr(), at::isFloatingType(t.scalar_type()) ? 0xff : 0xa5, t.nbytes());
+  }
+}
+
+}  // namespace fastgan::simt

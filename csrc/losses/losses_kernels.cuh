@@ -1,0 +1,412 @@
+// The CUDA engine's kernels and launches, for both builds: nvcc compiles them for the GPU (losses_cuda.cu, with
+// the CUDA runtime policy) and the host compiler for the SIMT emulator (losses_simt.cpp); see common/device.cuh.
+// Forward: ONE launch reads both tensors once, writes the reduced loss and the logged statistics
+// (and the per-element losses for reduction='none'). Backward: ONE elementwise launch that reads the upstream
+// gradient on the device. No host synchronisation in either; reductions are deterministic (see Partition and
+// loss_forward_kernel). Both use 16-byte loads and stores where the pointers allow, with the same element-to-thread
+// assignment either way, so alignment never changes a bit.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../common/device.cuh"
+#include "../common/dtype.h"
+#include "../common/reduce.cuh"
+#include "loss_ops.h"
+
+namespace fastgan::losses {
+namespace {
+
+using at::Tensor;
+
+constexpr int kThreads = 256;
+constexpr int kMaxPacksPerThread = 4;  // 16-byte loads in flight per thread and tensor
+
+// Elements per vector access: 16 bytes of float32 or float64; 4 bytes (2 elements) of float16/bfloat16, whose
+// 8- and 4-element packs made ptxas spill the backward (-Xptxas -v: 4-16 bytes; make cuda-check fails on it).
+template <class S>
+constexpr int kPack = sizeof(S) == 2 ? 2 : 16 / static_cast<int>(sizeof(S));
+
+template <class S>
+struct alignas(sizeof(S) * kPack<S>) Pack {
+  S v[kPack<S>];
+};
+
+// Every pointer is checked against 16 bytes, the widest pack, whatever the dtype.
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The forward's partition: chunks of kThreads x kPack x packs_per_thread elements of each tensor, as a function of
+// the element count only (never of the GPU), so the bits of every sum are the same on any device. Large inputs get
+// 4 packs per thread (16 B x 4 in flight); mid sizes get 1 so that, e.g., a 64 x 30 x 30 PatchGAN map (57,600
+// logits) is 57 chunks rather than 15 blocks. The chunks are processed by a persistent grid sized from the device.
+struct Partition {
+  int packs_per_thread;
+  int64_t chunk_elems;
+  int64_t chunks_a, chunks;  // Halves: chunks of a first, then of b; Paired: chunks of the pairs
+
+  template <class S>
+  static Partition of(int64_t na, int64_t nb, bool paired) {
+    constexpr int64_t kTargetChunks = 1024;
+    const int64_t total = paired ? nb : na + nb;
+    const int64_t per_pack_round = int64_t(kThreads) * kPack<S>;
+    const int64_t wanted = (total + kTargetChunks * per_pack_round - 1) / (kTargetChunks * per_pack_round);
+    Partition p{};
+    p.packs_per_thread = static_cast<int>(std::clamp<int64_t>(wanted, 1, kMaxPacksPerThread));
+    p.chunk_elems = per_pack_round * p.packs_per_thread;
+    auto chunks_of = [&](int64_t n) { return (n + p.chunk_elems - 1) / p.chunk_elems; };
+    p.chunks_a = paired ? 0 : chunks_of(na);
+    p.chunks = std::max<int64_t>(1, paired ? chunks_of(nb) : p.chunks_a + chunks_of(nb));
+    return p;
+  }
+};
+
+// Pack q of x (elements q N .. q N + N, those below `end`) into v as T: one 16-byte load when `vector` and the pack
+// is whole, else element by element. Either way the same elements land in the same slots, so the sums do not
+// depend on the pointers' alignment.
+template <class S, class T>
+__device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                          T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector && (q + 1) * N <= end) {
+    const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(pack.v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
+  }
+}
+
+template <class S, class T>
+__device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                           const T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector && (q + 1) * N <= end) {
+    Pack<S> pack;
+#pragma unroll
+    for (int e = 0; e < N; ++e) pack.v[e] = static_cast<S>(v[e]);
+    reinterpret_cast<Pack<S>*>(x)[q] = pack;
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
+    }
+  }
+}
+
+template <class S>
+struct ForwardParams {
+  const S* a;
+  const S* b;
+  int64_t na, nb;  // Paired: nb pairs, na unused
+  Term ta, tb;
+  float pair_sign;
+  Partition part;
+  bool vector_a, vector_b;   // 16-byte accesses: a (and its per-element losses), b (and its)
+  S* per_element;            // Reduction::None, else null
+  S* loss;                   // reduced loss (0-d), or null for Reduction::None
+  Acc<S>* stats;             // [4]
+  Acc<S> loss_weight[2];     // OutputWeights::loss (loss_ops.h)
+  Acc<S> stat_weight[4];     // OutputWeights::stats
+  Acc<S>* partials;          // [part.chunks][4] when part.chunks > 1
+  unsigned int* blocks_done; // the stream's ticket when part.chunks > 1
+};
+
+// Accumulates term(x[i]) over this thread's packs of the chunk [begin, end) of x (all loads first, then the
+// arithmetic), writing the scaled per-element losses if asked.
+template <TermKind K, class S, class T>
+__device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
+                                                 S* __restrict__ out, bool vector, int packs, T& loss_sum,
+                                                 T& score_sum) {
+  constexpr int N = kPack<S>;
+  const T param = static_cast<T>(term.param), scale = static_cast<T>(term.scale);
+  T v[kMaxPacksPerThread][N];
+#pragma unroll
+  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+    if (u < packs) load_pack(x, begin / N + threadIdx.x + u * kThreads, end, vector, v[u]);
+  }
+#pragma unroll
+  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+    if (u >= packs) break;
+    const int64_t q = begin / N + threadIdx.x + u * kThreads;
+    T losses[N];
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      losses[e] = T(0);
+      if (q * N + e < end) {
+        const auto r = TermFn<K>::value(v[u][e], param);
+        loss_sum += r.loss;
+        score_sum += r.score;
+        losses[e] = r.loss * scale;
+      }
+    }
+    if (out != nullptr) store_pack(out, q, end, vector, losses);
+  }
+}
+
+template <TermKind K, class S, class T>
+__device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
+                                                      T (&sums)[4]) {
+  constexpr int N = kPack<S>;
+  const T param = static_cast<T>(p.ta.param), scale = static_cast<T>(p.ta.scale);
+  const T sign = static_cast<T>(p.pair_sign);
+  const S* __restrict__ a = p.a;
+  const S* __restrict__ b = p.b;
+  const int packs = p.part.packs_per_thread;
+  T va[kMaxPacksPerThread][N], vb[kMaxPacksPerThread][N];
+#pragma unroll
+  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+    if (u < packs) {
+      const int64_t q = begin / N + threadIdx.x + u * kThreads;
+      load_pack(a, q, end, p.vector_a, va[u]);
+      load_pack(b, q, end, p.vector_a, vb[u]);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+    if (u >= packs) break;
+    const int64_t q = begin / N + threadIdx.x + u * kThreads;
+    T losses[N];
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      losses[e] = T(0);
+      if (q * N + e < end) {
+        const auto r = TermFn<K>::value(sign * (va[u][e] - vb[u][e]), param);
+        sums[0] += r.loss;
+        sums[2] += TermFn<K>::score(va[u][e]);
+        sums[3] += TermFn<K>::score(vb[u][e]);
+        losses[e] = r.loss * scale;
+      }
+    }
+    if (p.per_element != nullptr) store_pack(p.per_element, q, end, p.vector_a, losses);
+  }
+}
+
+template <class S, class T>
+__device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T (&sums)[4]) {
+  if (p.loss != nullptr) *p.loss = static_cast<S>(sums[0] * p.loss_weight[0] + sums[1] * p.loss_weight[1]);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) p.stats[k] = sums[k] * p.stat_weight[k];
+}
+
+// ONE launch: a persistent grid walks the chunks; each chunk's sums are a block_sum (fixed tree) stored in
+// partials[chunk], and the last block adds the chunks' partials in a fixed order (cuda::sum_partials). The bits
+// depend on the partition only, which depends on the element count only. A single chunk needs no workspace.
+template <TermKind K, class S, bool kPaired>
+__global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S> p) {
+  using T = Acc<S>;
+  const Partition& part = p.part;
+  for (int64_t c = blockIdx.x; c < part.chunks; c += gridDim.x) {
+    T sums[4] = {T(0), T(0), T(0), T(0)};  // loss a, loss b, score a, score b
+    if constexpr (kPaired) {
+      const int64_t begin = c * part.chunk_elems;
+      accumulate_pair_chunk<K>(p, begin, std::min(p.nb, begin + part.chunk_elems), sums);
+    } else if (c < part.chunks_a) {
+      const int64_t begin = c * part.chunk_elems;
+      accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.ta, p.per_element, p.vector_a,
+                          part.packs_per_thread, sums[0], sums[2]);
+    } else {
+      const int64_t begin = (c - part.chunks_a) * part.chunk_elems;
+      accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.tb,
+                          p.per_element != nullptr ? p.per_element + p.na : nullptr, p.vector_b,
+                          part.packs_per_thread, sums[1], sums[3]);
+    }
+    cuda::block_sum<kThreads>(sums);
+    if (part.chunks == 1) {
+      if (threadIdx.x == 0) write_results(p, sums);
+      return;
+    }
+    if (threadIdx.x == 0) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) p.partials[c * 4 + k] = sums[k];
+    }
+  }
+  if (!cuda::last_block_done(p.blocks_done)) return;
+  T sums[4];
+  cuda::sum_partials<kThreads>(sums, p.partials, part.chunks);
+  if (threadIdx.x == 0) write_results(p, sums);
+}
+
+template <class S>
+struct BackwardParams {
+  const S* grad;  // [0] for a reduced loss, per element for Reduction::None
+  bool grad_per_element;
+  const S* a;
+  const S* b;
+  int64_t na, nb;  // Paired: nb pairs
+  Term ta, tb;
+  float pair_sign;
+  Acc<S> coef_a, coef_b;  // scale * reduction weight (the upstream gradient multiplies on the device)
+  bool vector_a, vector_b;  // 16-byte accesses for a's pass (a, grad_a, its upstream gradient), for b's
+  S* grad_a;
+  S* grad_b;
+};
+
+// out = g * coef * f'(x) over [0, n), a grid-stride loop over 16-byte packs; g is per element (g_per_element,
+// aligned like x) or the scalar g0.
+template <TermKind K, class S, class T>
+__device__ __forceinline__ void backward_pass(const S* __restrict__ x, const S* __restrict__ g, bool g_per_element,
+                                              T g0, T coef, T param, S* __restrict__ out, int64_t n, bool vector) {
+  constexpr int N = kPack<S>;
+  const int64_t packs = (n + N - 1) / N;
+  for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
+    T v[N], gv[N];
+    load_pack(x, q, n, vector, v);
+    if (g_per_element) load_pack(g, q, n, vector, gv);
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = (g_per_element ? gv[e] : g0) * coef * TermFn<K>::deriv(v[e], param);
+    store_pack(out, q, n, vector, v);
+  }
+}
+
+template <TermKind K, class S, bool kPaired>
+__global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<S> p) {
+  using T = Acc<S>;
+  constexpr int N = kPack<S>;
+  const T g0 = p.grad_per_element ? T(0) : static_cast<T>(p.grad[0]);
+  if constexpr (kPaired) {
+    const S* __restrict__ a = p.a;
+    const S* __restrict__ b = p.b;
+    const S* __restrict__ g = p.grad;
+    S* __restrict__ grad_a = p.grad_a;
+    S* __restrict__ grad_b = p.grad_b;
+    const T sign = static_cast<T>(p.pair_sign), param = static_cast<T>(p.ta.param);
+    const int64_t packs = (p.nb + N - 1) / N;
+    for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
+      T va[N], vb[N], gv[N];
+      load_pack(a, q, p.nb, p.vector_a, va);
+      load_pack(b, q, p.nb, p.vector_a, vb);
+      if (p.grad_per_element) load_pack(g, q, p.nb, p.vector_a, gv);
+#pragma unroll
+      for (int e = 0; e < N; ++e) {
+        const T d = (p.grad_per_element ? gv[e] : g0) * p.coef_a * TermFn<K>::deriv(sign * (va[e] - vb[e]), param);
+        va[e] = sign * d;
+        vb[e] = -sign * d;
+      }
+      store_pack(grad_a, q, p.nb, p.vector_a, va);
+      store_pack(grad_b, q, p.nb, p.vector_a, vb);
+    }
+  } else {
+    // Two passes, one per tensor: no per-element branch between them, and each pointer set is checked for
+    // alignment on its own.
+    if (p.na > 0) {
+      backward_pass<K>(p.a, p.grad, p.grad_per_element, g0, p.coef_a, static_cast<T>(p.ta.param), p.grad_a, p.na,
+                       p.vector_a);
+    }
+    backward_pass<K>(p.b, p.grad_per_element ? p.grad + p.na : p.grad, p.grad_per_element, g0, p.coef_b,
+                     static_cast<T>(p.tb.param), p.grad_b, p.nb, p.vector_b);
+  }
+}
+
+// One block per chunk, up to the blocks the device holds at once (a persistent grid: more would only queue).
+// R: the runtime policy (common/cuda_runtime.cuh or common/simt/runtime.h).
+template <class R, auto kKernel, class S>
+void launch_forward(const ForwardParams<S>& p, const typename R::Stream& stream) {
+  const int64_t blocks =
+      p.part.chunks == 1 ? 1 : std::min<int64_t>(p.part.chunks, R::template resident_blocks<kKernel>(kThreads));
+  R::template launch<kKernel>(blocks, kThreads, stream, p);
+}
+
+template <class R>
+void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
+  const typename R::Guard guard(b.device());
+  const bool paired = spec.layout == Layout::Paired;
+  const OutputWeights w = output_weights(spec, a, b);
+  const auto stream = R::current_stream(b.device().index());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_forward_cuda", [&] {
+    using S = scalar_t;
+    using T = Acc<S>;
+    ForwardParams<S> p{};
+    p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
+    p.b = b.const_data_ptr<S>();
+    p.na = w.na;
+    p.nb = w.nb;
+    p.ta = spec.a;
+    p.tb = spec.b;
+    p.pair_sign = spec.pair_sign;
+    p.part = Partition::of<S>(w.na, w.nb, paired);
+    p.per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
+    p.loss = spec.reduction == Reduction::None ? nullptr : loss.mutable_data_ptr<S>();
+    p.stats = stats.mutable_data_ptr<T>();
+    for (int k = 0; k < 2; ++k) p.loss_weight[k] = static_cast<T>(w.loss[k]);
+    for (int k = 0; k < 4; ++k) p.stat_weight[k] = static_cast<T>(w.stats[k]);
+    const bool out_a = p.per_element == nullptr || aligned16(p.per_element);
+    const bool out_b = p.per_element == nullptr || aligned16(p.per_element + p.na);
+    p.vector_a = (p.a == nullptr || aligned16(p.a)) && out_a && (!paired || aligned16(p.b));
+    p.vector_b = aligned16(p.b) && out_b;
+    cuda::GridSumWorkspace<T> workspace;
+    if (p.part.chunks > 1) {
+      workspace = cuda::grid_sum_workspace<R, T>(p.part.chunks, 4, b.options(), stream);
+      p.partials = workspace.partials;
+      p.blocks_done = workspace.blocks_done;
+    }
+    dispatch_enum(spec.kind, [&](auto kind) {
+      constexpr TermKind K = decltype(kind)::value;
+      if (paired) {
+        launch_forward<R, loss_forward_kernel<K, S, true>>(p, stream);
+      } else {
+        launch_forward<R, loss_forward_kernel<K, S, false>>(p, stream);
+      }
+    });
+  });
+}
+
+template <class R>
+void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const Tensor& b, Tensor& grad_a,
+              Tensor& grad_b) {
+  const typename R::Guard guard(b.device());
+  const bool paired = spec.layout == Layout::Paired;
+  const OutputWeights w = output_weights(spec, a, b);
+  const int64_t n = paired ? w.nb : w.na + w.nb;
+  if (n == 0) return;
+  const auto stream = R::current_stream(b.device().index());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_backward_cuda", [&] {
+    using S = scalar_t;
+    using T = Acc<S>;
+    BackwardParams<S> p{};
+    p.grad = grad.const_data_ptr<S>();
+    p.grad_per_element = spec.reduction == Reduction::None;
+    p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
+    p.b = b.const_data_ptr<S>();
+    p.na = w.na;
+    p.nb = w.nb;
+    p.ta = spec.a;
+    p.tb = spec.b;
+    p.pair_sign = spec.pair_sign;
+    p.coef_a = static_cast<T>(w.grad[0]);
+    p.coef_b = static_cast<T>(w.grad[1]);
+    p.grad_a = grad_a.defined() ? grad_a.mutable_data_ptr<S>() : nullptr;
+    p.grad_b = grad_b.mutable_data_ptr<S>();
+    // A pass vectorises when every pointer it touches is 16-byte aligned. A scalar head to align them is not
+    // worth it: the outputs are fresh allocations (aligned), so an unaligned input can never line up with them.
+    auto vector_ok = [&](const S* x, const S* out, const S* g) {
+      return aligned16(x) && aligned16(out) && (!p.grad_per_element || aligned16(g));
+    };
+    p.vector_a = paired ? vector_ok(p.a, p.grad_a, p.grad) && aligned16(p.b) && aligned16(p.grad_b)
+                        : p.a == nullptr || vector_ok(p.a, p.grad_a, p.grad);
+    p.vector_b = vector_ok(p.b, p.grad_b, p.grad + (paired ? 0 : p.na));
+    const int64_t packs = (std::max(w.na, w.nb) + kPack<S> - 1) / kPack<S>;
+    const int64_t blocks = std::clamp<int64_t>((packs + kThreads - 1) / kThreads, 1, 65535);
+    dispatch_enum(spec.kind, [&](auto kind) {
+      constexpr TermKind K = decltype(kind)::value;
+      if (paired) {
+        R::template launch<loss_backward_kernel<K, S, true>>(blocks, kThreads, stream, p);
+      } else {
+        R::template launch<loss_backward_kernel<K, S, false>>(blocks, kThreads, stream, p);
+      }
+    });
+  });
+}
+
+// The engine of runtime R: registered by losses_cuda.cu (CUDA) and losses_simt.cpp (the SIMT emulator).
+template <class R>
+const LossEngine kEngine{&forward<R>, &backward<R>};
+
+}  // namespace
+}  // namespace fastgan::losses

@@ -1,0 +1,191 @@
+// The CUDA McmcEngine's kernels and launches, for both builds: nvcc compiles them for the GPU (mcmc_cuda.cu) and
+// the host compiler for the SIMT emulator (mcmc_simt.cpp); see common/device.cuh.
+// ONE launch per op (a thread per chain, a warp per chain for MH-GAN's selection),
+// no host synchronisation; the rejection sampler's accept-and-compact is one cub select pass.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+
+#include <algorithm>
+
+#include "../common/device.cuh"
+#include "../common/engine.h"
+#include "mcmc_ops.h"
+
+namespace fastgan::mcmc {
+namespace {
+
+using at::Tensor;
+
+constexpr int kThreads = 256;
+constexpr int kWarp = 32;
+
+// Blocks of kThreads for one thread per item.
+int64_t blocks_for(int64_t threads) { return std::max<int64_t>(1, (threads + kThreads - 1) / kThreads); }
+
+template <class T>
+struct MhSelectParams {
+  const T* logits;       // [chains, k]: the discriminator's logits of each chain's proposals
+  int64_t chains, k;
+  const T* init;         // [chains]: the initial states' logits, or null (each chain starts at proposal 0)
+  uint64_t seed, stream;
+  int64_t offset;        // chain c's proposal j uses word offset + c k + j
+  int64_t* index;        // [chains]: the final state, -1 for the initial one
+  bool* moved;           // [chains]: whether any proposal was accepted
+};
+
+// A warp per chain (MH-GAN's default, 256 chains x 640 proposals, is 8 warps' work per SM rather than one block on
+// one SM): the lanes load 32 consecutive logits (coalesced) and compute their 32 log-uniforms (the Philox blocks
+// and logs, the work) in parallel; the serial decisions then walk those 32 in order on every lane, broadcast by
+// shuffles. The CPU offers the same proposals in the same order to the same MhGanChain, so the result is the same.
+template <class T>
+__global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p) {
+  constexpr unsigned kFull = 0xffffffffu;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t c = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (c >= p.chains) return;  // the whole warp together
+  const T* logits = p.logits + c * p.k;
+  const int64_t first_word = p.offset + c * p.k;
+  const T* init_logit = p.init != nullptr ? p.init + c : nullptr;
+  auto chain = MhGanChain<T>::start(logits, init_logit);
+  for (int64_t base = MhGanChain<T>::first(init_logit); base < p.k; base += kWarp) {
+    const int64_t j = base + lane;
+    T logit = T(0), log_u = T(0);
+    if (j < p.k) {
+      logit = logits[j];
+      log_u = math::log(stream_uniform<T>(p.seed, p.stream, first_word + j));
+    }
+    const int count = p.k - base < kWarp ? static_cast<int>(p.k - base) : kWarp;
+    for (int l = 0; l < count; ++l) {
+      chain.offer(base + l, __shfl_sync(kFull, logit, l), __shfl_sync(kFull, log_u, l));
+    }
+  }
+  if (lane == 0) {
+    p.index[c] = chain.current;
+    p.moved[c] = chain.moved;
+  }
+}
+
+template <class T>
+struct MhStepArgs {
+  T* __restrict__ state;
+  T* __restrict__ log_prob;
+  T* __restrict__ proposal;
+  const T* __restrict__ proposal_log_prob;
+  int64_t* __restrict__ accepted;
+  T* __restrict__ samples;
+  const int64_t* __restrict__ step_offset;  // added to step when not null
+  int64_t chains, d, slots, step, last_step, burn_in, thin;
+  T step_size;
+  uint64_t seed, stream;
+};
+
+template <class T>
+__global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= a.chains) return;
+  T* row = a.state + c * a.d;
+  T* next = a.proposal + c * a.d;
+  int64_t step = 0;
+  if (!mh_step_number(a.step, a.step_offset != nullptr ? *a.step_offset : 0, a.last_step, step)) {
+    // a corrupt step counter (the host cannot check it without a sync): NaN chains, as the CPU would raise
+    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k] = static_cast<T>(CUDART_NAN);
+    a.log_prob[c] = static_cast<T>(CUDART_NAN);
+    return;
+  }
+  if (step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), step * a.chains + c),
+                          a.proposal_log_prob[c] - a.log_prob[c])) {
+    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k];
+    a.log_prob[c] = a.proposal_log_prob[c];
+    ++a.accepted[c];
+  }
+  const int64_t keep = kept_slot(step, a.burn_in, a.thin, a.slots);
+  if (keep >= 0) {
+    T* slot = a.samples + (c * a.slots + keep) * a.d;
+    for (int64_t k = 0; k < a.d; ++k) slot[k] = row[k];
+  }
+  sampling::NormalCursor<T> z(a.seed, a.stream);
+  const uint64_t first = static_cast<uint64_t>(((step + 1) * a.chains + c) * a.d);
+  for (int64_t k = 0; k < a.d; ++k) next[k] = row[k] + a.step_size * z(first + k);
+}
+
+// The predicate of the select pass: proposal i is accepted. Each cub thread tests a run of consecutive items, so a
+// thread's copy keeps its last Philox block for the next 3 words (a cache: any call order gives the same answer).
+template <class T>
+struct Accepted {
+  const T* __restrict__ log_ratio;
+  int64_t offset;
+  mutable philox::WordCursor words;
+  __device__ bool operator()(int64_t i) const {
+    const uint32_t word = words(static_cast<uint64_t>(offset + i));
+    return accept(sampling::to_uniform<T>(word, sampling::UniformKind::OpenLow), log_ratio[i]);
+  }
+};
+
+// R: the runtime policy (common/cuda_runtime.cuh or common/simt/runtime.h).
+template <class R>
+void accept_compact(const Tensor& log_ratio, uint64_t seed, uint64_t stream, int64_t offset, Tensor& index,
+                    Tensor& count) {
+  const int64_t n = log_ratio.numel();
+  const typename R::Guard guard(log_ratio.device());
+  index.fill_(-1);  // the tail stays -1; count is written by the select pass
+  const auto cuda_stream = R::current_stream();
+  AT_DISPATCH_FLOATING_TYPES(log_ratio.scalar_type(), "accept_compact_cuda", [&] {
+    // cub's single-pass select (decoupled look-back) runs the accept test inside its scan and keeps the input
+    // order, so the result is deterministic. The first call only sizes the scratch space.
+    const Accepted<scalar_t> accepted{log_ratio.const_data_ptr<scalar_t>(), offset, philox::WordCursor(seed, stream)};
+    int64_t* selected = index.mutable_data_ptr<int64_t>();
+    int64_t* selected_count = count.mutable_data_ptr<int64_t>();
+    size_t scratch_bytes = 0;
+    R::select_if(nullptr, scratch_bytes, selected, selected_count, n, accepted, cuda_stream);
+    // (at least one byte: a null scratch pointer would make the second call another size query)
+    Tensor scratch = at::empty({std::max<int64_t>(1, static_cast<int64_t>(scratch_bytes))},
+                               log_ratio.options().dtype(at::kByte));
+    R::select_if(scratch.mutable_data_ptr(), scratch_bytes, selected, selected_count, n, accepted, cuda_stream);
+  });
+}
+
+template <class R>
+void mh_select(const Tensor& logits, const Tensor& init, uint64_t seed, uint64_t stream, int64_t offset,
+               Tensor& index, Tensor& moved) {
+  const int64_t chains = logits.size(0);
+  const typename R::Guard guard(logits.device());
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "mh_select_cuda", [&] {
+    const MhSelectParams<scalar_t> p{.logits = logits.const_data_ptr<scalar_t>(), .chains = chains,
+                                     .k = logits.size(1),
+                                     .init = init.defined() ? init.const_data_ptr<scalar_t>() : nullptr,
+                                     .seed = seed, .stream = stream, .offset = offset,
+                                     .index = index.mutable_data_ptr<int64_t>(),
+                                     .moved = moved.mutable_data_ptr<bool>()};
+    R::template launch<mh_select_kernel<scalar_t>>(blocks_for(chains * kWarp), kThreads, R::current_stream(), p);
+  });
+}
+
+template <class R>
+void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& proposal_log_prob, Tensor& accepted,
+             Tensor& samples, const std::optional<Tensor>& step_offset, const MhStepSpec& spec) {
+  const int64_t chains = state.size(0);
+  const typename R::Guard guard(state.device());
+  AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step_cuda", [&] {
+    const MhStepArgs<scalar_t> args{
+        .state = state.mutable_data_ptr<scalar_t>(), .log_prob = log_prob.mutable_data_ptr<scalar_t>(),
+        .proposal = proposal.mutable_data_ptr<scalar_t>(),
+        .proposal_log_prob = proposal_log_prob.const_data_ptr<scalar_t>(),
+        .accepted = accepted.mutable_data_ptr<int64_t>(), .samples = samples.mutable_data_ptr<scalar_t>(),
+        .step_offset = step_offset.has_value() ? step_offset->const_data_ptr<int64_t>() : nullptr,
+        .chains = chains, .d = state.size(1), .slots = samples.size(1), .step = spec.step, .last_step = spec.last_step,
+        .burn_in = spec.burn_in,
+        .thin = spec.thin, .step_size = static_cast<scalar_t>(spec.step_size), .seed = spec.seed,
+        .stream = spec.stream};
+    R::template launch<mh_step_kernel<scalar_t>>(blocks_for(chains), kThreads, R::current_stream(), args);
+  });
+}
+
+// The engine of runtime R: registered by mcmc_cuda.cu (CUDA) and mcmc_simt.cpp (the SIMT emulator).
+template <class R>
+const McmcEngine kEngine{&accept_compact<R>, &mh_select<R>, &mh_step<R>};
+
+}  // namespace
+
+}  // namespace fastgan::mcmc
