@@ -147,6 +147,8 @@ def launch_every_family(generator):
     torch.ops.fastgan.accept_compact(torch.randn(100, generator=generator), 5, 0, 0)
     x = torch.randn(20, 3, generator=generator, requires_grad=True)
     fastgan.mmd(x, torch.randn(17, 3, generator=generator)).backward()
+    g = torch.randn(4, 5000, generator=generator, requires_grad=True)  # two chunks a row
+    fastgan.gradient_penalty(g, centre=1.0).backward()
     out = torch.zeros(64 * 8, dtype=torch.int32)
     for name in ["collectives", "runaway"] + [m[0] for m in MISUSE]:  # runaway with out[0] == 0: it ends at once
         out.zero_()
@@ -159,7 +161,8 @@ def launch_every_family(generator):
 def test_every_global_kernel_runs_on_the_emulator(generator):
     kernels = global_kernels()
     assert {"loss_forward_kernel", "loss_backward_kernel", "fill_kernel", "words_kernel", "sample_cdf_kernel",
-            "mh_select_kernel", "mh_step_kernel", "mmd_forward_kernel", "mmd_backward_kernel"} <= kernels
+            "mh_select_kernel", "mh_step_kernel", "mmd_forward_kernel", "mmd_backward_kernel",
+            "penalty_forward_kernel", "penalty_backward_kernel"} <= kernels
     _simt.reset_launches()
     with _simt.emulated():
         launch_every_family(generator)

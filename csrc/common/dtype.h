@@ -11,6 +11,8 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
+#include "macros.h"
+
 namespace fastgan {
 
 // The dtype reductions accumulate and kernels compute in: float64 for float64 inputs, float32 for everything
@@ -32,7 +34,7 @@ constexpr int kDigits = std::numeric_limits<S>::digits;
 // range), ±inf where it lies beyond float's range: IEEE's answer, where a C++ cast of an out-of-range double to
 // float is undefined behaviour (UBSan's float-cast-overflow).
 template <class S>
-Acc<S> to_acc(double value) {
+FASTGAN_HD Acc<S> to_acc(double value) {
   if constexpr (std::is_same_v<Acc<S>, float>) {
     constexpr double kLargest = std::numeric_limits<float>::max();
     if (value > kLargest || value < -kLargest) {

@@ -19,13 +19,12 @@ FASTGAN_HD T centred_square(T s, T centre) {
   return d * d;
 }
 
-// d penalty / d g_i = factor * g_i: weight / B * 2 (|g| - centre) / |g|. At |g| = 0 with centre > 0 the gradient
-// of |g| is undefined (the direction g / |g|); the factor is 0 there, the minimum-norm subgradient, where the
-// hand-written torch.sqrt(sum g^2) gives NaN.
+// d penalty / d g_i = factor * g_i: weight / B * 2 (|g| - centre) / |g|, from the forward's norm |g|. At |g| = 0
+// with centre > 0 the gradient of |g| is undefined (the direction g / |g|); the factor is 0 there, the
+// minimum-norm subgradient, where the hand-written torch.sqrt(sum g^2) gives NaN.
 template <class T>
-FASTGAN_HD T gradient_factor(T s, T centre, T weight_over_batch) {
+FASTGAN_HD T gradient_factor(T norm, T centre, T weight_over_batch) {
   if (centre == T(0)) return T(2) * weight_over_batch;
-  const T norm = math::sqrt(s);
   if (norm == T(0)) return T(0);
   return T(2) * weight_over_batch * (norm - centre) / norm;  // NaN and inf norms give NaN: NaN in, NaN out
 }

@@ -47,8 +47,8 @@ void backward(const PenaltySpec& spec, const Tensor& grad, const Tensor& grads, 
     const scalar_t* n = norms.const_data_ptr<scalar_t>();
     const double weight_over_batch = spec.weight / static_cast<double>(spec.batch);
     for (int64_t i = 0; i < spec.batch; ++i) {
-      const double norm = static_cast<double>(n[i]);
-      factor[static_cast<size_t>(i)] = upstream * gradient_factor(norm * norm, spec.centre, weight_over_batch);
+      factor[static_cast<size_t>(i)] =
+          upstream * gradient_factor(static_cast<double>(n[i]), spec.centre, weight_over_batch);
     }
   });
   FASTGAN_CPU_DISPATCH(cpu, scale_rows, rows_of(grads, spec, "fastgan::gradient_penalty_backward"), factor.data(),

@@ -32,7 +32,7 @@ struct PenaltyEngine {
   // penalty: 0-d, grads' dtype; norms: [B], the accumulate dtype: |g_i|
   void (*forward)(const PenaltySpec& spec, const at::Tensor& grads, at::Tensor& penalty, at::Tensor& norms);
   // grad: 0-d upstream gradient of the penalty (grads' dtype); out: shaped like grads,
-  // grad * gradient_factor(|g_i|^2) * g_i
+  // grad * gradient_factor(|g_i|) * g_i
   void (*backward)(const PenaltySpec& spec, const at::Tensor& grad, const at::Tensor& grads, const at::Tensor& norms,
                    at::Tensor& out);
 };
