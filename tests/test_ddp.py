@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import fastgan
-from conftest import at_thread_counts
+from helpers import at_thread_counts
 from fastgan.metrics import GANMetrics, mode_coverage
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "ddp_ring.py"

@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import DTYPES, TOLERANCES, at_thread_counts, needs_cuda, on_device
+from helpers import DTYPES, TOLERANCES, at_thread_counts, needs_cuda, on_device
 
 FAMILIES = reference.LOSS_FAMILIES
 

@@ -9,7 +9,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import at_thread_counts, needs_cuda, on_device
+from helpers import at_thread_counts, needs_cuda, on_device
 
 
 def beta_log_prob(x):

@@ -13,7 +13,7 @@ import scipy.linalg
 import torch
 
 from fastgan import metrics
-from conftest import needs_cuda, peer
+from helpers import needs_cuda, peer
 
 EPS64 = torch.finfo(torch.float64).eps
 

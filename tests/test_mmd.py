@@ -7,7 +7,7 @@ import torch
 
 import fastgan
 from fastgan import reference
-from conftest import at_thread_counts
+from helpers import at_thread_counts
 
 KERNELS = ["rbf", "laplacian", "energy", "polynomial"]
 ESTIMATORS = ["unbiased", "biased"]

@@ -10,7 +10,7 @@ import torch
 
 import fastgan
 from fastgan import _ext
-from conftest import at_thread_counts
+from helpers import at_thread_counts
 
 
 def test_build_info_reports_the_backend_and_follows_torch_thread_count():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fastgan
-from conftest import DTYPES, TOLERANCES, at_thread_counts, on_device
+from helpers import DTYPES, TOLERANCES, at_thread_counts, on_device
 
 
 def reference_penalty(grads, centre, weight):

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import fastgan
 from fastgan import reference
-from conftest import at_thread_counts, needs_cuda, on_device
+from helpers import at_thread_counts, needs_cuda, on_device
 
 
 def test_known_answer():

@@ -19,7 +19,7 @@ import torch
 
 import fastgan
 from fastgan import _simt
-from conftest import DTYPES, SIMT_MARKS, TOLERANCES
+from helpers import DTYPES, SIMT_MARKS, TOLERANCES
 
 pytestmark = SIMT_MARKS
 

@@ -11,7 +11,7 @@ import torch
 
 import fastgan
 from fastgan import _simt
-from conftest import SIMT_MARKS
+from helpers import SIMT_MARKS
 from test_simt import (check_loss_on_padded_views, check_mh_select_matches_cpu, check_mmd_matches_cpu,
                        stderr_of_a_crash)
 

@@ -1,14 +1,10 @@
 """Whole training loops: fastgan's losses swapped into real GAN loops change nothing but the speed."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch.func import functional_call, grad, vmap
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import setups  # noqa: E402
+from benchmarks import setups
 
 
 # float32's unit roundoff. The tolerances below are multiples of it, derived from how the two implementations round.
