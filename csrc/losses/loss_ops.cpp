@@ -32,24 +32,24 @@ struct Family {
 
 constexpr Family kFamilies[] = {
     // softplus(-real) + softplus(fake) (BCE against 1 and 0; smoothed: against 1 - s); G: softplus(-fake)
-    {.name = "bce", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .param = 1.0},
-     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::BceLogits,
-     .generator = {.scale = 1.0, .param = 1.0}, .smoothable = true, .saturating_form = true},
+    {.name = "bce", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .constant = 1.0},
+     .fake = {.scale = 1.0, .constant = 0.0}, .generator_kind = TermKind::BceLogits,
+     .generator = {.scale = 1.0, .constant = 1.0}, .smoothable = true, .saturating_form = true},
     // relu(1 - real) + relu(1 + fake); G: -fake
-    {.name = "hinge", .kind = TermKind::Hinge, .real = {.scale = 1.0, .param = -1.0},
-     .fake = {.scale = 1.0, .param = 1.0}, .generator_kind = TermKind::Linear,
-     .generator = {.scale = -1.0, .param = 0.0}},
+    {.name = "hinge", .kind = TermKind::Hinge, .real = {.scale = 1.0, .constant = -1.0},
+     .fake = {.scale = 1.0, .constant = 1.0}, .generator_kind = TermKind::Linear,
+     .generator = {.scale = -1.0, .constant = 0.0}},
     // (real - 1)^2 / 2 + fake^2 / 2 (smoothed: real - (1 - s)); G: (fake - 1)^2 / 2
-    {.name = "least_squares", .kind = TermKind::Square, .real = {.scale = 1.0, .param = 1.0},
-     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::Square,
-     .generator = {.scale = 1.0, .param = 1.0}, .smoothable = true},
+    {.name = "least_squares", .kind = TermKind::Square, .real = {.scale = 1.0, .constant = 1.0},
+     .fake = {.scale = 1.0, .constant = 0.0}, .generator_kind = TermKind::Square,
+     .generator = {.scale = 1.0, .constant = 1.0}, .smoothable = true},
     // fake - real; G: -fake
-    {.name = "wasserstein", .kind = TermKind::Linear, .real = {.scale = -1.0, .param = 0.0},
-     .fake = {.scale = 1.0, .param = 0.0}, .generator_kind = TermKind::Linear,
-     .generator = {.scale = -1.0, .param = 0.0}},
+    {.name = "wasserstein", .kind = TermKind::Linear, .real = {.scale = -1.0, .constant = 0.0},
+     .fake = {.scale = 1.0, .constant = 0.0}, .generator_kind = TermKind::Linear,
+     .generator = {.scale = -1.0, .constant = 0.0}},
     // D: softplus(-(real - fake)); G: softplus(-(fake - real)), both with the real logits
-    {.name = "rpgan", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .param = 0.0}, .fake = {},
-     .generator_kind = TermKind::BceLogits, .generator = {.scale = 1.0, .param = 0.0}, .paired = true},
+    {.name = "rpgan", .kind = TermKind::BceLogits, .real = {.scale = 1.0, .constant = 0.0}, .fake = {},
+     .generator_kind = TermKind::BceLogits, .generator = {.scale = 1.0, .constant = 0.0}, .paired = true},
 };
 constexpr size_t kFamilyCount = std::size(kFamilies);
 
@@ -120,9 +120,9 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
   TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to loss='bce' only, got loss='",
                     loss, "'");
   spec.kind = probs ? TermKind::BceProbs : family.kind;
-  spec.a = family.real;
-  if (family.smoothable) spec.a.param -= label_smoothing;
-  spec.b = family.fake;
+  spec.real = family.real;
+  if (family.smoothable) spec.real.constant -= label_smoothing;
+  spec.fake = family.fake;
   if (family.paired) {
     check_pair(real, fake, "real_logits", "fake_logits", op);
     spec.layout = Layout::Paired;
@@ -148,14 +148,14 @@ LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c
                     families_with(&Family::paired), " only; pass real_logits=None for loss='", loss, "'");
   spec.kind = probs ? TermKind::BceProbs : family.generator_kind;
   // saturating: log(1 - D(x)) = -softplus(x) = -BCE(x, 0); non-saturating: softplus(-x) = BCE(x, 1)
-  spec.b = saturating ? Term{-1.0, 0.0} : family.generator;
+  spec.fake = saturating ? Term{-1.0, 0.0} : family.generator;
   if (family.paired) {
     TORCH_CHECK_VALUE(real.has_value(), op, ": loss='", loss, "' needs real_logits (D's logits on the real batch)");
     check_input(*real, "real_logits", spec.reduction, op);
     check_pair(*real, fake, "real_logits", "fake_logits", op);
     spec.layout = Layout::Paired;
-    spec.a = family.generator;
-    spec.b = Term{};
+    spec.real = family.generator;
+    spec.fake = Term{};
     spec.pair_sign = 1.f;
   }
   return spec;
@@ -315,15 +315,15 @@ OutputWeights output_weights(const LossSpec& spec, const Tensor& a, const Tensor
   // a sum's weight in a logged mean: the mean of nothing is NaN
   auto mean = [](int64_t count) { return count > 0 ? 1.0 / static_cast<double>(count) : std::nan(""); };
   if (paired) {
-    w.loss[0] = w.grad[0] = spec.a.scale * reduce(w.nb);
+    w.loss[0] = w.grad[0] = spec.real.scale * reduce(w.nb);
     w.stats[2] = w.stats[3] = mean(w.nb);  // the pair loss has no real and fake halves: stats 0 and 1 stay 0
     return w;
   }
-  w.loss[0] = w.grad[0] = spec.a.scale * reduce(w.na);
-  w.loss[1] = w.grad[1] = spec.b.scale * reduce(w.nb);
+  w.loss[0] = w.grad[0] = spec.real.scale * reduce(w.na);
+  w.loss[1] = w.grad[1] = spec.fake.scale * reduce(w.nb);
   const double wa = a.defined() ? mean(w.na) : 0.0, wb = mean(w.nb);
-  w.stats[0] = spec.a.scale * wa;
-  w.stats[1] = spec.b.scale * wb;
+  w.stats[0] = spec.real.scale * wa;
+  w.stats[1] = spec.fake.scale * wb;
   w.stats[2] = wa;
   w.stats[3] = wb;
   return w;

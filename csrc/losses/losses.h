@@ -30,10 +30,11 @@ enum class Layout : int8_t { Halves, Paired };
 #define FASTGAN_REDUCTIONS(X) X(Mean, "mean") X(Sum, "sum") X(None, "none")
 FASTGAN_DEFINE_ENUM(Reduction, FASTGAN_REDUCTIONS)
 
-// f(x) = scale * kind(x; param)
+// f(x) = scale * kind(x; constant), the kind's constant being BCE's target, hinge's sign (-1 real, +1 fake) or
+// least squares' centre (linear has none)
 struct Term {
   double scale = 1.0;
-  double param = 0.0;
+  double constant = 0.0;
 };
 
 // Everything the kernels need to know about the loss, decided once on the host (loss_ops.cpp) from the user's
@@ -42,8 +43,8 @@ struct LossSpec {
   TermKind kind = TermKind::BceLogits;
   Layout layout = Layout::Halves;
   Reduction reduction = Reduction::Mean;
-  Term a, b;             // b unused for Paired
-  float pair_sign = 1.f; // Paired: the term is applied to pair_sign * (a - b)
+  Term real, fake;        // fake unused for Paired
+  float pair_sign = 1.f;  // Paired: the term is applied to pair_sign * (a - b)
 };
 
 // Per-element results of the forward pass. Each kind also has score(x) alone, for the paired layout.
@@ -53,7 +54,7 @@ struct TermValue {
   V score;  // D's output as a probability for the BCE kinds, the raw score otherwise
 };
 
-// The functions of each kind. param is the kind's parameter as a V. Derivatives follow PyTorch's own conventions
+// The functions of each kind, of x and the term's constant as a V. Derivatives follow PyTorch's own conventions
 // at kinks (relu'(0) = 0) and nn.BCELoss's clamp of p (1 - p) at 1e-12, so results match the eager losses.
 template <TermKind K>
 struct TermFn;

@@ -29,7 +29,7 @@ void write_scalar(Tensor& t, int64_t index, double value) {
 
 void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
   const OutputWeights w = output_weights(spec, a, b);
-  const cpu::ForwardArgs args{.spec = spec,
+  const cpu::ForwardParams args{.spec = spec,
                               .dtype = fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss"),
                               .a = a.defined() ? a.const_data_ptr() : nullptr, .na = w.na,
                               .b = b.const_data_ptr(), .nb = w.nb,
@@ -46,7 +46,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   const bool per_element = spec.reduction == Reduction::None;
   // A reduced loss's upstream gradient is one number: fold it into the coefficients.
   const double g = per_element ? 1.0 : read_scalar(grad);
-  const cpu::BackwardArgs args{.spec = spec,
+  const cpu::BackwardParams args{.spec = spec,
                                .dtype = fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss_backward"),
                                .grad = per_element ? grad.const_data_ptr() : nullptr,
                                .a = a.defined() ? a.const_data_ptr() : nullptr, .na = w.na,

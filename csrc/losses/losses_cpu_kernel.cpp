@@ -73,7 +73,7 @@ template <TermKind K, class S>
 std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* out) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
-  const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale));
+  const Vec constant(static_cast<T>(term.constant)), scale(static_cast<T>(term.scale));
   Vec loss_acc(T(0)), score_acc(T(0));
   double tail_loss = 0, tail_score = 0;
   BlockBuffer<S> xbuf, obuf;
@@ -83,13 +83,13 @@ std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* ou
     T* os = obuf.write_to(at_offset(out, start));
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
-      const auto r = TermFn<K>::value(Vec::loadu(xs + i), param);
+      const auto r = TermFn<K>::value(Vec::loadu(xs + i), constant);
       loss_acc = loss_acc + r.loss;
       score_acc = score_acc + r.score;
       if (os != nullptr) (r.loss * scale).store(os + i);
     }
     for (; i < m; ++i) {
-      const auto r = TermFn<K>::value(xs[i], static_cast<T>(term.param));
+      const auto r = TermFn<K>::value(xs[i], static_cast<T>(term.constant));
       tail_loss += r.loss;
       tail_score += r.score;
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
@@ -104,7 +104,7 @@ template <TermKind K, class S>
 std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term term, float sign, S* out) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
-  const Vec param(static_cast<T>(term.param)), scale(static_cast<T>(term.scale)), sgn(static_cast<T>(sign));
+  const Vec constant(static_cast<T>(term.constant)), scale(static_cast<T>(term.scale)), sgn(static_cast<T>(sign));
   Vec loss_acc(T(0)), score_a_acc(T(0)), score_b_acc(T(0));
   double tail[3] = {0, 0, 0};
   BlockBuffer<S> abuf, bbuf, obuf;
@@ -116,14 +116,14 @@ std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
       const Vec va = Vec::loadu(as + i), vb = Vec::loadu(bs + i);
-      const auto r = TermFn<K>::value(sgn * (va - vb), param);
+      const auto r = TermFn<K>::value(sgn * (va - vb), constant);
       loss_acc = loss_acc + r.loss;
       score_a_acc = score_a_acc + TermFn<K>::score(va);
       score_b_acc = score_b_acc + TermFn<K>::score(vb);
       if (os != nullptr) (r.loss * scale).store(os + i);
     }
     for (; i < m; ++i) {
-      const auto r = TermFn<K>::value(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.param));
+      const auto r = TermFn<K>::value(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.constant));
       tail[0] += r.loss;
       tail[1] += TermFn<K>::score(as[i]);
       tail[2] += TermFn<K>::score(bs[i]);
@@ -139,7 +139,7 @@ template <TermKind K, class S>
 void backward_half_chunk(const S* x, const S* g, int64_t n, Term term, double coef, S* grad) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
-  const Vec param(static_cast<T>(term.param)), c(static_cast<T>(coef));
+  const Vec constant(static_cast<T>(term.constant)), c(static_cast<T>(coef));
   BlockBuffer<S> xbuf, gbuf, obuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
@@ -148,12 +148,12 @@ void backward_half_chunk(const S* x, const S* g, int64_t n, Term term, double co
     T* os = obuf.write_to(grad + start);
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
-      Vec d = c * TermFn<K>::deriv(Vec::loadu(xs + i), param);
+      Vec d = c * TermFn<K>::deriv(Vec::loadu(xs + i), constant);
       if (gs != nullptr) d = d * Vec::loadu(gs + i);
       d.store(os + i);
     }
     for (; i < m; ++i) {
-      T d = static_cast<T>(coef) * TermFn<K>::deriv(xs[i], static_cast<T>(term.param));
+      T d = static_cast<T>(coef) * TermFn<K>::deriv(xs[i], static_cast<T>(term.constant));
       os[i] = gs != nullptr ? d * gs[i] : d;
     }
     obuf.store(grad + start, m);
@@ -165,7 +165,7 @@ void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term ter
                          S* grad_a, S* grad_b) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
-  const Vec param(static_cast<T>(term.param)), sgn(static_cast<T>(sign));
+  const Vec constant(static_cast<T>(term.constant)), sgn(static_cast<T>(sign));
   const Vec ca(static_cast<T>(coef * sign)), cb(static_cast<T>(-coef * sign));
   BlockBuffer<S> abuf, bbuf, gbuf, oabuf, obbuf;
   for (int64_t start = 0; start < n; start += kBlock) {
@@ -177,13 +177,13 @@ void backward_pair_chunk(const S* a, const S* b, const S* g, int64_t n, Term ter
     T* ob = obbuf.write_to(grad_b + start);
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
-      Vec d = TermFn<K>::deriv(sgn * (Vec::loadu(as + i) - Vec::loadu(bs + i)), param);
+      Vec d = TermFn<K>::deriv(sgn * (Vec::loadu(as + i) - Vec::loadu(bs + i)), constant);
       if (gs != nullptr) d = d * Vec::loadu(gs + i);
       (ca * d).store(oa + i);
       (cb * d).store(ob + i);
     }
     for (; i < m; ++i) {
-      T d = TermFn<K>::deriv(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.param));
+      T d = TermFn<K>::deriv(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.constant));
       if (gs != nullptr) d = d * gs[i];
       oa[i] = static_cast<T>(coef * sign) * d;
       ob[i] = static_cast<T>(-coef * sign) * d;
@@ -204,7 +204,7 @@ void parallel_chunks(int64_t n, const F& chunk_fn) {
 
 }  // namespace
 
-ForwardSums loss_forward(const ForwardArgs& args) {
+ForwardSums loss_forward(const ForwardParams& args) {
   return dispatch_dtype(args.dtype, [&](auto tag) {
     using S = decltype(tag);
     return dispatch_enum(args.spec.kind, [&](auto kind) {
@@ -215,7 +215,7 @@ ForwardSums loss_forward(const ForwardArgs& args) {
       ForwardSums sums;
       if (args.spec.layout == Layout::Paired) {
         const auto r = reduce_chunks<3>(args.nb, [&](int64_t begin, int64_t end) {
-          return forward_pair_chunk<K>(a + begin, b + begin, end - begin, args.spec.a, args.spec.pair_sign,
+          return forward_pair_chunk<K>(a + begin, b + begin, end - begin, args.spec.real, args.spec.pair_sign,
                                        at_offset(out, begin));
         });
         sums.loss_a = r[0];
@@ -224,11 +224,11 @@ ForwardSums loss_forward(const ForwardArgs& args) {
         return sums;
       }
       const auto ra = reduce_chunks<2>(args.na, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(a + begin, end - begin, args.spec.a, at_offset(out, begin));
+        return forward_half_chunk<K>(a + begin, end - begin, args.spec.real, at_offset(out, begin));
       });
       S* out_b = at_offset(out, args.na);
       const auto rb = reduce_chunks<2>(args.nb, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(b + begin, end - begin, args.spec.b, at_offset(out_b, begin));
+        return forward_half_chunk<K>(b + begin, end - begin, args.spec.fake, at_offset(out_b, begin));
       });
       sums.loss_a = ra[0];
       sums.score_a = ra[1];
@@ -239,7 +239,7 @@ ForwardSums loss_forward(const ForwardArgs& args) {
   });
 }
 
-void loss_backward(const BackwardArgs& args) {
+void loss_backward(const BackwardParams& args) {
   dispatch_dtype(args.dtype, [&](auto tag) {
     using S = decltype(tag);
     dispatch_enum(args.spec.kind, [&](auto kind) {
@@ -252,17 +252,17 @@ void loss_backward(const BackwardArgs& args) {
       if (args.spec.layout == Layout::Paired) {
         parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
           backward_pair_chunk<K>(a + begin, b + begin, at_offset(g, begin), end - begin,
-                                 args.spec.a, args.spec.pair_sign, args.coef_a, grad_a + begin, grad_b + begin);
+                                 args.spec.real, args.spec.pair_sign, args.coef_a, grad_a + begin, grad_b + begin);
         });
         return;
       }
       parallel_chunks(args.na, [&](int64_t begin, int64_t end) {
-        backward_half_chunk<K>(a + begin, at_offset(g, begin), end - begin, args.spec.a,
+        backward_half_chunk<K>(a + begin, at_offset(g, begin), end - begin, args.spec.real,
                                args.coef_a, grad_a + begin);
       });
       const S* g_b = at_offset(g, args.na);
       parallel_chunks(args.nb, [&](int64_t begin, int64_t end) {
-        backward_half_chunk<K>(b + begin, at_offset(g_b, begin), end - begin, args.spec.b,
+        backward_half_chunk<K>(b + begin, at_offset(g_b, begin), end - begin, args.spec.fake,
                                args.coef_b, grad_b + begin);
       });
     });

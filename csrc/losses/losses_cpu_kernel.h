@@ -12,7 +12,7 @@ namespace fastgan::losses::cpu {
 
 using fastgan::cpu::DType;
 
-struct ForwardArgs {
+struct ForwardParams {
   LossSpec spec;
   DType dtype;
   const void* a;   // may be null when na == 0
@@ -27,7 +27,7 @@ struct ForwardSums {
   double loss_a = 0, loss_b = 0, score_a = 0, score_b = 0;
 };
 
-struct BackwardArgs {
+struct BackwardParams {
   LossSpec spec;
   DType dtype;
   const void* grad;  // per-element upstream gradient (Reduction::None), else null
@@ -42,8 +42,8 @@ struct BackwardArgs {
 };
 
 #define FASTGAN_LOSS_CPU_KERNELS                \
-  ForwardSums loss_forward(const ForwardArgs&); \
-  void loss_backward(const BackwardArgs&);      \
+  ForwardSums loss_forward(const ForwardParams&); \
+  void loss_backward(const BackwardParams&);      \
   /* every `stride`-th float with bits in [first, last] (non-negative floats), and its negation */ \
   SoftplusSweep softplus_sweep(uint32_t first, uint32_t last, uint32_t stride);
 

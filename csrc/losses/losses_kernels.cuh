@@ -105,7 +105,7 @@ struct ForwardParams {
   const S* a;
   const S* b;
   int64_t na, nb;  // Paired: nb pairs, na unused
-  Term ta, tb;
+  Term real_term, fake_term;
   float pair_sign;
   Partition part;
   bool vector_a, vector_b;   // 16-byte accesses: a (and its per-element losses), b (and its)
@@ -125,7 +125,7 @@ __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_
                                                  S* __restrict__ out, bool vector, int packs, T& loss_sum,
                                                  T& score_sum) {
   constexpr int N = kPack<S>;
-  const T param = static_cast<T>(term.param), scale = static_cast<T>(term.scale);
+  const T constant = static_cast<T>(term.constant), scale = static_cast<T>(term.scale);
   T v[kMaxPacksPerThread][N];
 #pragma unroll
   for (int u = 0; u < kMaxPacksPerThread; ++u) {
@@ -140,7 +140,7 @@ __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
       if (q * N + e < end) {
-        const auto r = TermFn<K>::value(v[u][e], param);
+        const auto r = TermFn<K>::value(v[u][e], constant);
         loss_sum += r.loss;
         score_sum += r.score;
         losses[e] = r.loss * scale;
@@ -154,7 +154,7 @@ template <TermKind K, class S, class T>
 __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
                                                       T (&sums)[4]) {
   constexpr int N = kPack<S>;
-  const T param = static_cast<T>(p.ta.param), scale = static_cast<T>(p.ta.scale);
+  const T constant = static_cast<T>(p.real_term.constant), scale = static_cast<T>(p.real_term.scale);
   const T sign = static_cast<T>(p.pair_sign);
   const S* __restrict__ a = p.a;
   const S* __restrict__ b = p.b;
@@ -177,7 +177,7 @@ __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p,
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
       if (q * N + e < end) {
-        const auto r = TermFn<K>::value(sign * (va[u][e] - vb[u][e]), param);
+        const auto r = TermFn<K>::value(sign * (va[u][e] - vb[u][e]), constant);
         sums[0] += r.loss;
         sums[2] += TermFn<K>::score(va[u][e]);
         sums[3] += TermFn<K>::score(vb[u][e]);
@@ -209,11 +209,11 @@ __global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S>
       accumulate_pair_chunk<K>(p, begin, std::min(p.nb, begin + part.chunk_elems), sums);
     } else if (c < part.chunks_a) {
       const int64_t begin = c * part.chunk_elems;
-      accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.ta, p.per_element, p.vector_a,
+      accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.real_term, p.per_element, p.vector_a,
                           part.packs_per_thread, sums[0], sums[2]);
     } else {
       const int64_t begin = (c - part.chunks_a) * part.chunk_elems;
-      accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.tb,
+      accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.fake_term,
                           p.per_element != nullptr ? p.per_element + p.na : nullptr, p.vector_b,
                           part.packs_per_thread, sums[1], sums[3]);
     }
@@ -240,7 +240,7 @@ struct BackwardParams {
   const S* a;
   const S* b;
   int64_t na, nb;  // Paired: nb pairs
-  Term ta, tb;
+  Term real_term, fake_term;
   float pair_sign;
   Acc<S> coef_a, coef_b;  // scale * reduction weight (the upstream gradient multiplies on the device)
   bool vector_a, vector_b;  // 16-byte accesses for a's pass (a, grad_a, its upstream gradient), for b's
@@ -252,7 +252,7 @@ struct BackwardParams {
 // aligned like x) or the scalar g0.
 template <TermKind K, class S, class T>
 __device__ __forceinline__ void backward_pass(const S* __restrict__ x, const S* __restrict__ g, bool g_per_element,
-                                              T g0, T coef, T param, S* __restrict__ out, int64_t n, bool vector) {
+                                              T g0, T coef, T constant, S* __restrict__ out, int64_t n, bool vector) {
   constexpr int N = kPack<S>;
   const int64_t packs = (n + N - 1) / N;
   for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
@@ -260,7 +260,7 @@ __device__ __forceinline__ void backward_pass(const S* __restrict__ x, const S* 
     load_pack(x, q, n, vector, v);
     if (g_per_element) load_pack(g, q, n, vector, gv);
 #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = (g_per_element ? gv[e] : g0) * coef * TermFn<K>::deriv(v[e], param);
+    for (int e = 0; e < N; ++e) v[e] = (g_per_element ? gv[e] : g0) * coef * TermFn<K>::deriv(v[e], constant);
     store_pack(out, q, n, vector, v);
   }
 }
@@ -276,7 +276,7 @@ __global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<
     const S* __restrict__ g = p.grad;
     S* __restrict__ grad_a = p.grad_a;
     S* __restrict__ grad_b = p.grad_b;
-    const T sign = static_cast<T>(p.pair_sign), param = static_cast<T>(p.ta.param);
+    const T sign = static_cast<T>(p.pair_sign), constant = static_cast<T>(p.real_term.constant);
     const int64_t packs = (p.nb + N - 1) / N;
     for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
       T va[N], vb[N], gv[N];
@@ -285,7 +285,7 @@ __global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<
       if (p.grad_per_element) load_pack(g, q, p.nb, p.vector_a, gv);
 #pragma unroll
       for (int e = 0; e < N; ++e) {
-        const T d = (p.grad_per_element ? gv[e] : g0) * p.coef_a * TermFn<K>::deriv(sign * (va[e] - vb[e]), param);
+        const T d = (p.grad_per_element ? gv[e] : g0) * p.coef_a * TermFn<K>::deriv(sign * (va[e] - vb[e]), constant);
         va[e] = sign * d;
         vb[e] = -sign * d;
       }
@@ -296,11 +296,11 @@ __global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<
     // Two passes, one per tensor: no per-element branch between them, and each pointer set is checked for
     // alignment on its own.
     if (p.na > 0) {
-      backward_pass<K>(p.a, p.grad, p.grad_per_element, g0, p.coef_a, static_cast<T>(p.ta.param), p.grad_a, p.na,
+      backward_pass<K>(p.a, p.grad, p.grad_per_element, g0, p.coef_a, static_cast<T>(p.real_term.constant), p.grad_a, p.na,
                        p.vector_a);
     }
     backward_pass<K>(p.b, p.grad_per_element ? p.grad + p.na : p.grad, p.grad_per_element, g0, p.coef_b,
-                     static_cast<T>(p.tb.param), p.grad_b, p.nb, p.vector_b);
+                     static_cast<T>(p.fake_term.constant), p.grad_b, p.nb, p.vector_b);
   }
 }
 
@@ -327,8 +327,8 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     p.b = b.const_data_ptr<S>();
     p.na = w.na;
     p.nb = w.nb;
-    p.ta = spec.a;
-    p.tb = spec.b;
+    p.real_term = spec.real;
+    p.fake_term = spec.fake;
     p.pair_sign = spec.pair_sign;
     p.part = Partition::of<S>(w.na, w.nb, paired);
     p.per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
@@ -376,8 +376,8 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
     p.b = b.const_data_ptr<S>();
     p.na = w.na;
     p.nb = w.nb;
-    p.ta = spec.a;
-    p.tb = spec.b;
+    p.real_term = spec.real;
+    p.fake_term = spec.fake;
     p.pair_sign = spec.pair_sign;
     p.coef_a = static_cast<T>(w.grad[0]);
     p.coef_b = static_cast<T>(w.grad[1]);

@@ -26,7 +26,7 @@ template <class T>
 void fill_stream(T* out, int64_t count, sampling::Dist dist, double a, double b, uint64_t seed, uint64_t stream,
                  int64_t offset) {
   constexpr auto dtype = std::is_same_v<T, double> ? fastgan::cpu::DType::Double : fastgan::cpu::DType::Float;
-  const sampling::cpu::FillArgs args{.dist = dist, .a = a, .b = b, .c = 0, .seed = seed, .stream = stream, .start = offset,
+  const sampling::cpu::FillParams args{.dist = dist, .a = a, .b = b, .c = 0, .seed = seed, .stream = stream, .start = offset,
                                      .count = count, .dtype = dtype, .out = out};
   FASTGAN_CPU_DISPATCH(sampling::cpu, fill, args);
 }

@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) mh_select_kernel(MhSelectParams<T> p
 }
 
 template <class T>
-struct MhStepArgs {
+struct MhStepParams {
   T* __restrict__ state;
   T* __restrict__ log_prob;
   T* __restrict__ proposal;
@@ -82,7 +82,7 @@ struct MhStepArgs {
 };
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
+__global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepParams<T> a) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= a.chains) return;
   T* row = a.state + c * a.d;
@@ -168,7 +168,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
   const int64_t chains = state.size(0);
   const typename R::Guard guard(state.device());
   AT_DISPATCH_FLOATING_TYPES(state.scalar_type(), "mh_step_cuda", [&] {
-    const MhStepArgs<scalar_t> args{
+    const MhStepParams<scalar_t> args{
         .state = state.mutable_data_ptr<scalar_t>(), .log_prob = log_prob.mutable_data_ptr<scalar_t>(),
         .proposal = proposal.mutable_data_ptr<scalar_t>(),
         .proposal_log_prob = proposal_log_prob.const_data_ptr<scalar_t>(),

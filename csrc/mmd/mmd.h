@@ -31,7 +31,7 @@ FASTGAN_DEFINE_ENUM(Kernel, FASTGAN_MMD_KERNELS)
 constexpr int kMaxBandwidths = 16;
 
 // What the kernel formulas read; which fields apply depends on the kernel.
-struct KernelParams {
+struct KernelConstants {
   int count = 0;                       // rbf, laplacian: the number of bandwidths
   double coef[kMaxBandwidths] = {};    // rbf: -1 / (2 s^2) per bandwidth s; laplacian: -1 / s
   int degree = 0;                      // polynomial: (gamma p + offset)^degree
@@ -53,7 +53,7 @@ FASTGAN_HD V integer_power(V base, int degree) {
 
 // k as a function of the pair statistic (d2, or p for the polynomial kernel).
 template <Kernel K, class V>
-FASTGAN_HD V kernel_value(V stat, const KernelParams& kp) {
+FASTGAN_HD V kernel_value(V stat, const KernelConstants& kp) {
   if constexpr (K == Kernel::Polynomial) {
     return integer_power(V(kp.gamma) * stat + V(kp.offset), kp.degree);
   } else if constexpr (K == Kernel::Energy) {
@@ -69,7 +69,7 @@ FASTGAN_HD V kernel_value(V stat, const KernelParams& kp) {
 // h(d2) = 2 dk/dd2, so that d k(a, b) / d a = h (a - b); for the polynomial kernel h(p) = dk/dp, so that
 // d k(a, b) / d a = h b.
 template <Kernel K, class V>
-FASTGAN_HD V kernel_slope(V stat, const KernelParams& kp) {
+FASTGAN_HD V kernel_slope(V stat, const KernelConstants& kp) {
   if constexpr (K == Kernel::Polynomial) {
     const V base = V(kp.gamma) * stat + V(kp.offset);
     const V power = kp.degree == 1 ? V(1) : integer_power(base, kp.degree - 1);

@@ -69,7 +69,7 @@ int64_t diagonal_lane(const Pairs<T>& p, int64_t i, int64_t j) {
 // A same-set sum is symmetric: each row visits only the columns after it (counted twice) and adds its diagonal
 // term once (unless skipped), which halves the work of two of the forward's three sums.
 template <Kernel K, class T>
-double pair_sum_typed(const KernelParams& kp, const Pairs<T>& p) {
+double pair_sum_typed(const KernelConstants& kp, const Pairs<T>& p) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
   std::vector<double> partial(tiles, 0.0);
@@ -112,7 +112,7 @@ constexpr int64_t kCoordChunk = 64;
 // (H a_i - sum_j h b_j would cancel for data far from the origin); coef sum_j h_ij b_j for the polynomial kernel.
 // Lanes run over j: within a column block, each (row, coordinate) sums its lanes in T, then in double across blocks.
 template <Kernel K, class T>
-void pair_grad_typed(const KernelParams& kp, const Pairs<T>& p, double coef, T* grad) {
+void pair_grad_typed(const KernelConstants& kp, const Pairs<T>& p, double coef, T* grad) {
   using Vec = at::vec::Vectorized<T>;
   const int64_t tiles = (p.na + kRowTile - 1) / kRowTile;
   fastgan::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
@@ -182,16 +182,16 @@ void pair_grad_typed(const KernelParams& kp, const Pairs<T>& p, double coef, T* 
 
 }  // namespace
 
-double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<float>& p) {
+double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p) {
   return dispatch_enum(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
-double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<double>& p) {
+double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<double>& p) {
   return dispatch_enum(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
 }
-void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<float>& p, double coef, float* grad) {
+void pair_grad(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p, double coef, float* grad) {
   dispatch_enum(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
-void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<double>& p, double coef, double* grad) {
+void pair_grad(Kernel kernel, const KernelConstants& kp, const Pairs<double>& p, double coef, double* grad) {
   dispatch_enum(kernel, [&](auto k) { pair_grad_typed<decltype(k)::value>(kp, p, coef, grad); });
 }
 

@@ -21,11 +21,11 @@ struct Pairs {
 
 #define FASTGAN_MMD_CPU_KERNELS                                                                               \
   /* sum_{i,j} k(a_i, b_j), deterministic for any thread count */                                             \
-  double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<float>& p);                              \
-  double pair_sum(Kernel kernel, const KernelParams& kp, const Pairs<double>& p);                             \
+  double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p);                              \
+  double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<double>& p);                             \
   /* grad_i += coef * sum_j d k(a_i, b_j) / d a_i, grad [na, d] */                                            \
-  void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<float>& p, double coef, float* grad);     \
-  void pair_grad(Kernel kernel, const KernelParams& kp, const Pairs<double>& p, double coef, double* grad);
+  void pair_grad(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p, double coef, float* grad);     \
+  void pair_grad(Kernel kernel, const KernelConstants& kp, const Pairs<double>& p, double coef, double* grad);
 
 namespace generic { FASTGAN_MMD_CPU_KERNELS }
 namespace avx2 { FASTGAN_MMD_CPU_KERNELS }

@@ -120,7 +120,7 @@ struct ForwardParams {
   const T* y;                    // [m, d]
   int64_t n, m, d;
   int64_t tiles_x, tiles_y;      // row tiles of x and of y (kSide * kForwardPairs<T> rows each)
-  KernelParams kp;
+  KernelConstants kp;
   double w_xx, w_yy, w_xy;       // the estimator's weights of the three pair sums
   bool skip_diagonal;            // the same-set sums leave out the pairs (i, i)
   T* out;                        // 0-d MMD^2
@@ -181,7 +181,7 @@ struct BackwardParams {
   const T* y;                    // [m, d]
   int64_t n, m, d;
   int64_t tiles_x;               // row tiles of x (blocks [0, tiles_x) own x's rows, the rest y's)
-  KernelParams kp;
+  KernelConstants kp;
   const T* grad_out;             // 0-d: the gradient of MMD^2
   double coef_same_x, coef_same_y, coef_cross;  // 2 w_xx, 2 w_yy, -2 w_xy
   bool skip_diagonal;            // the same-set sums leave out the pairs (i, i)

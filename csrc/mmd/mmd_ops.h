@@ -16,7 +16,7 @@ constexpr int kMaxDegree = 64;
 
 struct MmdSpec {
   Kernel kernel;
-  KernelParams params;
+  KernelConstants params;
   // MMD^2 = w_xx S_xx + w_yy S_yy - 2 w_xy S_xy, S the pair sums; the same-set sums skip the pairs (i, i) when
   // skip_diagonal (the unbiased estimator)
   double w_xx, w_yy, w_xy;
@@ -26,8 +26,8 @@ struct MmdSpec {
 
 // kernel_params: the bandwidths for rbf and laplacian, nothing for energy, [degree, gamma, coef] for polynomial.
 // wide: the kernels compute in float64 (else float32), where every coefficient they read must be finite.
-inline KernelParams make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, bool wide, const char* op) {
-  KernelParams kp{};
+inline KernelConstants make_kernel_params(Kernel kernel, at::ArrayRef<double> kernel_params, bool wide, const char* op) {
+  KernelConstants kp{};
   const double largest = wide ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max();
   switch (kernel) {
     case Kernel::Rbf:

@@ -17,7 +17,7 @@ namespace {
 using at::Tensor;
 
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
-  const cpu::WordsArgs args{.seed = seed, .stream = stream, .start = offset, .count = out.numel(),
+  const cpu::WordsParams args{.seed = seed, .stream = stream, .start = offset, .count = out.numel(),
                             .out = out.mutable_data_ptr<int64_t>()};
   FASTGAN_CPU_DISPATCH(cpu, fill_words, args);
 }
@@ -32,7 +32,7 @@ void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor
     out.fill_(std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const cpu::FillArgs args{.dist = spec.dist, .a = spec.params.a, .b = spec.params.b, .c = spec.params.c,
+  const cpu::FillParams args{.dist = spec.dist, .a = spec.params.a, .b = spec.params.b, .c = spec.params.c,
                            .seed = spec.seed, .stream = spec.stream,
                            .start = start, .count = out.numel(),
                            .dtype = fastgan::cpu::kernel_dtype(out.scalar_type(), "fastgan::fill_latent_: out"),

@@ -105,7 +105,7 @@ void group_words(uint64_t seed, uint64_t stream, int64_t group, uint32_t* words)
 // The kGroup values of one group for an output of type S, in its compute type T = Acc<S> (float, or double for
 // float64 output).
 template <Dist D, class S, class T = Acc<S>>
-void group_values(const FillArgs& args, int64_t group, T* values) {
+void group_values(const FillParams& args, int64_t group, T* values) {
   using Vec = at::vec::Vectorized<T>;
   alignas(64) uint32_t words[kGroup];
   group_words(args.seed, args.stream, group, words);
@@ -159,7 +159,7 @@ void for_each_group(int64_t start, int64_t count, int64_t grain, S* out, const G
 
 }  // namespace
 
-void fill(const FillArgs& args) {
+void fill(const FillParams& args) {
   if (args.count <= 0) return;
   dispatch_enum(args.dist, [&](auto dist) {
     constexpr Dist D = decltype(dist)::value;
@@ -171,7 +171,7 @@ void fill(const FillArgs& args) {
   });
 }
 
-void fill_words(const WordsArgs& args) {
+void fill_words(const WordsParams& args) {
   if (args.count <= 0) return;
   for_each_group<uint32_t>(args.start, args.count, 64, args.out,
                            [&](int64_t group, uint32_t* words) { group_words(args.seed, args.stream, group, words); });

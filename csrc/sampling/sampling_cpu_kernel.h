@@ -11,9 +11,9 @@ namespace fastgan::sampling::cpu {
 using fastgan::cpu::DType;
 
 // Draws of a distribution from one stream: out[i] from element start + i.
-struct FillArgs {
+struct FillParams {
   Dist dist;
-  double a, b, c;         // the distribution's parameters (sampling.h: from_uniform; sampling_ops.h: DistParams)
+  double a, b, c;         // the distribution's parameters (sampling.h: from_uniform; sampling_ops.h: DistConstants)
   uint64_t seed, stream;  // the stream (philox.h)
   int64_t start;          // stream index of out[0] (the element offset)
   int64_t count;          // elements of out
@@ -22,7 +22,7 @@ struct FillArgs {
 };
 
 // The raw words of one stream: out[i] = word start + i (a uint32 held in an int64).
-struct WordsArgs {
+struct WordsParams {
   uint64_t seed, stream;  // the stream (philox.h)
   int64_t start;          // word index of out[0]
   int64_t count;          // elements of out
@@ -30,8 +30,8 @@ struct WordsArgs {
 };
 
 #define FASTGAN_SAMPLING_CPU_KERNELS                                                             \
-  void fill(const FillArgs& args);                                                               \
-  void fill_words(const WordsArgs& args);
+  void fill(const FillParams& args);                                                               \
+  void fill_words(const WordsParams& args);
 
 namespace generic { FASTGAN_SAMPLING_CPU_KERNELS }
 namespace avx2 { FASTGAN_SAMPLING_CPU_KERNELS }

@@ -24,7 +24,7 @@ using at::Tensor;
 
 constexpr int kThreads = 256;
 
-struct StreamArgs {
+struct StreamParams {
   uint64_t seed, stream;
   int64_t offset;                // element offset known on the host (checked: offset + count <= 2^63)
   const int64_t* device_offset;  // added to offset when not null (checked in the kernel: philox::device_start)
@@ -49,7 +49,7 @@ __device__ __forceinline__ void block_values(const philox::Words& w, T a, T b, T
 }
 
 template <Dist D, class S>
-__global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamArgs s, Acc<S> a, Acc<S> b,
+__global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, StreamParams s, Acc<S> a, Acc<S> b,
                                                         Acc<S> c, bool aligned_out) {
   using T = Acc<S>;
   if (s.count <= 0) return;
@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kThreads) fill_kernel(S* __restrict__ out, Str
   }
 }
 
-__global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ out, StreamArgs s) {
+__global__ void __launch_bounds__(kThreads) words_kernel(int64_t* __restrict__ out, StreamParams s) {
   if (s.count <= 0) return;
   const int64_t start = s.offset;  // checked on the host: the words lie in the stream
   const int64_t first_block = start / 4, last_block = (start + (s.count - 1)) / 4;
@@ -136,7 +136,7 @@ int64_t grid_for(int64_t count) {
 template <class R>
 void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offset) {
   const typename R::Guard guard(out.device());
-  const StreamArgs s{.seed = seed, .stream = stream, .offset = offset, .device_offset = nullptr, .count = out.numel()};
+  const StreamParams s{.seed = seed, .stream = stream, .offset = offset, .device_offset = nullptr, .count = out.numel()};
   R::template launch<words_kernel>(grid_for(out.numel()), kThreads, R::current_stream(),
                                    out.mutable_data_ptr<int64_t>(), s);
 }
@@ -144,7 +144,7 @@ void fill_random_bits(Tensor& out, uint64_t seed, uint64_t stream, int64_t offse
 template <class R>
 void fill_latent(Tensor& out, const LatentSpec& spec, const std::optional<Tensor>& offset_tensor) {
   const typename R::Guard guard(out.device());
-  const StreamArgs s{.seed = spec.seed, .stream = spec.stream, .offset = spec.offset,
+  const StreamParams s{.seed = spec.seed, .stream = spec.stream, .offset = spec.offset,
                      .device_offset = offset_tensor.has_value() ? offset_tensor->const_data_ptr<int64_t>() : nullptr,
                      .count = out.numel()};
   const bool aligned = reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;

@@ -51,7 +51,7 @@ inline void check_sample_cdf(const at::Tensor& cdf, const at::Tensor& out) {
 
 // A distribution's parameters as the kernels read them (sampling.h: from_uniform): a and b, and for uniform c, the
 // largest value of the output dtype below b. Each exactly representable in the compute type.
-struct DistParams {
+struct DistConstants {
   double a, b, c;
 };
 
@@ -72,7 +72,7 @@ double next_below(double value) {
 // domain. So every op checks its values in C++, as fastgan/_args.py promises, and no parameter can make the draws
 // NaN or infinite. A uniform's bounds are first rounded to the output dtype (what the draw can hold) and must stay
 // apart there.
-inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarType dtype) {
+inline DistConstants check_dist_params(Dist dist, double a, double b, at::ScalarType dtype) {
   constexpr const char* op = "fastgan::fill_latent_";
   const DistInfo& info = dist_info(dist);
   const bool wide = dtype == at::kDouble;
@@ -118,7 +118,7 @@ inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarTyp
                       dtype, ", got low = ", a, " and high = ", b, " (", lo, " and ", hi, " in ", dtype, ")");
     TORCH_CHECK_VALUE(representable(hi - lo), op, ": uniform's high - low overflows the compute type, got low = ",
                       a, " and high = ", b);
-    return DistParams{lo, hi, next_below<scalar_t>(hi)};
+    return DistConstants{lo, hi, next_below<scalar_t>(hi)};
   });
 }
 
@@ -126,7 +126,7 @@ inline DistParams check_dist_params(Dist dist, double a, double b, at::ScalarTyp
 // element offset .. (plus the offset tensor's value, read on the device, when the call gives one).
 struct LatentSpec {
   Dist dist;
-  DistParams params;
+  DistConstants params;
   uint64_t seed, stream;
   int64_t offset;
 };
