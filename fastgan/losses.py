@@ -39,13 +39,7 @@ def fused_gan_loss(
     With r = real_logits, f = fake_logits, each half reduced over its own elements (so the halves may have
     different sizes and shapes), and s = label_smoothing:
 
-    - ``bce``: ``mean(softplus(-r) + s * r) + mean(softplus(f))``, i.e. exactly
-      ``F.binary_cross_entropy_with_logits(r, full_like(r, 1 - s)) + F.binary_cross_entropy_with_logits(f, zeros)``.
-      One-sided label smoothing (Salimans et al. 2016): the real target is 1 - s.
-    - ``hinge``: ``mean(relu(1 - r)) + mean(relu(1 + f))``.
-    - ``least_squares`` (LSGAN, a = 0, b = 1): ``mean((r - b)^2) / 2 + mean((f - a)^2) / 2``; smoothing sets b = 1 - s.
-    - ``wasserstein``: ``mean(f) - mean(r)``.
-    - ``rpgan`` (relativistic pairing, R3GAN): ``mean(softplus(-(r - f)))``, r and f paired elementwise (same shape).
+{discriminator_families}
 
     ``inputs="probs"`` (``bce`` only) takes probabilities, as from a discriminator ending in Sigmoid, with
     ``nn.BCELoss``'s semantics (each log clamped at -100). Probabilities outside [0, 1] give a NaN loss (and NaN
@@ -99,11 +93,7 @@ def fused_generator_loss(
 
     With f = fake_logits and r = real_logits:
 
-    - ``bce``, non-saturating (default, Goodfellow et al. 2014): ``mean(softplus(-f)) = -mean(log D(G(z)))``;
-      ``saturating=True``, the minimax form: ``mean(log(1 - D(G(z)))) = -mean(softplus(f))``, computed stably.
-    - ``hinge`` and ``wasserstein``: ``-mean(f)``.
-    - ``least_squares`` (LSGAN, c = 1): ``mean((f - c)^2) / 2``.
-    - ``rpgan``: ``mean(softplus(-(f - r)))``, needs ``real_logits`` of the same shape (and gives it a gradient).
+{generator_families}
 
     ``inputs``, ``reduction`` (``"none"`` returns a tensor shaped like ``fake_logits``) and the NaN and empty
     policies are as in :func:`fused_gan_loss`. ``return_stats=True`` adds ``{"d_fake": mean D(G(z))}`` (and
@@ -123,6 +113,17 @@ def fused_generator_loss(
     if loss in reference.PAIRED_LOSSES:
         named["d_real"] = stats[2]
     return out, named
+
+
+def _family_lines(doc: str) -> str:
+    """The docstrings' list of loss families, from the family table (one place for each family's formula)."""
+    return "\n".join(f"    - ``{name}``: {getattr(family, doc)}" for name, family in reference.LOSS_FAMILIES.items())
+
+
+fused_gan_loss.__doc__ = fused_gan_loss.__doc__.replace("{discriminator_families}",
+                                                        _family_lines("discriminator_doc"))
+fused_generator_loss.__doc__ = fused_generator_loss.__doc__.replace("{generator_families}",
+                                                                    _family_lines("generator_doc"))
 
 
 # ---- double backward ----

@@ -60,6 +60,7 @@ class LossFamily:
     saturating_form: bool = False  # saturating=True applies (G minimises log(1 - D(G(z))))
     accepts_probs: bool = False    # inputs="probs" applies (D ends in Sigmoid)
     sigmoid_score: bool = False    # the logged D(x) is sigmoid(logit), not the raw score
+    squares_logit: bool = False    # a term grows like x²: its exact value overflows float16 past |x| ≈ 362
 
     @property
     def paired(self) -> bool:
@@ -84,7 +85,7 @@ LOSS_FAMILIES = {family.name: family for family in (
         real=lambda x, s, reduction, inputs: _reduce(0.5 * (x - (1.0 - s)) ** 2, reduction),
         fake=lambda x, reduction, inputs: _reduce(0.5 * x**2, reduction),
         generator=lambda f, r, saturating, reduction, inputs: _reduce(0.5 * (f - 1.0) ** 2, reduction),
-        smoothable=True),
+        smoothable=True, squares_logit=True),
     LossFamily(
         "wasserstein", "mean f - mean r", "-mean f",
         real=lambda x, s, reduction, inputs: _reduce(-x, reduction),
