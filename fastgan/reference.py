@@ -87,6 +87,11 @@ LOSS_FAMILIES = {family.name: family for family in (
         generator=lambda f, r, saturating, reduction, inputs: _reduce(0.5 * (f - 1.0) ** 2, reduction),
         smoothable=True, squares_logit=True),
     LossFamily(
+        "least_squares_symmetric", "½ mean (r - 1)² + ½ mean (f + 1)² (LSGAN's a = -1, b = 1, c = 0)", "½ mean f²",
+        real=lambda x, s, reduction, inputs: _reduce(0.5 * (x - 1.0) ** 2, reduction),
+        fake=lambda x, reduction, inputs: _reduce(0.5 * (x + 1.0) ** 2, reduction),
+        generator=lambda f, r, saturating, reduction, inputs: _reduce(0.5 * f**2, reduction), squares_logit=True),
+    LossFamily(
         "wasserstein", "mean f - mean r", "-mean f",
         real=lambda x, s, reduction, inputs: _reduce(-x, reduction),
         fake=lambda x, reduction, inputs: _reduce(x, reduction),

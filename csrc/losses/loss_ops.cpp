@@ -43,6 +43,11 @@ constexpr Family kFamilies[] = {
     {.name = "least_squares", .kind = TermKind::Square, .real = {.scale = 1.0, .constant = 1.0},
      .fake = {.scale = 1.0, .constant = 0.0}, .generator_kind = TermKind::Square,
      .generator = {.scale = 1.0, .constant = 1.0}, .smoothable = true},
+    // LSGAN's symmetric coding (Mao et al. 2017, a = -1, b = 1, c = 0): (real - 1)^2 / 2 + (fake + 1)^2 / 2;
+    // G: fake^2 / 2
+    {.name = "least_squares_symmetric", .kind = TermKind::Square, .real = {.scale = 1.0, .constant = 1.0},
+     .fake = {.scale = 1.0, .constant = -1.0}, .generator_kind = TermKind::Square,
+     .generator = {.scale = 1.0, .constant = 0.0}},
     // fake - real; G: -fake
     {.name = "wasserstein", .kind = TermKind::Linear, .real = {.scale = -1.0, .constant = 0.0},
      .fake = {.scale = 1.0, .constant = 0.0}, .generator_kind = TermKind::Linear,
