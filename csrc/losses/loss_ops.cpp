@@ -74,15 +74,20 @@ const Family& parse_family(c10::string_view name, const char* op) {
   return *parse_name(name, kFamilyNames, op, "loss");
 }
 
-// "loss='bce' and 'least_squares'": the families with a flag, for the messages (written from the table).
-std::string families_with(bool Family::*flag) {
+// "loss='bce' and 'least_squares'": the families that pass a test, for the messages (written from the table).
+template <class Pred>
+std::string families_where(Pred pred) {
   std::string names;
   int count = 0;
   for (const auto& [name, family] : kFamilyNames) {
-    if (!(family->*flag)) continue;
+    if (!pred(*family)) continue;
     names += (count++ == 0 ? "loss='" : " and '") + std::string(name) + "'";
   }
   return names;
+}
+
+std::string families_with(bool Family::*flag) {
+  return families_where([flag](const Family& family) { return family.*flag; });
 }
 
 // inputs='probs' is a BCE on probabilities: the families whose term is BceLogits and that are not paired.
@@ -107,7 +112,8 @@ void check_pair(const Tensor& real, const Tensor& fake, const char* real_name, c
                     " elementwise, so they must have the same shape, got ", real.sizes(), " and ", fake.sizes());
 }
 
-// The discriminator's loss: term a on the real logits, term b on the fake ones (Paired: one term of the pairs).
+// The discriminator's loss: the real term on the real logits, the fake term on the fake ones (Paired: one term of
+// the pairs).
 LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_view loss, double label_smoothing,
                             c10::string_view inputs, c10::string_view reduction) {
   constexpr const char* op = kDiscriminatorOp;
@@ -122,8 +128,8 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
                     ": label_smoothing must lie in [0, 1), got ", label_smoothing);
   TORCH_CHECK_VALUE(label_smoothing == 0.0 || family.smoothable, op, ": label_smoothing applies to ",
                     families_with(&Family::smoothable), " only, got loss='", loss, "'");
-  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to loss='bce' only, got loss='",
-                    loss, "'");
+  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to ",
+                    families_where(accepts_probs), " only, got loss='", loss, "'");
   spec.kind = probs ? TermKind::BceProbs : family.kind;
   spec.real = family.real;
   if (family.smoothable) spec.real.constant -= label_smoothing;
@@ -136,7 +142,7 @@ LossSpec discriminator_spec(const Tensor& real, const Tensor& fake, c10::string_
   return spec;
 }
 
-// The generator's loss: term b on the fake logits (a absent), or the pairing with the real logits.
+// The generator's loss: one term on the fake logits (the real ones absent), or the pairing with the real logits.
 LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c10::string_view loss,
                         bool saturating, c10::string_view inputs, c10::string_view reduction) {
   constexpr const char* op = kGeneratorOp;
@@ -147,8 +153,8 @@ LossSpec generator_spec(const Tensor& fake, const std::optional<Tensor>& real, c
   check_input(fake, "fake_logits", spec.reduction, op);
   TORCH_CHECK_VALUE(!saturating || family.saturating_form, op, ": saturating=True applies to ",
                     families_with(&Family::saturating_form), " only, got loss='", loss, "'");
-  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to loss='bce' only, got loss='",
-                    loss, "'");
+  TORCH_CHECK_VALUE(!probs || accepts_probs(family), op, ": inputs='probs' applies to ",
+                    families_where(accepts_probs), " only, got loss='", loss, "'");
   TORCH_CHECK_VALUE(family.paired || !real.has_value(), op, ": real_logits is used by ",
                     families_with(&Family::paired), " only; pass real_logits=None for loss='", loss, "'");
   spec.kind = probs ? TermKind::BceProbs : family.generator_kind;
