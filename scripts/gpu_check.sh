@@ -127,10 +127,11 @@ bench() {
   fi
 }
 if [ "$DRY" = 1 ]; then
-  bench bench_kernels 40 --suites kernels   # CUDA only: plans no task on the CPU, still parses
-  bench bench_mmd 30 --suites mmd --mmd-sizes 64 --mmd-dims 8
-  bench bench_samplers 30 --suites samplers --samplers normal,uniform --quick
-  bench bench_mh 20 --suites mh --quick
+  # two shared cores time the eager references slowly: longer limits, still inside the total
+  bench bench_kernels 60 --suites kernels   # CUDA only: plans no task on the CPU, still parses
+  bench bench_mmd 60 --suites mmd --mmd-sizes 64 --mmd-dims 8
+  bench bench_samplers 60 --suites samplers --samplers normal,uniform --quick
+  bench bench_mh 90 --suites mh --quick
 else
   bench bench_kernels 40 --suites kernels
   bench bench_mmd 30 --suites mmd --mmd-sizes 16384 --mmd-dims 512
