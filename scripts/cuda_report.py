@@ -47,7 +47,8 @@ H200 = {
     "regs_per_sm": 65536,
     "reg_alloc_unit": 256,            # registers are allocated per warp in units of 256
     "smem_per_sm": 233472,            # 228 KiB
-    "smem_reserved_per_block": 1024,  # the 1 KiB the runtime reserves per block on sm_80 and later
+    # cuobjdump's SHARED already holds the 1 KiB the runtime reserves per block on sm_80 and later (ptxas -v
+    # reports 33536 bytes where cuobjdump says 34560)
     "smem_alloc_unit": 128,
     "threads_per_sm": 2048,
     "blocks_per_sm": 32,
@@ -374,7 +375,7 @@ def blocks_per_sm(registers: int, shared: int, threads: int) -> dict:
     warps = math.ceil(threads / h["lanes"])
     regs_per_warp = math.ceil(max(registers, 1) * h["lanes"] / h["reg_alloc_unit"]) * h["reg_alloc_unit"]
     by_regs = (h["regs_per_sm"] // regs_per_warp) // warps
-    smem = math.ceil(shared / h["smem_alloc_unit"]) * h["smem_alloc_unit"] + h["smem_reserved_per_block"]
+    smem = math.ceil(shared / h["smem_alloc_unit"]) * h["smem_alloc_unit"]
     by_smem = h["smem_per_sm"] // smem if shared > 0 else h["blocks_per_sm"]
     by_threads = h["threads_per_sm"] // threads
     limits = {"registers": by_regs, "shared": by_smem, "threads": by_threads, "cap": h["blocks_per_sm"]}
