@@ -435,7 +435,7 @@ def analyse(objects: list[Path], arch: str, cuobjdump: str, env: dict) -> dict:
         names = demangle(list(resources))
         for mangled, res in resources.items():
             instrs = sass.get(mangled, [])
-            entry = {"name": names[mangled], "mangled": mangled, "source": obj.name.replace(".o", ""), **res,
+            entry = {"name": names[mangled], "source": obj.name.replace(".o", ""), **res,
                      "threads": threads.get(mangled), "sass_instructions": len(instrs),
                      "local_instructions": sum(i.op in ("LDL", "STL") for i in instrs)}
             entry.update(describe(names[mangled], enums))
@@ -600,8 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     nvdisasm = find_tool("nvdisasm", args.nvdisasm)
     env = {**os.environ, "PATH": os.path.dirname(nvdisasm) + os.pathsep + os.environ.get("PATH", "")}
     report = analyse(objects, args.arch, cuobjdump, env)
-    report["tools"] = {"cuobjdump": cuobjdump, "nvdisasm": nvdisasm,
-                       "version": run_tool([cuobjdump, "--version"]).strip().splitlines()[-1]}
+    # names, not paths: the committed report should not change with the machine that wrote it
+    report["tools"] = {"cuobjdump": run_tool([cuobjdump, "--version"]).strip().splitlines()[-1],
+                       "nvdisasm": run_tool([nvdisasm, "--version"]).strip().splitlines()[-1]}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     md = markdown(report, objects)

@@ -51,8 +51,8 @@ step() {
   fi
   echo "=== $name (limit ${limit} s): $*" | tee -a "$log"
   local start=$SECONDS
-  timeout --kill-after=10 "$limit" "$@" > >(tee -a "$log") 2>&1
-  local rc=$? status=ok note=""
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]} status=ok note=""
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then status=TIMEOUT; failed=1
   elif [ "$rc" -ne 0 ]; then status=FAILED; note="exit $rc"; failed=1; fi
   echo "=== $name: $status in $((SECONDS - start)) s" | tee -a "$log"
@@ -131,7 +131,7 @@ if [ "$DRY" = 1 ]; then
   bench bench_kernels 60 --suites kernels   # CUDA only: plans no task on the CPU, still parses
   bench bench_mmd 60 --suites mmd --mmd-sizes 64 --mmd-dims 8
   bench bench_samplers 60 --suites samplers --samplers normal,uniform --quick
-  bench bench_mh 90 --suites mh --quick
+  bench bench_mh 180 --suites mh --quick  # 3 tasks of ~30 s each on two cores
 else
   bench bench_kernels 40 --suites kernels
   bench bench_mmd 30 --suites mmd --mmd-sizes 16384 --mmd-dims 512
