@@ -601,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PATH": os.path.dirname(nvdisasm) + os.pathsep + os.environ.get("PATH", "")}
     report = analyse(objects, args.arch, cuobjdump, env)
     # names, not paths: the committed report should not change with the machine that wrote it
-    report["tools"] = {"cuobjdump": run_tool([cuobjdump, "--version"]).strip().splitlines()[-1],
-                       "nvdisasm": run_tool([nvdisasm, "--version"]).strip().splitlines()[-1]}
+    report["tools"] = {name: next((line for line in run_tool([path, "--version"]).splitlines() if "release" in line),
+                                  "unknown")
+                       for name, path in (("cuobjdump", cuobjdump), ("nvdisasm", nvdisasm))}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     md = markdown(report, objects)
