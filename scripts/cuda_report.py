@@ -485,7 +485,7 @@ def kernel_label(k: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def markdown(report: dict, objects: list[Path]) -> str:
+def markdown(report: dict) -> str:
     kernels = report["kernels"]
     hot = [k for k in kernels if k.get("hot_loop")]
     lines = [f"# CUDA report: {report['arch']} machine code (`make cuda-report`)", "",
@@ -577,7 +577,7 @@ def markdown(report: dict, objects: list[Path]) -> str:
         lines.append(f"| {k['source']} | {name} {kernel_label(k)} | {k['registers']} | {k['shared']} | "
                      f"{k['stack']} | {k['local_instructions']} | {k['threads'] or '256?'} | {occ['blocks']} "
                      f"({occ['limited_by']}) | {occ['occupancy']:.0%} |")
-    lines += ["", f"Objects: {', '.join(o.name for o in objects)}.", ""]
+    lines += ["", f"Objects: {', '.join(report['objects'])}; {report['tools']['cuobjdump']}.", ""]
     return "\n".join(lines)
 
 
@@ -604,9 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     report["tools"] = {name: next((line for line in run_tool([path, "--version"]).splitlines() if "release" in line),
                                   "unknown")
                        for name, path in (("cuobjdump", cuobjdump), ("nvdisasm", nvdisasm))}
+    report["objects"] = [o.name for o in objects]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    md = markdown(report, objects)
+    md = markdown(report)
     args.output.with_suffix(".md").write_text(md)
     print(md[:md.index("## Every kernel")])
     return 0

@@ -2,6 +2,7 @@
 and (where nvcc and cuobjdump exist) the whole chain on a tiny kernel compiled here."""
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -193,3 +194,16 @@ __global__ void __launch_bounds__(128) twice(const float4* __restrict__ x, float
     usage = cr.parse_resource_usage(cr.run_tool([cuobjdump, "--dump-resource-usage", str(cubin)]))
     assert usage[name]["stack"] == 0 and 0 < usage[name]["registers"] < 32
     assert cr.parse_max_threads(cr.run_tool([cuobjdump, "-elf", str(cubin)])) == {name: 128}
+
+
+def test_the_committed_report_renders_to_the_committed_table():
+    base = ROOT / "benchmarks" / "results" / "cuda-report-sm90"
+    report = json.loads(base.with_suffix(".json").read_text())
+    assert cr.markdown(report) == base.with_suffix(".md").read_text()
+    # every hot loop the targets speak of is there, and its numbers add up
+    hot = [k for k in report["kernels"] if k.get("hot_loop")]
+    assert {k["family"] for k in hot} == set(cr.PER_ITERATION)
+    for k in hot:
+        h = k["hot_loop"]
+        assert h["instr_per_element"] == pytest.approx(h["hot_instructions"] / h["elements_per_trip"])
+        assert h["elements_check"] == "ok"
