@@ -456,6 +456,7 @@ def hot_loop_entry(entry: dict, instrs: list[Instr]) -> dict | None:
     per_element = loop.hot_instructions / elements
     out = {**dataclasses.asdict(loop), "elements_per_trip": elements, "instr_per_element": per_element,
            "bytes_per_element": bytes_per_element(entry["family"], dtype_bytes), "elements_check": check}
+    out["hot_blocks"] = " ".join(f"{a:#x}-{b:#x}" for a, b in loop.hot_blocks)  # one line each in the JSON
     out.update(implied_fraction(per_element, out["bytes_per_element"]))
     target = TARGETS.get(entry["family"])
     if target is not None:
