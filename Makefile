@@ -15,7 +15,7 @@ DEPS_STAMP := $(VENV)/.fastgan-deps
 BUILD_STAMP := $(VENV)/.fastgan-build
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: setup build test test-matrix fuzz test-asan test-simt-asan bench cuda-check gpu-check peer-wheels clean
+.PHONY: setup build test test-matrix fuzz test-asan test-simt-asan bench cuda-check cuda-report gpu-check peer-wheels clean
 
 setup: $(BUILD_STAMP)
 build: $(BUILD_STAMP)
@@ -106,6 +106,22 @@ bench: $(BUILD_STAMP)
 cuda-check: $(DEPS_STAMP)
 	$(PY) -m cmake -S . -B build/cuda-check -G Ninja -DFASTGAN_CUDA_COMPILE_ONLY=ON -DPython_EXECUTABLE=$(abspath $(PY))
 	$(PY) -m cmake --build build/cuda-check
+
+# The sm_90 machine code of every .cu, read without a GPU: registers, shared memory, stack and blocks per SM per
+# kernel; SASS instructions per element on the hot loops of the loss kernels and the samplers, and the H200
+# bandwidth fraction that implies (scripts/cuda_report.py says how). Writes benchmarks/results/cuda-report-sm90.*.
+# cuobjdump and nvdisasm come from NVIDIA's wheels: this machine's CUDA toolkit has nvcc and ptxas only.
+CUDA_TOOLS_STAMP := $(VENV)/.fastgan-cuda-tools
+$(CUDA_TOOLS_STAMP): $(DEPS_STAMP)
+	$(PY) -m pip install --quiet "nvidia-cuda-cuobjdump==13.2.78" "nvidia-cuda-nvdisasm==13.2.78"
+	touch $@
+cuda-report: cuda-check $(CUDA_TOOLS_STAMP)
+	$(PY) scripts/cuda_report.py --build-dir build/cuda-check --output benchmarks/results/cuda-report-sm90
+
+# One call on the lent GPU machine (scripts/gpu_check.sh: build, CUDA tests, sanitizers, the deciding benchmarks,
+# within 9 minutes); GPU_CHECK_DRY_RUN=1 runs every step's command here at tiny sizes, so a typo fails here.
+gpu-check:
+	bash scripts/gpu_check.sh
 
 # Wheels of the metrics tests' peers, for a GPU machine without network (scripts/gpu_check.sh installs them).
 peer-wheels: $(DEPS_STAMP)
