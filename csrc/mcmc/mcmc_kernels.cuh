@@ -81,33 +81,75 @@ struct MhStepArgs {
   uint64_t seed, stream;
 };
 
+// A warp per chain. The old thread-per-chain kernel read and wrote each chain's row with a stride of d elements
+// between neighbouring threads (one sector per element of a warp's access) and walked a NormalCursor (its 40-byte
+// Philox WordCursor and the pair cache) with a run-time element index. Here the warp walks its chain in windows of
+// kWindow = 128 consecutive words of the normal stream: lane l computes the Philox block window + l (4 words, two
+// Box-Muller pairs, each computed exactly once, as the cursor did) in registers and stages its 4 normals in the
+// warp's slice of shared memory; after a __syncwarp, lane l moves elements l, l + 32, l + 64, l + 96 of the window,
+// so each of the warp's loads and stores covers 32 consecutive elements (coalesced). Element k of the chain takes
+// word first + k, whatever thread computes it, so the draws (and the CPU's answer) are unchanged. Lane 0 draws the
+// acceptance and broadcasts it: a lane must not read log_prob[c] after lane 0 has overwritten it.
 template <class T>
 __global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= a.chains) return;
+  constexpr unsigned kFull = 0xffffffffu;
+  constexpr int kWindow = 4 * kWarp;
+  __shared__ T normals[kThreads / kWarp][kWindow];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t c = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (c >= a.chains) return;  // the whole warp together
   T* row = a.state + c * a.d;
   T* next = a.proposal + c * a.d;
   int64_t step = 0;
   if (!mh_step_number(a.step, a.step_offset != nullptr ? *a.step_offset : 0, a.last_step, step)) {
     // a corrupt step counter (the host cannot check it without a sync): NaN chains, as the CPU would raise
-    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k] = static_cast<T>(CUDART_NAN);
-    a.log_prob[c] = static_cast<T>(CUDART_NAN);
+    for (int64_t k = lane; k < a.d; k += kWarp) row[k] = next[k] = static_cast<T>(CUDART_NAN);
+    if (lane == 0) a.log_prob[c] = static_cast<T>(CUDART_NAN);
     return;
   }
-  if (step >= 0 && accept(stream_uniform<T>(a.seed, accept_stream(a.stream), step * a.chains + c),
-                          a.proposal_log_prob[c] - a.log_prob[c])) {
-    for (int64_t k = 0; k < a.d; ++k) row[k] = next[k];
+  int take = 0;
+  if (lane == 0 && step >= 0 &&
+      accept(stream_uniform<T>(a.seed, accept_stream(a.stream), step * a.chains + c),
+             a.proposal_log_prob[c] - a.log_prob[c])) {
+    take = 1;
     a.log_prob[c] = a.proposal_log_prob[c];
     ++a.accepted[c];
   }
+  const bool moved = __shfl_sync(kFull, take, 0) != 0;
   const int64_t keep = kept_slot(step, a.burn_in, a.thin, a.slots);
-  if (keep >= 0) {
-    T* slot = a.samples + (c * a.slots + keep) * a.d;
-    for (int64_t k = 0; k < a.d; ++k) slot[k] = row[k];
+  T* slot = keep >= 0 ? a.samples + (c * a.slots + keep) * a.d : nullptr;
+  T* staged = normals[warp];
+  const uint64_t first = static_cast<uint64_t>(((step + 1) * a.chains + c) * a.d);  // element k: word first + k
+  const int64_t lead = static_cast<int64_t>(first % 4);  // the first window starts at word first - lead
+  const uint64_t first_block = first / 4;
+  for (int64_t w0 = 0; w0 < lead + a.d; w0 += kWindow) {  // window words first - lead + w0 ...
+    // Lane l's Philox block: words w0 + 4 l .. + 3 of the window; skipped when none is an element of the chain.
+    if (w0 + 4 * lane < lead + a.d) {
+      const philox::Words words = philox::block(a.seed, a.stream, first_block + static_cast<uint64_t>(w0 / 4 + lane));
+      T z[4];
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair) {
+        sampling::box_muller(sampling::to_uniform<T>(words.w[2 * pair], sampling::UniformKind::OpenLow),
+                             sampling::to_uniform<T>(words.w[2 * pair + 1], sampling::UniformKind::ClosedLow),
+                             z[2 * pair], z[2 * pair + 1]);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) staged[4 * lane + j] = z[j];
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < kWindow / kWarp; ++i) {
+      const int t = lane + i * kWarp;
+      const int64_t k = w0 + t - lead;
+      if (k >= 0 && k < a.d) {
+        const T v = moved ? next[k] : row[k];
+        if (moved) row[k] = v;
+        if (slot != nullptr) slot[k] = v;
+        next[k] = v + a.step_size * staged[t];
+      }
+    }
+    __syncwarp();  // the window's normals are read before the next window overwrites them
   }
-  sampling::NormalCursor<T> z(a.seed, a.stream);
-  const uint64_t first = static_cast<uint64_t>(((step + 1) * a.chains + c) * a.d);
-  for (int64_t k = 0; k < a.d; ++k) next[k] = row[k] + a.step_size * z(first + k);
 }
 
 // The predicate of the select pass: proposal i is accepted. Each cub thread tests a run of consecutive items, so a
@@ -178,7 +220,7 @@ void mh_step(Tensor& state, Tensor& log_prob, Tensor& proposal, const Tensor& pr
         .burn_in = spec.burn_in,
         .thin = spec.thin, .step_size = static_cast<scalar_t>(spec.step_size), .seed = spec.seed,
         .stream = spec.stream};
-    R::template launch<mh_step_kernel<scalar_t>>(blocks_for(chains), kThreads, R::current_stream(), args);
+    R::template launch<mh_step_kernel<scalar_t>>(blocks_for(chains * kWarp), kThreads, R::current_stream(), args);
   });
 }
 
