@@ -272,8 +272,17 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
 // ONE launch: a persistent grid walks the chunks; each chunk's sums are a block_sum (fixed tree) stored in
 // partials[chunk], and the last block adds the chunks' partials in a fixed order (cuda::sum_partials). The bits
 // depend on the partition only, which depends on the element count only. A single chunk needs no workspace.
+// __launch_bounds__'s minimum resident blocks per SM, read off ptxas's report (-Xptxas -v, sm_90; make cuda-check
+// prints it) as the most blocks that every instantiation fits without a spill, and no fewer than keep enough bytes
+// in flight: 16-bit types 6 blocks (at most 40 registers; they took 32-40 unbounded; 16 B of loads in flight per
+// thread and tensor, ~24 KB per SM), float32 4 (at most 64; 40-60 unbounded; 64 B per thread, ~64 KB per SM),
+// float64 2 (at most 128; 40-94 unbounded, the paired BCE the most: 3 blocks, at most 80, spilled 56 bytes). A
+// register regression then shows as a spill, which make cuda-check fails, not as a silent loss of occupancy.
+template <class S>
+constexpr int kForwardMinBlocks = sizeof(S) == 2 ? 6 : sizeof(S) == 4 ? 4 : 2;
+
 template <TermKind K, class S, bool kPaired>
-__global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S> p) {
+__global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_kernel(ForwardParams<S> p) {
   using T = Acc<S>;
   const Partition& part = p.part;
   for (int64_t c = blockIdx.x; c < part.chunks; c += gridDim.x) {
@@ -323,14 +332,16 @@ struct BackwardParams {
 };
 
 // The backward's unit of work, a group: kBackwardPacks packs per thread of one block, all loaded (x, and the upstream
-// gradient when it is per element) before any arithmetic, so each thread has 4 loads in flight per tensor (the old
-// kernel's one pack per loop trip waited for each load's latency in turn). Pack u of the thread is q0 + u kThreads:
-// each load instruction of a warp covers consecutive packs. A group wholly inside its tensor (every group but the
-// last) runs without bounds checks.
-constexpr int kBackwardPacks = 4;
+// gradient when it is per element) before any arithmetic (the old kernel's one pack per loop trip waited for each
+// load's latency in turn): 4 packs per tensor for the halves (x and g: up to 8 loads in flight per thread), 2 for
+// pairs (a, b and g: up to 6; 4 made the paired float32 and float64 kernels spill at the bound below). Pack u of
+// the thread is q0 + u kThreads: each load instruction of a warp covers consecutive packs. A group wholly inside
+// its tensor (every group but the last) runs without bounds checks.
+template <bool kPaired>
+constexpr int kBackwardPacks = kPaired ? 2 : 4;
 
-template <class S>
-constexpr int64_t kGroupElems = int64_t(kThreads) * kBackwardPacks * kPack<S>;
+template <class S, bool kPaired>
+constexpr int64_t kGroupElems = int64_t(kThreads) * kBackwardPacks<kPaired> * kPack<S>;
 
 // out = g * coef * f'(x) over one group (packs q0 + u kThreads) of [0, n); g is per element (g_per_element,
 // aligned like x) or the scalar g0.
@@ -339,15 +350,15 @@ __device__ __forceinline__ void backward_group(const S* __restrict__ x, const S*
                                                T g0, T coef, T param, S* __restrict__ out, int64_t q0, int64_t n,
                                                bool vector) {
   constexpr int N = kPack<S>;
-  T v[kBackwardPacks][N], gv[kBackwardPacks][N];
+  T v[kBackwardPacks<false>][N], gv[kBackwardPacks<false>][N];
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, vector, v[u]);
+  for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, vector, v[u]);
   if (g_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, vector, gv[u]);
+    for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, vector, gv[u]);
   }
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks; ++u) {
+  for (int u = 0; u < kBackwardPacks<false>; ++u) {
 #pragma unroll
     for (int e = 0; e < N; ++e) v[u][e] = (g_per_element ? gv[u][e] : g0) * coef * TermFn<K>::deriv(v[u][e], param);
     store_packs<kWhole>(out, q0 + u * kThreads, n, vector, v[u]);
@@ -363,18 +374,18 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
   S* __restrict__ grad_a = p.grad_a;
   S* __restrict__ grad_b = p.grad_b;
   const T sign = static_cast<T>(p.pair_sign), param = static_cast<T>(p.ta.param);
-  T va[kBackwardPacks][N], vb[kBackwardPacks][N], gv[kBackwardPacks][N];
+  T va[kBackwardPacks<true>][N], vb[kBackwardPacks<true>][N], gv[kBackwardPacks<true>][N];
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks; ++u) {
+  for (int u = 0; u < kBackwardPacks<true>; ++u) {
     load_packs<kWhole>(a, q0 + u * kThreads, p.nb, p.vector_a, va[u]);
     load_packs<kWhole>(b, q0 + u * kThreads, p.nb, p.vector_a, vb[u]);
   }
   if (p.grad_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, p.vector_a, gv[u]);
+    for (int u = 0; u < kBackwardPacks<true>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, p.vector_a, gv[u]);
   }
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks; ++u) {
+  for (int u = 0; u < kBackwardPacks<true>; ++u) {
 #pragma unroll
     for (int e = 0; e < N; ++e) {
       const T d =
@@ -390,15 +401,22 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
 // A grid-stride loop over the groups: Paired, the pairs' groups; Halves, a's groups, then b's (one loop over both,
 // so the grid is sized for na + nb and a short a, e.g. 64 real logits against 4M fake, costs one group, not a pass).
 // Each element's gradient is computed on its own, so the grid and the grouping never change a bit.
+// The backward's bound, chosen like the forward's: with 4 packs (halves) or 2 (pairs) per thread it took 24-63
+// registers unbounded in 32- and 64-bit types and 24-52 in 16-bit ones (pairs of 4 packs took up to 85, and
+// spilled at the 3-block bound): 3 blocks (at most 80 registers) and 4 (at most 64).
+template <class S>
+constexpr int kBackwardMinBlocks = sizeof(S) == 2 ? 4 : 3;
+
 template <TermKind K, class S, bool kPaired>
-__global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<S> p) {
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<S>) loss_backward_kernel(BackwardParams<S> p) {
   using T = Acc<S>;
-  constexpr int64_t G = kGroupElems<S>;
+  constexpr int64_t G = kGroupElems<S, kPaired>;
+  constexpr int U = kBackwardPacks<kPaired>;
   const T g0 = p.grad_per_element ? T(0) : static_cast<T>(p.grad[0]);
   if constexpr (kPaired) {
     const int64_t groups = (p.nb + G - 1) / G;
     for (int64_t i = blockIdx.x; i < groups; i += gridDim.x) {
-      const int64_t q0 = i * kThreads * kBackwardPacks + threadIdx.x;
+      const int64_t q0 = i * kThreads * U + threadIdx.x;
       if ((i + 1) * G <= p.nb) {
         backward_pair_group<K, true>(p, g0, q0);
       } else {
@@ -416,7 +434,7 @@ __global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<
       const T coef = in_a ? p.coef_a : p.coef_b;
       const T param = static_cast<T>(in_a ? p.ta.param : p.tb.param);
       const bool vector = in_a ? p.vector_a : p.vector_b;
-      const int64_t q0 = j * kThreads * kBackwardPacks + threadIdx.x;
+      const int64_t q0 = j * kThreads * U + threadIdx.x;
       if ((j + 1) * G <= n) {
         backward_group<K, true>(x, g, p.grad_per_element, g0, coef, param, out, q0, n, vector);
       } else {
@@ -528,8 +546,8 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
     p.vector_a = paired ? vector_ok(p.a, p.grad_a, p.grad) && aligned16(p.b) && aligned16(p.grad_b)
                         : p.a == nullptr || vector_ok(p.a, p.grad_a, p.grad);
     p.vector_b = vector_ok(p.b, p.grad_b, p.grad + (paired ? 0 : p.na));
-    constexpr int64_t G = kGroupElems<S>;
-    const int64_t groups = paired ? (w.nb + G - 1) / G : (w.na + G - 1) / G + (w.nb + G - 1) / G;
+    constexpr int64_t G = kGroupElems<S, false>, P = kGroupElems<S, true>;
+    const int64_t groups = paired ? (w.nb + P - 1) / P : (w.na + G - 1) / G + (w.nb + G - 1) / G;
     dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       if (paired) {
