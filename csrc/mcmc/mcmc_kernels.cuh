@@ -8,6 +8,7 @@
 #include <ATen/Dispatch.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../common/device.cuh"
 #include "../common/engine.h"
@@ -158,6 +159,21 @@ __global__ void __launch_bounds__(kThreads) mh_step_kernel(MhStepArgs<T> a) {
 
 // The predicate of the select pass: proposal i is accepted. Each cub thread tests a run of consecutive items, so a
 // thread's copy keeps its last Philox block for the next 3 words (a cache: any call order gives the same answer).
+// float64's accept test as a real call on the GPU: inlined into cub's sweep, which unrolls the predicate over its
+// items under cub's own register bound, the float64 log made the sweep spill (ptxas, sm_90: 80 registers, 64 bytes
+// stored and 96 loaded; sm_80: 24 and 32); called, the sweep takes 71 registers and spills nothing, for a call per
+// item next to a float64 log. float32's sweep does not spill (79 registers) and keeps the test inline. The emulator
+// inlines it (device functions of shared headers are always inlined there).
+#if defined(__CUDA_ARCH__)
+#define FASTGAN_MCMC_CALLED __noinline__
+#else
+#define FASTGAN_MCMC_CALLED __forceinline__
+#endif
+__device__ FASTGAN_MCMC_CALLED bool accept_word(uint32_t word, double log_ratio) {
+  return accept(sampling::to_uniform<double>(word, sampling::UniformKind::OpenLow), log_ratio);
+}
+#undef FASTGAN_MCMC_CALLED
+
 template <class T>
 struct Accepted {
   const T* __restrict__ log_ratio;
@@ -165,7 +181,11 @@ struct Accepted {
   mutable philox::WordCursor words;
   __device__ bool operator()(int64_t i) const {
     const uint32_t word = words(static_cast<uint64_t>(offset + i));
-    return accept(sampling::to_uniform<T>(word, sampling::UniformKind::OpenLow), log_ratio[i]);
+    if constexpr (std::is_same_v<T, double>) {
+      return accept_word(word, log_ratio[i]);
+    } else {
+      return accept(sampling::to_uniform<T>(word, sampling::UniformKind::OpenLow), log_ratio[i]);
+    }
   }
 };
 
