@@ -522,6 +522,24 @@ def test_cuda_reduction_reuses_its_ticket_across_streams_and_graphs(generator):
     assert torch.equal(fastgan.fused_gan_loss(real, fake), expected)
 
 
+@needs_cuda
+def test_cuda_forward_allocates_only_its_outputs_in_the_steady_state(generator):
+    """The grid reduction's partials and ticket live in one buffer per stream (R::stream_scratch), so a 3M-logit
+    forward (hundreds of chunks) allocates what a single-chunk forward (no workspace) allocates: its outputs."""
+    big = [draw((3_000_001,), torch.float32, "cuda", generator) for _ in range(2)]
+    small = [draw((100,), torch.float32, "cuda", generator) for _ in range(2)]
+
+    def allocations(real, fake):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_stats()["allocation.all.allocated"]
+        fastgan.fused_gan_loss(real, fake, return_stats=True)
+        torch.cuda.synchronize()
+        return torch.cuda.memory_stats()["allocation.all.allocated"] - before
+
+    allocations(*big)  # the stream's buffer grows once
+    assert allocations(*big) == allocations(*small)
+
+
 @pytest.mark.parametrize("dtype, max_ulps", [(torch.float32, 2.0), (torch.float64, 4.0)], ids=str)
 def test_elementwise_bce_is_accurate_to_a_few_ulps(dtype, max_ulps):
     """softplus(+-x), the per-element BCE, over a dense sweep and the tails, against logaddexp(+-x, 0) in float64

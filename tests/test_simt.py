@@ -305,6 +305,32 @@ def test_mh_select_in_every_schedule(schedule, generator):
         check_mh_select_matches_cpu(generator, k=45)
 
 
+@pytest.mark.parametrize("d", [1, 3, 130, 301])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_mh_step_moves_the_rows_the_cpu_moves(d, dtype, generator):
+    """The warp-per-chain step (128-word windows of the normal stream, each lane's Philox block staged in shared
+    memory) against the CPU kernel: rows that start anywhere in a Philox block (odd d), span several windows
+    (d = 301), and a kept slot. Accept decisions, states, kept rows and counts are exact; the proposals agree to
+    the sin/cos rounding."""
+    chains, step, seed, stream = 37, 4, 11, 5
+    state, proposal = (torch.randn(chains, d, generator=generator, dtype=torch.float64).to(dtype) for _ in range(2))
+    log_prob, proposal_log_prob = (torch.randn(chains, generator=generator, dtype=torch.float64).to(dtype)
+                                   for _ in range(2))
+    accepted, samples = torch.randint(0, 5, (chains,), generator=generator), torch.zeros(chains, 2, d, dtype=dtype)
+    results = []
+    for emulate in (False, True):
+        out = [t.clone() for t in (state, log_prob, proposal, accepted, samples)]
+        x, lp, xp, count, kept = out
+        with _simt.emulated(seed=d) if emulate else _simt.off():
+            torch.ops.fastgan.mh_step_(x, lp, xp, proposal_log_prob, count, kept, step, None, 0, 4, 0.25, seed,
+                                       stream)
+        results.append(out)
+    (x, lp, xp, count, kept), (ex, elp, exp, ecount, ekept) = results[1], results[0]
+    assert 0 < (count - accepted).sum() < chains  # both branches
+    assert torch.equal(x, ex) and torch.equal(lp, elp) and torch.equal(count, ecount) and torch.equal(kept, ekept)
+    torch.testing.assert_close(xp, exp, **TOLERANCES[dtype])
+
+
 # ---- MMD ----
 
 

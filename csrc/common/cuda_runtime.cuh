@@ -47,31 +47,55 @@ struct Runtime {
     return blocks;
   }
 
-  static at::Tensor workspace(int64_t bytes, const at::TensorOptions& options) {
-    return at::empty({bytes}, options.dtype(at::kByte));
-  }
+  // The scratch memory of one grid reduction on `stream` (reduce.cuh: grid_sum_workspace): `bytes` of partials and
+  // a zeroed ticket counter. The bytes are scratch for one launch (its blocks write them, its last block reads
+  // them), so every launch on one stream may use the same: launches on a stream run in order.
+  //
+  // Eager mode: NO allocation in the steady state. One buffer per (device, stream) is kept for the process's life
+  // and reused, [ticket | pad to 256 bytes | partials]; it grows (rounded up to a power of two, so a few times in
+  // all) when a launch needs more. The ticket needs no memset per launch either: last_block_done resets it to 0
+  // in-kernel, so the next launch on the stream finds it zeroed; only a new buffer is zeroed, on `stream`, before
+  // any launch can use it. A buffer replaced while a launch may still use it is freed to the caching allocator on
+  // this stream, which reuses it only for work ordered after that launch; `keep_alive` holds the buffer while the
+  // caller enqueues.
+  //
+  // CUDA graph capture: a fresh buffer, allocated from the graph's private pool at capture (none at replay), with
+  // a memset node of its ticket at the head of the captured work. The graph must not bake in the eager buffer: a
+  // replay may run on another stream, concurrently with eager launches on this one, and the eager buffer may grow
+  // (be freed) after capture. Each replay finds the ticket at 0 (the memset node; and the last block of the
+  // previous replay also reset it in-kernel, so a graph whose memset node were dropped would still replay right).
+  struct Scratch {
+    void* bytes;
+    unsigned int* ticket;
+  };
+  static constexpr int64_t kTicketBytes = 256;  // the partials start 256-byte aligned
 
-  // A zeroed ticket counter for launches on `stream`. In eager mode one counter per (device, stream) is kept for
-  // the process's life and reused: last_block_done leaves it at 0, and launches on one stream run in order, so no
-  // memset (a separate stream operation of ~1-2 us) is needed per launch. While the stream is being captured into
-  // a CUDA graph, a fresh counter is allocated and zeroed in the graph (`keep_alive` holds it): a replay may run on
-  // another stream, concurrently with eager launches.
-  static unsigned int* stream_ticket(const Stream& stream, at::Tensor& keep_alive) {
-    const auto options = at::TensorOptions(stream.device()).dtype(at::kInt);
+  static Scratch stream_scratch(const Stream& stream, int64_t bytes, at::Tensor& keep_alive) {
+    const auto options = at::TensorOptions(stream.device()).dtype(at::kByte);
+    auto scratch_of = [](const at::Tensor& buffer) {
+      auto* base = static_cast<unsigned char*>(buffer.mutable_data_ptr());
+      return Scratch{base + kTicketBytes, reinterpret_cast<unsigned int*>(base)};
+    };
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     C10_CUDA_CHECK(cudaStreamIsCapturing(stream.stream(), &capture));
     if (capture != cudaStreamCaptureStatusNone) {
-      keep_alive = at::empty({1}, options);
+      keep_alive = at::empty({kTicketBytes + bytes}, options);
       C10_CUDA_CHECK(cudaMemsetAsync(keep_alive.mutable_data_ptr(), 0, sizeof(unsigned int), stream.stream()));
-      return static_cast<unsigned int*>(keep_alive.mutable_data_ptr());
+      return scratch_of(keep_alive);
     }
     // Leaked on purpose: CUDA memory must not be freed by static destructors after the runtime has shut down.
-    static auto* counters = new std::map<std::pair<int, int64_t>, at::Tensor>();
+    static auto* buffers = new std::map<std::pair<int, int64_t>, at::Tensor>();
     static std::mutex mutex;
     const std::lock_guard<std::mutex> lock(mutex);
-    at::Tensor& counter = (*counters)[{stream.device_index(), stream.id()}];
-    if (!counter.defined()) counter = at::zeros({1}, options);  // on the current stream, which is `stream`
-    return static_cast<unsigned int*>(counter.mutable_data_ptr());
+    at::Tensor& buffer = (*buffers)[{stream.device_index(), stream.id()}];
+    if (!buffer.defined() || buffer.numel() < kTicketBytes + bytes) {
+      int64_t size = 4096;
+      while (size < kTicketBytes + bytes) size *= 2;
+      buffer = at::empty({size}, options);  // on the current stream, which is `stream`
+      C10_CUDA_CHECK(cudaMemsetAsync(buffer.mutable_data_ptr(), 0, sizeof(unsigned int), stream.stream()));
+    }
+    keep_alive = buffer;
+    return scratch_of(buffer);
   }
 };
 

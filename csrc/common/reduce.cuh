@@ -90,22 +90,25 @@ __device__ __forceinline__ bool grid_sum(T (&v)[N], T* partials, unsigned int* b
 }
 
 // The device memory grid_sum needs for `blocks` partials of N totals of type T, and the ticket counter of the
-// current stream (which must be `stream`), from the runtime policy R (cuda_runtime.cuh, simt/runtime.h). Keep the
-// workspace alive until the launch is enqueued.
+// current stream (which must be `stream`), from the runtime policy R's stream_scratch (cuda_runtime.cuh,
+// simt/runtime.h): in eager mode one buffer per stream, reused by every launch without an allocation or a memset
+// (the last block resets the ticket in-kernel), and under CUDA graph capture the graph's own. The partials are
+// scratch for ONE launch: the next launch on the stream may overwrite them. Keep the workspace alive until the
+// launch is enqueued.
 template <class T>
 struct GridSumWorkspace {
-  at::Tensor partials_storage, ticket_storage;
+  at::Tensor storage;
   T* partials = nullptr;
   unsigned int* blocks_done = nullptr;
 };
 
 template <class R, class T>
-GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOptions& options,
+GridSumWorkspace<T> grid_sum_workspace(int64_t blocks, int n, const at::TensorOptions& /*options*/,
                                        const typename R::Stream& stream) {
   GridSumWorkspace<T> w;
-  w.partials_storage = R::workspace(blocks * n * static_cast<int64_t>(sizeof(T)), options);
-  w.partials = reinterpret_cast<T*>(w.partials_storage.mutable_data_ptr());
-  w.blocks_done = R::stream_ticket(stream, w.ticket_storage);
+  const auto scratch = R::stream_scratch(stream, blocks * n * static_cast<int64_t>(sizeof(T)), w.storage);
+  w.partials = static_cast<T*>(scratch.bytes);
+  w.blocks_done = scratch.ticket;
   return w;
 }
 

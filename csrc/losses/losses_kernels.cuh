@@ -100,6 +100,56 @@ __device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t
   }
 }
 
+// Pack q of x, all of whose elements lie in the tensor: no bounds checks (the chunks and backward groups that are
+// whole take these; only a tensor's last chunk or group takes the checked load_pack/store_pack).
+template <class S, class T>
+__device__ __forceinline__ void load_whole_pack(const S* __restrict__ x, int64_t q, bool vector, T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector) {
+    const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(pack.v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(x[q * N + e]);
+  }
+}
+
+template <class S, class T>
+__device__ __forceinline__ void store_whole_pack(S* __restrict__ x, int64_t q, bool vector, const T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector) {
+    Pack<S> pack;
+#pragma unroll
+    for (int e = 0; e < N; ++e) pack.v[e] = static_cast<S>(v[e]);
+    reinterpret_cast<Pack<S>*>(x)[q] = pack;
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) x[q * N + e] = static_cast<S>(v[e]);
+  }
+}
+
+// kWhole: every element of the packs in hand lies below `end`, so the loads, stores and element tests go.
+template <bool kWhole, class S, class T>
+__device__ __forceinline__ void load_packs(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                           T (&v)[kPack<S>]) {
+  if constexpr (kWhole) {
+    load_whole_pack(x, q, vector, v);
+  } else {
+    load_pack(x, q, end, vector, v);
+  }
+}
+
+template <bool kWhole, class S, class T>
+__device__ __forceinline__ void store_packs(S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                            const T (&v)[kPack<S>]) {
+  if constexpr (kWhole) {
+    store_whole_pack(x, q, vector, v);
+  } else {
+    store_pack(x, q, end, vector, v);
+  }
+}
+
 template <class S>
 struct ForwardParams {
   const S* a;
@@ -119,9 +169,11 @@ struct ForwardParams {
 };
 
 // Accumulates term(x[i]) over this thread's packs of the chunk [begin, end) of x (all loads first, then the
-// arithmetic), writing the scaled per-element losses if asked.
-template <TermKind K, class S, class T>
-__device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
+// arithmetic), writing the scaled per-element losses if asked. kWhole: the chunk is whole (end - begin is the
+// chunk size), so nothing is checked; the same elements are added in the same order either way, so a chunk's bits do
+// not depend on which path it took.
+template <TermKind K, bool kWhole, class S, class T>
+__device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
                                                  S* __restrict__ out, bool vector, int packs, T& loss_sum,
                                                  T& score_sum) {
   constexpr int N = kPack<S>;
@@ -129,7 +181,7 @@ __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_
   T v[kMaxPacksPerThread][N];
 #pragma unroll
   for (int u = 0; u < kMaxPacksPerThread; ++u) {
-    if (u < packs) load_pack(x, begin / N + threadIdx.x + u * kThreads, end, vector, v[u]);
+    if (u < packs) load_packs<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, vector, v[u]);
   }
 #pragma unroll
   for (int u = 0; u < kMaxPacksPerThread; ++u) {
@@ -139,19 +191,31 @@ __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_
 #pragma unroll
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
-      if (q * N + e < end) {
+      if (kWhole || q * N + e < end) {
         const auto r = TermFn<K>::value(v[u][e], constant);
         loss_sum += r.loss;
         score_sum += r.score;
         losses[e] = r.loss * scale;
       }
     }
-    if (out != nullptr) store_pack(out, q, end, vector, losses);
+    if (out != nullptr) store_packs<kWhole>(out, q, end, vector, losses);
   }
 }
 
+// The chunks of a tensor are whole but its last: one test per chunk instead of one per element and pack.
 template <TermKind K, class S, class T>
-__device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
+__device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
+                                                 S* __restrict__ out, bool vector, int packs, T& loss_sum,
+                                                 T& score_sum) {
+  if (end - begin == int64_t(kThreads) * kPack<S> * packs) {
+    accumulate_packs<K, true>(x, begin, end, term, out, vector, packs, loss_sum, score_sum);
+  } else {
+    accumulate_packs<K, false>(x, begin, end, term, out, vector, packs, loss_sum, score_sum);
+  }
+}
+
+template <TermKind K, bool kWhole, class S, class T>
+__device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p, int64_t begin, int64_t end,
                                                       T (&sums)[4]) {
   constexpr int N = kPack<S>;
   const T constant = static_cast<T>(p.real_term.constant), scale = static_cast<T>(p.real_term.scale);
@@ -164,8 +228,8 @@ __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p,
   for (int u = 0; u < kMaxPacksPerThread; ++u) {
     if (u < packs) {
       const int64_t q = begin / N + threadIdx.x + u * kThreads;
-      load_pack(a, q, end, p.vector_a, va[u]);
-      load_pack(b, q, end, p.vector_a, vb[u]);
+      load_packs<kWhole>(a, q, end, p.vector_a, va[u]);
+      load_packs<kWhole>(b, q, end, p.vector_a, vb[u]);
     }
   }
 #pragma unroll
@@ -176,7 +240,7 @@ __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p,
 #pragma unroll
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
-      if (q * N + e < end) {
+      if (kWhole || q * N + e < end) {
         const auto r = TermFn<K>::value(sign * (va[u][e] - vb[u][e]), constant);
         sums[0] += r.loss;
         sums[2] += TermFn<K>::score(va[u][e]);
@@ -184,7 +248,17 @@ __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p,
         losses[e] = r.loss * scale;
       }
     }
-    if (p.per_element != nullptr) store_pack(p.per_element, q, end, p.vector_a, losses);
+    if (p.per_element != nullptr) store_packs<kWhole>(p.per_element, q, end, p.vector_a, losses);
+  }
+}
+
+template <TermKind K, class S, class T>
+__device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
+                                                      T (&sums)[4]) {
+  if (end - begin == p.part.chunk_elems) {
+    accumulate_pair_packs<K, true>(p, begin, end, sums);
+  } else {
+    accumulate_pair_packs<K, false>(p, begin, end, sums);
   }
 }
 
@@ -198,8 +272,17 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
 // ONE launch: a persistent grid walks the chunks; each chunk's sums are a block_sum (fixed tree) stored in
 // partials[chunk], and the last block adds the chunks' partials in a fixed order (cuda::sum_partials). The bits
 // depend on the partition only, which depends on the element count only. A single chunk needs no workspace.
+// __launch_bounds__'s minimum resident blocks per SM, read off ptxas's report (-Xptxas -v, sm_90; make cuda-check
+// prints it) as the most blocks that every instantiation fits without a spill, and no fewer than keep enough bytes
+// in flight: 16-bit types 6 blocks (at most 40 registers; they took 32-40 unbounded; 16 B of loads in flight per
+// thread and tensor, ~24 KB per SM), float32 4 (at most 64; 40-60 unbounded; 64 B per thread, ~64 KB per SM),
+// float64 2 (at most 128; 40-94 unbounded, the paired BCE the most: 3 blocks, at most 80, spilled 56 bytes). A
+// register regression then shows as a spill, which make cuda-check fails, not as a silent loss of occupancy.
+template <class S>
+constexpr int kForwardMinBlocks = sizeof(S) == 2 ? 6 : sizeof(S) == 4 ? 4 : 2;
+
 template <TermKind K, class S, bool kPaired>
-__global__ void __launch_bounds__(kThreads) loss_forward_kernel(ForwardParams<S> p) {
+__global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_kernel(ForwardParams<S> p) {
   using T = Acc<S>;
   const Partition& part = p.part;
   for (int64_t c = blockIdx.x; c < part.chunks; c += gridDim.x) {
@@ -248,69 +331,141 @@ struct BackwardParams {
   S* grad_b;
 };
 
-// out = g * coef * f'(x) over [0, n), a grid-stride loop over 16-byte packs; g is per element (g_per_element,
+// The backward's unit of work, a group: kBackwardPacks packs per thread of one block, all loaded (x, and the upstream
+// gradient when it is per element) before any arithmetic (the old kernel's one pack per loop trip waited for each
+// load's latency in turn): 4 packs per tensor for the halves (x and g: up to 8 loads in flight per thread), 2 for
+// pairs (a, b and g: up to 6; 4 made the paired float32 and float64 kernels spill at the bound below). Pack u of
+// the thread is q0 + u kThreads: each load instruction of a warp covers consecutive packs. A group wholly inside
+// its tensor (every group but the last) runs without bounds checks.
+template <bool kPaired>
+constexpr int kBackwardPacks = kPaired ? 2 : 4;
+
+template <class S, bool kPaired>
+constexpr int64_t kGroupElems = int64_t(kThreads) * kBackwardPacks<kPaired> * kPack<S>;
+
+// out = g * coef * f'(x) over one group (packs q0 + u kThreads) of [0, n); g is per element (g_per_element,
 // aligned like x) or the scalar g0.
-template <TermKind K, class S, class T>
-__device__ __forceinline__ void backward_pass(const S* __restrict__ x, const S* __restrict__ g, bool g_per_element,
-                                              T g0, T coef, T constant, S* __restrict__ out, int64_t n, bool vector) {
+template <TermKind K, bool kWhole, class S, class T>
+__device__ __forceinline__ void backward_group(const S* __restrict__ x, const S* __restrict__ g, bool g_per_element,
+                                               T g0, T coef, T constant, S* __restrict__ out, int64_t q0, int64_t n,
+                                               bool vector) {
   constexpr int N = kPack<S>;
-  const int64_t packs = (n + N - 1) / N;
-  for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
-    T v[N], gv[N];
-    load_pack(x, q, n, vector, v);
-    if (g_per_element) load_pack(g, q, n, vector, gv);
+  T v[kBackwardPacks<false>][N], gv[kBackwardPacks<false>][N];
 #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = (g_per_element ? gv[e] : g0) * coef * TermFn<K>::deriv(v[e], constant);
-    store_pack(out, q, n, vector, v);
+  for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, vector, v[u]);
+  if (g_per_element) {
+#pragma unroll
+    for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, vector, gv[u]);
+  }
+#pragma unroll
+  for (int u = 0; u < kBackwardPacks<false>; ++u) {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[u][e] = (g_per_element ? gv[u][e] : g0) * coef * TermFn<K>::deriv(v[u][e], constant);
+    store_packs<kWhole>(out, q0 + u * kThreads, n, vector, v[u]);
   }
 }
+
+template <TermKind K, bool kWhole, class S, class T>
+__device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, T g0, int64_t q0) {
+  constexpr int N = kPack<S>;
+  const S* __restrict__ a = p.a;
+  const S* __restrict__ b = p.b;
+  const S* __restrict__ g = p.grad;
+  S* __restrict__ grad_a = p.grad_a;
+  S* __restrict__ grad_b = p.grad_b;
+  const T sign = static_cast<T>(p.pair_sign), constant = static_cast<T>(p.real_term.constant);
+  T va[kBackwardPacks<true>][N], vb[kBackwardPacks<true>][N], gv[kBackwardPacks<true>][N];
+#pragma unroll
+  for (int u = 0; u < kBackwardPacks<true>; ++u) {
+    load_packs<kWhole>(a, q0 + u * kThreads, p.nb, p.vector_a, va[u]);
+    load_packs<kWhole>(b, q0 + u * kThreads, p.nb, p.vector_a, vb[u]);
+  }
+  if (p.grad_per_element) {
+#pragma unroll
+    for (int u = 0; u < kBackwardPacks<true>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, p.vector_a, gv[u]);
+  }
+#pragma unroll
+  for (int u = 0; u < kBackwardPacks<true>; ++u) {
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      const T d =
+          (p.grad_per_element ? gv[u][e] : g0) * p.coef_a * TermFn<K>::deriv(sign * (va[u][e] - vb[u][e]), constant);
+      va[u][e] = sign * d;
+      vb[u][e] = -sign * d;
+    }
+    store_packs<kWhole>(grad_a, q0 + u * kThreads, p.nb, p.vector_a, va[u]);
+    store_packs<kWhole>(grad_b, q0 + u * kThreads, p.nb, p.vector_a, vb[u]);
+  }
+}
+
+// A grid-stride loop over the groups: Paired, the pairs' groups; Halves, a's groups, then b's (one loop over both,
+// so the grid is sized for na + nb and a short a, e.g. 64 real logits against 4M fake, costs one group, not a pass).
+// Each element's gradient is computed on its own, so the grid and the grouping never change a bit.
+// The backward's bound, chosen like the forward's: with 4 packs (halves) or 2 (pairs) per thread it took 24-63
+// registers unbounded in 32- and 64-bit types and 24-52 in 16-bit ones (pairs of 4 packs took up to 85, and
+// spilled at the 3-block bound): 3 blocks (at most 80 registers) and 4 (at most 64).
+template <class S>
+constexpr int kBackwardMinBlocks = sizeof(S) == 2 ? 4 : 3;
 
 template <TermKind K, class S, bool kPaired>
-__global__ void __launch_bounds__(kThreads) loss_backward_kernel(BackwardParams<S> p) {
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<S>) loss_backward_kernel(BackwardParams<S> p) {
   using T = Acc<S>;
-  constexpr int N = kPack<S>;
+  constexpr int64_t G = kGroupElems<S, kPaired>;
+  constexpr int U = kBackwardPacks<kPaired>;
   const T g0 = p.grad_per_element ? T(0) : static_cast<T>(p.grad[0]);
   if constexpr (kPaired) {
-    const S* __restrict__ a = p.a;
-    const S* __restrict__ b = p.b;
-    const S* __restrict__ g = p.grad;
-    S* __restrict__ grad_a = p.grad_a;
-    S* __restrict__ grad_b = p.grad_b;
-    const T sign = static_cast<T>(p.pair_sign), constant = static_cast<T>(p.real_term.constant);
-    const int64_t packs = (p.nb + N - 1) / N;
-    for (int64_t q = int64_t(blockIdx.x) * kThreads + threadIdx.x; q < packs; q += int64_t(gridDim.x) * kThreads) {
-      T va[N], vb[N], gv[N];
-      load_pack(a, q, p.nb, p.vector_a, va);
-      load_pack(b, q, p.nb, p.vector_a, vb);
-      if (p.grad_per_element) load_pack(g, q, p.nb, p.vector_a, gv);
-#pragma unroll
-      for (int e = 0; e < N; ++e) {
-        const T d = (p.grad_per_element ? gv[e] : g0) * p.coef_a * TermFn<K>::deriv(sign * (va[e] - vb[e]), constant);
-        va[e] = sign * d;
-        vb[e] = -sign * d;
+    const int64_t groups = (p.nb + G - 1) / G;
+    for (int64_t i = blockIdx.x; i < groups; i += gridDim.x) {
+      const int64_t q0 = i * kThreads * U + threadIdx.x;
+      if ((i + 1) * G <= p.nb) {
+        backward_pair_group<K, true>(p, g0, q0);
+      } else {
+        backward_pair_group<K, false>(p, g0, q0);
       }
-      store_pack(grad_a, q, p.nb, p.vector_a, va);
-      store_pack(grad_b, q, p.nb, p.vector_a, vb);
     }
   } else {
-    // Two passes, one per tensor: no per-element branch between them, and each pointer set is checked for
-    // alignment on its own.
-    if (p.na > 0) {
-      backward_pass<K>(p.a, p.grad, p.grad_per_element, g0, p.coef_a, static_cast<T>(p.real_term.constant), p.grad_a, p.na,
-                       p.vector_a);
+    const int64_t groups_a = (p.na + G - 1) / G, groups = groups_a + (p.nb + G - 1) / G;
+    for (int64_t i = blockIdx.x; i < groups; i += gridDim.x) {
+      const bool in_a = i < groups_a;  // block-uniform
+      const int64_t j = in_a ? i : i - groups_a, n = in_a ? p.na : p.nb;
+      const S* x = in_a ? p.a : p.b;
+      const S* g = p.grad_per_element && !in_a ? p.grad + p.na : p.grad;
+      S* out = in_a ? p.grad_a : p.grad_b;
+      const T coef = in_a ? p.coef_a : p.coef_b;
+      const T constant = static_cast<T>(in_a ? p.real_term.constant : p.fake_term.constant);
+      const bool vector = in_a ? p.vector_a : p.vector_b;
+      const int64_t q0 = j * kThreads * U + threadIdx.x;
+      if ((j + 1) * G <= n) {
+        backward_group<K, true>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n, vector);
+      } else {
+        backward_group<K, false>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n, vector);
+      }
     }
-    backward_pass<K>(p.b, p.grad_per_element ? p.grad + p.na : p.grad, p.grad_per_element, g0, p.coef_b,
-                     static_cast<T>(p.fake_term.constant), p.grad_b, p.nb, p.vector_b);
   }
 }
 
-// One block per chunk, up to the blocks the device holds at once (a persistent grid: more would only queue).
-// R: the runtime policy (common/cuda_runtime.cuh or common/simt/runtime.h).
+// A grid for `work` units of a grid-stride loop on a device that holds `resident` blocks at once: as few rounds as
+// the device allows, and then as few blocks as give every block that many units (the last ones one fewer). The
+// plain min(work, resident) left a ragged last round: at 4M float32 logits, 3.1 rounds, where 68 blocks did a
+// fourth chunk while the others waited. The grid is a function of the device; the bits never are (the forward's
+// sums depend on its chunks only, the backward is elementwise).
+int64_t even_grid(int64_t work, int64_t resident) {
+  const int64_t rounds = (work + resident - 1) / std::max<int64_t>(1, resident);
+  return std::max<int64_t>(1, (work + rounds - 1) / std::max<int64_t>(1, rounds));
+}
+
+// The forward: one block per chunk, up to the blocks the device holds at once (a persistent grid: more would only
+// queue), spread evenly (even_grid). R: the runtime policy (common/cuda_runtime.cuh or common/simt/runtime.h).
 template <class R, auto kKernel, class S>
 void launch_forward(const ForwardParams<S>& p, const typename R::Stream& stream) {
   const int64_t blocks =
-      p.part.chunks == 1 ? 1 : std::min<int64_t>(p.part.chunks, R::template resident_blocks<kKernel>(kThreads));
+      p.part.chunks == 1 ? 1 : even_grid(p.part.chunks, R::template resident_blocks<kKernel>(kThreads));
   R::template launch<kKernel>(blocks, kThreads, stream, p);
+}
+
+template <class R, auto kKernel, class S>
+void launch_backward(const BackwardParams<S>& p, int64_t groups, const typename R::Stream& stream) {
+  R::template launch<kKernel>(even_grid(groups, R::template resident_blocks<kKernel>(kThreads)), kThreads, stream, p);
 }
 
 template <class R>
@@ -322,18 +477,13 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_forward_cuda", [&] {
     using S = scalar_t;
     using T = Acc<S>;
-    ForwardParams<S> p{};
-    p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
-    p.b = b.const_data_ptr<S>();
-    p.na = w.na;
-    p.nb = w.nb;
-    p.real_term = spec.real;
-    p.fake_term = spec.fake;
-    p.pair_sign = spec.pair_sign;
-    p.part = Partition::of<S>(w.na, w.nb, paired);
-    p.per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
-    p.loss = spec.reduction == Reduction::None ? nullptr : loss.mutable_data_ptr<S>();
-    p.stats = stats.mutable_data_ptr<T>();
+    S* const per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr<S>() : nullptr;
+    ForwardParams<S> p{.a = a.defined() ? a.const_data_ptr<S>() : nullptr, .b = b.const_data_ptr<S>(),
+                       .na = w.na, .nb = w.nb, .real_term = spec.real, .fake_term = spec.fake,
+                       .pair_sign = spec.pair_sign, .part = Partition::of<S>(w.na, w.nb, paired),
+                       .per_element = per_element,
+                       .loss = per_element == nullptr ? loss.mutable_data_ptr<S>() : nullptr,
+                       .stats = stats.mutable_data_ptr<T>()};
     for (int k = 0; k < 2; ++k) p.loss_weight[k] = static_cast<T>(w.loss[k]);
     for (int k = 0; k < 4; ++k) p.stat_weight[k] = static_cast<T>(w.stats[k]);
     const bool out_a = p.per_element == nullptr || aligned16(p.per_element);
@@ -369,20 +519,13 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "loss_backward_cuda", [&] {
     using S = scalar_t;
     using T = Acc<S>;
-    BackwardParams<S> p{};
-    p.grad = grad.const_data_ptr<S>();
-    p.grad_per_element = spec.reduction == Reduction::None;
-    p.a = a.defined() ? a.const_data_ptr<S>() : nullptr;
-    p.b = b.const_data_ptr<S>();
-    p.na = w.na;
-    p.nb = w.nb;
-    p.real_term = spec.real;
-    p.fake_term = spec.fake;
-    p.pair_sign = spec.pair_sign;
-    p.coef_a = static_cast<T>(w.grad[0]);
-    p.coef_b = static_cast<T>(w.grad[1]);
-    p.grad_a = grad_a.defined() ? grad_a.mutable_data_ptr<S>() : nullptr;
-    p.grad_b = grad_b.mutable_data_ptr<S>();
+    BackwardParams<S> p{.grad = grad.const_data_ptr<S>(), .grad_per_element = spec.reduction == Reduction::None,
+                        .a = a.defined() ? a.const_data_ptr<S>() : nullptr, .b = b.const_data_ptr<S>(),
+                        .na = w.na, .nb = w.nb, .real_term = spec.real, .fake_term = spec.fake,
+                        .pair_sign = spec.pair_sign, .coef_a = static_cast<T>(w.grad[0]),
+                        .coef_b = static_cast<T>(w.grad[1]),
+                        .grad_a = grad_a.defined() ? grad_a.mutable_data_ptr<S>() : nullptr,
+                        .grad_b = grad_b.mutable_data_ptr<S>()};
     // A pass vectorises when every pointer it touches is 16-byte aligned. A scalar head to align them is not
     // worth it: the outputs are fresh allocations (aligned), so an unaligned input can never line up with them.
     auto vector_ok = [&](const S* x, const S* out, const S* g) {
@@ -391,14 +534,14 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
     p.vector_a = paired ? vector_ok(p.a, p.grad_a, p.grad) && aligned16(p.b) && aligned16(p.grad_b)
                         : p.a == nullptr || vector_ok(p.a, p.grad_a, p.grad);
     p.vector_b = vector_ok(p.b, p.grad_b, p.grad + (paired ? 0 : p.na));
-    const int64_t packs = (std::max(w.na, w.nb) + kPack<S> - 1) / kPack<S>;
-    const int64_t blocks = std::clamp<int64_t>((packs + kThreads - 1) / kThreads, 1, 65535);
+    constexpr int64_t G = kGroupElems<S, false>, P = kGroupElems<S, true>;
+    const int64_t groups = paired ? (w.nb + P - 1) / P : (w.na + G - 1) / G + (w.nb + G - 1) / G;
     dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
       if (paired) {
-        R::template launch<loss_backward_kernel<K, S, true>>(blocks, kThreads, stream, p);
+        launch_backward<R, loss_backward_kernel<K, S, true>>(p, groups, stream);
       } else {
-        R::template launch<loss_backward_kernel<K, S, false>>(blocks, kThreads, stream, p);
+        launch_backward<R, loss_backward_kernel<K, S, false>>(p, groups, stream);
       }
     });
   });

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -46,13 +47,23 @@ struct Runtime {
     return config().sms * config().blocks_per_sm;
   }
 
-  // Workspace bytes filled with 0xff (NaN in float and double): a kernel that reads a partial no block wrote gets
-  // NaN, not a stale value from an earlier call.
-  static at::Tensor workspace(int64_t bytes, const at::TensorOptions& options) {
-    return at::full({bytes}, 0xff, options.dtype(at::kByte));
-  }
+  // The scratch of a grid reduction (cuda_runtime.cuh's stream_scratch): like the CUDA policy, one buffer for the
+  // stream (per host thread here), reused by every launch and grown when a launch needs more, and the emulator's one ticket counter (which
+  // simt::launch checks is back at 0 after every launch). The bytes are refilled with 0xff (NaN in float and
+  // double) for every launch: a kernel that reads a partial no block of this launch wrote gets NaN, not a stale
+  // value from an earlier launch.
+  struct Scratch {
+    void* bytes;
+    unsigned int* ticket;
+  };
 
-  static unsigned int* stream_ticket(const Stream&, at::Tensor& /*keep_alive*/) { return simt::stream_ticket(); }
+  static Scratch stream_scratch(const Stream&, int64_t bytes, at::Tensor& keep_alive) {
+    thread_local at::Tensor buffer;  // per host thread: another thread's call cannot refill it under a launch
+    if (!buffer.defined() || buffer.numel() < bytes) buffer = at::empty({std::max<int64_t>(bytes, 4096)}, at::kByte);
+    std::memset(buffer.mutable_data_ptr(), 0xff, static_cast<size_t>(bytes));
+    keep_alive = buffer;
+    return Scratch{buffer.mutable_data_ptr(), simt::stream_ticket()};
+  }
 
   // cub::DeviceSelect::If over the items 0 .. n - 1 (simt::DeviceSelect, cub.h).
   template <class Pred>
