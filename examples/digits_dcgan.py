@@ -132,9 +132,9 @@ def train_and_sample(seed, args, feature_net, real_images):
         plain = generator(eval_noise)
     drs, rate = fastgan.discriminator_rejection_sampling(generator, discriminator, n, LATENT, seed=10 * seed + 3,
                                                          device=args.device)
-    mh = fastgan.mh_gan(generator, discriminator, n, LATENT, real=real_images[torch.randperm(n, device=args.device)],
-                        seed=10 * seed + 4, device=args.device)
-    return history, {"generator": plain, "DRS": drs, "MH-GAN (k = 640)": mh}, rate
+    mh = fastgan.mh_gan(generator, discriminator, n, LATENT, k=args.mh_k,
+                        real=real_images[torch.randperm(n, device=args.device)], seed=10 * seed + 4, device=args.device)
+    return history, {"generator": plain, "DRS": drs, f"MH-GAN (k = {args.mh_k})": mh}, rate
 
 
 def main() -> None:
@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--mh-k", type=int, default=640, help="MH-GAN's proposals per chain (the paper's 640)")
+    parser.add_argument("--feature-steps", type=int, default=600, help="training steps of the feature net")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output-dir", default="examples/out",
                         help="where the figures, .md and .json go (default examples/out, git-ignored)")
@@ -153,14 +155,14 @@ def main() -> None:
     torch.manual_seed(0)
     real_images, labels = digits(args.device)
     n = len(real_images)
-    feature_net, accuracy = train_feature_net(real_images, labels)
+    feature_net, accuracy = train_feature_net(real_images, labels, args.feature_steps)
     print(f"feature net: {accuracy:.1%} training accuracy on the {n} digits")
     # the floor the metrics can reach: a random half of the real digits against the other half
     half = torch.randperm(n, device=args.device)
     floor = evaluate(feature_net, real_images[half[: n // 2]], real_images[half[n // 2:]])
     keys = list(floor)
 
-    names = ("real vs real, two halves (floor)", "generator", "DRS", "MH-GAN (k = 640)")
+    names = ("real vs real, two halves (floor)", "generator", "DRS", f"MH-GAN (k = {args.mh_k})")
     values = {name: {k: [] for k in keys} for name in names}
     for k in keys:
         values[names[0]][k].append(floor[k])
@@ -199,7 +201,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
     for ax, (title, images) in zip(axes, [("real digits", real_images), ("generator, seed 0", samples["generator"]),
                                           (f"DRS ({rate:.0%} accepted)", samples["DRS"]),
-                                          ("MH-GAN", samples["MH-GAN (k = 640)"])]):
+                                          ("MH-GAN", samples[names[3]])]):
         grid(ax, images, title)
     fig.tight_layout()
     fig.savefig(out / "digits_dcgan_samples.png", dpi=100)

@@ -16,7 +16,8 @@ EXAMPLES = {
     "ring_drs_mhgan": (["--steps", "3", "--samples", "500"], ["ring_drs_mhgan.png"]),
     "gmmn_ring": (["--steps", "3", "--batch", "64"], ["gmmn_ring.png"]),
     "r3gan_toy": (["--steps", "3", "--batch", "32"], ["r3gan_toy.png"]),
-    "digits_dcgan": (["--steps", "4", "--eval-every", "2"], ["digits_dcgan_samples.png", "digits_dcgan_metrics.png"]),
+    "digits_dcgan": (["--steps", "4", "--eval-every", "2", "--mh-k", "4", "--feature-steps", "20"],
+                     ["digits_dcgan_samples.png", "digits_dcgan_metrics.png"]),
 }
 
 
