@@ -21,7 +21,8 @@ RULE = ("a difference is stated only where |Δmean| > 2·sqrt(se_A² + se_B²) (
 
 
 def mean_se(values) -> tuple:
-    """(mean, standard error) of the finite values; se is NaN with fewer than 2 of them."""
+    """(mean, standard error) of the finite values; se is NaN with fewer than 2 of them. A non-finite value (the
+    reverse KL of a run without any high-quality sample is inf) is left out; cell() reports how many remain."""
     values = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     if len(values) == 0:
         return math.nan, math.nan
@@ -32,7 +33,10 @@ def cell(values, fmt: str = "{:.3f}", percent: bool = False) -> str:
     mean, se = mean_se(values)
     scale = 100.0 if percent else 1.0
     text = fmt.format(mean * scale) + (" ± " + fmt.format(se * scale) if math.isfinite(se) else "")
-    return text + ("%" if percent else "")
+    finite = sum(math.isfinite(v) for v in values)
+    # a metric that is undefined for some seed (the reverse KL of a run with no high-quality sample is inf) is
+    # averaged over the others, and the cell says so
+    return text + ("%" if percent else "") + (f" ({finite} of {len(values)} seeds)" if finite < len(values) else "")
 
 
 def table(runs: dict, metrics: dict, first: str = "") -> list:
