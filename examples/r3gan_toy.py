@@ -106,9 +106,10 @@ def main() -> None:
     metrics = {"modes": ("modes covered", "{:.1f}", False), "high_quality": ("high-quality fraction", "{:.1f}", True),
                "reverse_kl": ("reverse KL", "{:.3f}", False)}
     per_run = {key: {m: [r[m] for r in runs] for m in metrics} for key, runs in results.items()}
+    rows = {key.replace(" | ", ", "): values for key, values in per_run.items()}
     lines = [f"{args.seeds} seeds, {args.steps} steps, batch {args.batch}, gamma {args.gamma:g}; mean ± standard "
              f"error over seeds; {sum(seconds) / len(seconds):.1f} s per training run (one method, one dataset, one "
-             "seed).", "", *seeds.table(per_run, metrics, "dataset / method"), "",
+             "seed).", "", *seeds.table(rows, metrics, "dataset, method"), "",
              f"Conclusions ({seeds.RULE}):", ""]
     for dataset in DATASETS:
         r3gan, plain = per_run[f"{dataset} | {METHODS[1]}"], per_run[f"{dataset} | {METHODS[0]}"]
@@ -133,8 +134,8 @@ def main() -> None:
             ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.2)
             ax.scatter(centres[:, 0], centres[:, 1], s=30, c="black", marker="x")
             stats = summary[f"{dataset} | {method}"]
-            ax.set_title(f"{dataset}: {method}\nhigh quality {stats['high_quality']['mean']:.0%} "
-                         f"± {stats['high_quality']['standard_error']:.0%} ({args.seeds} seeds)", fontsize=9)
+            ax.set_title(f"{dataset}: {method}\nhigh quality {stats['high_quality']['mean']:.1%} "
+                         f"± {stats['high_quality']['standard_error']:.1%} ({args.seeds} seeds)", fontsize=9)
             ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(out / "r3gan_toy.png", dpi=90)
