@@ -11,8 +11,9 @@ Everything fastgan: the data and the noise from its streams, the losses (loss="r
 """
 
 import argparse
+import datetime
 import json
-import math
+import time
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +24,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import fastgan  # noqa: E402
+import seeds  # noqa: E402  (examples/seeds.py: mean ± standard error, the conclusions' rule)
 
 DATASETS = {"grid": (fastgan.toy.grid, 0.05), "ring": (fastgan.toy.ring, 0.01)}  # (sampler, mode std)
 METHODS = ("non-saturating", "R3GAN (rpgan + R1 + R2)")
@@ -70,15 +72,6 @@ def train(method: str, dataset: str, seed: int, args) -> torch.Tensor:
         return generator(fastgan.latent(10_000, args.latent, seed=seed, stream=5, device=args.device)).cpu()
 
 
-def mean_and_error(values):
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(variance / n)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="independent runs per method and dataset")
@@ -94,36 +87,44 @@ def main() -> None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    results = {}  # (dataset, method) -> list of coverage dicts, one per seed
+    results = {}  # "dataset | method" -> list of coverage dicts, one per seed
     first = {}
+    seconds = []
     for dataset, (draw, std) in DATASETS.items():
         centres = draw(1, seed=0)[1]
         for method in METHODS:
             for seed in range(args.seeds):
+                start = time.perf_counter()
                 samples = train(method, dataset, seed, args)
+                seconds.append(time.perf_counter() - start)
                 coverage = fastgan.metrics.mode_coverage(samples, centres, std)
                 results.setdefault(f"{dataset} | {method}", []).append(coverage)
                 first.setdefault((dataset, method), samples)
                 print(f"{dataset:4s}  {method:25s}  seed {seed}: {coverage['modes']}/{coverage['num_modes']} modes, "
-                      f"{coverage['high_quality']:.1%} high quality", flush=True)
+                      f"{coverage['high_quality']:.1%} high quality ({seconds[-1]:.1f} s)", flush=True)
 
-    print(f"\n{args.seeds} seeds, {args.steps} steps, batch {args.batch}; mean ± standard error\n")
-    print("| dataset | method | modes covered | high-quality fraction | reverse KL |")
-    print("|---|---|---:|---:|---:|")
-    summary = {}
-    for key, runs in results.items():
-        dataset, method = key.split(" | ")
-        cells = {}
-        for field in ("modes", "high_quality", "reverse_kl"):
-            values = [r[field] for r in runs if math.isfinite(r[field])]
-            cells[field] = mean_and_error(values) if values else (math.nan, math.nan)
-        summary[key] = {field: {"mean": m, "standard_error": e} for field, (m, e) in cells.items()}
-        modes, quality, kl = cells["modes"], cells["high_quality"], cells["reverse_kl"]
-        total = runs[0]["num_modes"]
-        print(f"| {dataset} | {method} | {modes[0]:.1f} ± {modes[1]:.1f} / {total} | {quality[0]:.1%} ± "
-              f"{quality[1]:.1%} | {kl[0]:.3f} ± {kl[1]:.3f} |")
-    (out / "r3gan_toy.json").write_text(json.dumps({"args": vars(args), "summary": summary,
-                                                    "runs": {k: v for k, v in results.items()}}, indent=1))
+    metrics = {"modes": ("modes covered", "{:.1f}", False), "high_quality": ("high-quality fraction", "{:.1f}", True),
+               "reverse_kl": ("reverse KL", "{:.3f}", False)}
+    per_run = {key: {m: [r[m] for r in runs] for m in metrics} for key, runs in results.items()}
+    rows = {key.replace(" | ", ", "): values for key, values in per_run.items()}
+    lines = [f"{args.seeds} seeds, {args.steps} steps, batch {args.batch}, gamma {args.gamma:g}; mean ± standard "
+             f"error over seeds; {sum(seconds) / len(seconds):.1f} s per training run (one method, one dataset, one "
+             "seed).", "", *seeds.table(rows, metrics, "dataset, method"), "",
+             f"Conclusions ({seeds.RULE}):", ""]
+    for dataset in DATASETS:
+        r3gan, plain = per_run[f"{dataset} | {METHODS[1]}"], per_run[f"{dataset} | {METHODS[0]}"]
+        for metric, (header, fmt, pct) in metrics.items():
+            lines.append(seeds.compare(f"R3GAN on {dataset}", [v * (100 if pct else 1) for v in r3gan[metric]],
+                                       "non-saturating", [v * (100 if pct else 1) for v in plain[metric]],
+                                       header + (" (%)" if pct else ""), fmt))
+    text = "\n".join(lines)
+    print("\n" + text)
+    (out / "r3gan_toy.md").write_text(f"`{seeds.command()}`, {datetime.date.today()}, {seeds.machine()}\n\n"
+                                      + text + "\n")
+    summary = {key: {m: dict(zip(("mean", "standard_error"), seeds.mean_se(v))) for m, v in values.items()}
+               for key, values in per_run.items()}
+    (out / "r3gan_toy.json").write_text(json.dumps({"args": vars(args), "summary": summary, "runs": results,
+                                                    "seconds_per_run": seconds}, indent=1))
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 9))
     for row, dataset in enumerate(DATASETS):
@@ -133,12 +134,12 @@ def main() -> None:
             ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.2)
             ax.scatter(centres[:, 0], centres[:, 1], s=30, c="black", marker="x")
             stats = summary[f"{dataset} | {method}"]
-            ax.set_title(f"{dataset}: {method}\nhigh quality {stats['high_quality']['mean']:.0%} "
-                         f"± {stats['high_quality']['standard_error']:.0%} ({args.seeds} seeds)", fontsize=9)
+            ax.set_title(f"{dataset}: {method}\nhigh quality {stats['high_quality']['mean']:.1%} "
+                         f"± {stats['high_quality']['standard_error']:.1%} ({args.seeds} seeds)", fontsize=9)
             ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(out / "r3gan_toy.png", dpi=90)
-    print(f"\nsaved {out / 'r3gan_toy.png'} and {out / 'r3gan_toy.json'}")
+    print(f"\nsaved {out / 'r3gan_toy.png'}, {out / 'r3gan_toy.md'} and {out / 'r3gan_toy.json'}")
 
 
 if __name__ == "__main__":
