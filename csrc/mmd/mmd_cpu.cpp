@@ -34,7 +34,7 @@ cpu::Pairs<T> pairs(const Tensor& a, const Tensor& bt, bool same_set, bool skip_
 constexpr int64_t kGemmTile = 256;
 // The smallest d that takes the GEMM path: measured on an AMD EPYC (2 threads, AVX-512), forward+backward at
 // n = 4096 (docs/DESIGN.md, section 10a).
-constexpr int64_t kGemmMinD = 32;
+constexpr int64_t kGemmMinD = 16;
 
 // FASTGAN_MMD_GEMM_MIN_D overrides kGemmMinD (tests and the A/B benchmark; 1: always, a large value: never).
 int64_t gemm_min_d() {
@@ -133,8 +133,8 @@ double gemm_pair_sum(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a,
 
 // grad_i += coef sum_j h_ij (a_i - b_j) = coef ((sum_j h_ij) a_i - (H B)_i) for a distance kernel (a, b centred),
 // coef (H B)_i for the polynomial kernel: per row tile, for each column tile the products (a GEMM), the slopes H
-// (the epilogue), then H B (a second GEMM), added in double. Per task: two kGemmTile^2 tiles (products, slopes),
-// kGemmTile x d values of H B and kGemmTile x d doubles.
+// (the epilogue), then H B added to the row tile's accumulator in T (a second GEMM, beta = 1). Per task: two
+// kGemmTile^2 tiles (products, slopes) and kGemmTile x d values (the accumulator): O(tile^2 + tile d) per thread.
 template <class T>
 void gemm_pair_grad(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a, const Tensor& b,
                     const Tensor& norm_b, bool same, double coef, Tensor& grad) {
@@ -144,14 +144,15 @@ void gemm_pair_grad(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a, 
     const int64_t rows_max = std::min(kGemmTile, na), cols_max = std::min(kGemmTile, nb);
     Tensor products = at::empty({rows_max * cols_max}, a.options());
     Tensor slopes = at::empty({rows_max * cols_max}, a.options());
-    Tensor weighted = at::empty({rows_max * d}, a.options());
-    std::vector<double> total(static_cast<size_t>(rows_max * d)), row_sums(static_cast<size_t>(rows_max));
+    Tensor accumulator = at::empty({rows_max * d}, a.options());
+    std::vector<double> row_sums(static_cast<size_t>(rows_max));
     const T* pa = a.const_data_ptr<T>();
     T* pg = grad.mutable_data_ptr<T>();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = t * kGemmTile, rows = std::min(kGemmTile, na - i0);
-      std::fill(total.begin(), total.end(), 0.0);
       std::fill(row_sums.begin(), row_sums.end(), 0.0);
+      Tensor hb = accumulator.narrow(0, 0, rows * d).view({rows, d});
+      hb.zero_();
       for (int64_t u = 0; u < tiles_of(nb); ++u) {
         const int64_t j0 = u * kGemmTile, cols = std::min(kGemmTile, nb - j0);
         Tensor p = products.narrow(0, 0, rows * cols).view({rows, cols});
@@ -160,15 +161,14 @@ void gemm_pair_grad(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a, 
         FASTGAN_CPU_DISPATCH(cpu, tile_slopes, spec.kernel, spec.params,
                              gemm_tile<T>(p, a, norm_a, b, norm_b, i0, j0, same && t == u, spec.skip_diagonal),
                              h.mutable_data_ptr<T>(), row_sums.data());
-        Tensor hb = weighted.narrow(0, 0, rows * d).view({rows, d});
-        at::mm_out(hb, h, b.narrow(0, j0, cols));
-        const T* phb = hb.const_data_ptr<T>();
-        for (int64_t e = 0; e < rows * d; ++e) total[e] += phb[e];
+        hb.addmm_(h, b.narrow(0, j0, cols));
       }
+      const T* phb = hb.const_data_ptr<T>();
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = i0 + r;
         for (int64_t k = 0; k < d; ++k) {
-          const double g = distance ? row_sums[r] * pa[i * d + k] - total[r * d + k] : total[r * d + k];
+          const double sum = phb[r * d + k];
+          const double g = distance ? row_sums[r] * pa[i * d + k] - sum : sum;
           pg[i * d + k] += static_cast<T>(coef * g);
         }
       }
