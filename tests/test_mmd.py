@@ -217,7 +217,7 @@ def test_backward_memory_is_linear_in_the_inputs(path):
     the rows: about 4x the inputs (measured 3x). The bound is 8x; the old scratch alone was 64x. Peak RSS of a
     fresh process, so nothing else this suite allocated counts. Both paths: the tile kernels, and the GEMM path (d this
     large takes it), whose centred copies, norms and per-task tiles (the products, the slopes and a tile x d
-    accumulator) are all linear too."""
+    accumulator) are all linear too (measured 3.4x)."""
     import subprocess
     import sys
     code = (

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -69,21 +70,51 @@ Tensor squared_norms(const Tensor& a) {
   return norms;
 }
 
-// false: a non-finite mean (an inf or NaN input), where the tile kernels' semantics are kept.
+// false: a non-finite mean (an inf or NaN input), where the tile kernels' semantics are kept. The mean is summed in
+// double, one chunk of coordinates at a time (no n x d temporary, no d doubles: the shift is held in T).
 template <class T>
 bool gemm_inputs(const MmdSpec& spec, const Tensor& x, const Tensor& y, GemmInputs& in) {
-  // detached: the ops below must record nothing for autograd (they run inside the op, on its saved inputs)
+  // detached: the GEMMs must record nothing for autograd (they run inside the op, on its saved inputs)
   const Tensor xd = x.detach(), yd = y.detach();
   if (spec.kernel == Kernel::Polynomial) {
     in = {xd, yd, Tensor(), Tensor()};
     return true;
   }
-  const Tensor mean = (xd.sum({0}, false, at::kDouble) + yd.sum({0}, false, at::kDouble)) /
-                      static_cast<double>(x.size(0) + y.size(0));
-  if (!at::isfinite(mean).all().item<bool>()) return false;
-  const Tensor shift = mean.to(x.scalar_type());
-  in.x = xd - shift;
-  in.y = yd - shift;
+  const int64_t n = x.size(0), m = y.size(0), d = x.size(1);
+  constexpr int64_t kChunk = 256;
+  std::vector<T> shift(static_cast<size_t>(d));
+  const T* px = xd.const_data_ptr<T>();
+  const T* py = yd.const_data_ptr<T>();
+  at::parallel_for(0, (d + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
+    double total[kChunk];
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t k0 = c * kChunk, width = std::min(kChunk, d - k0);
+      std::fill(total, total + width, 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t k = 0; k < width; ++k) total[k] += px[i * d + k0 + k];
+      }
+      for (int64_t j = 0; j < m; ++j) {
+        for (int64_t k = 0; k < width; ++k) total[k] += py[j * d + k0 + k];
+      }
+      for (int64_t k = 0; k < width; ++k) shift[k0 + k] = static_cast<T>(total[k] / static_cast<double>(n + m));
+    }
+  });
+  for (T v : shift) {
+    if (!std::isfinite(v)) return false;
+  }
+  auto centred = [&](const Tensor& a) {
+    Tensor out = at::empty_like(a);
+    const T* pa = a.const_data_ptr<T>();
+    T* po = out.mutable_data_ptr<T>();
+    at::parallel_for(0, a.size(0), 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t k = 0; k < d; ++k) po[i * d + k] = pa[i * d + k] - shift[k];
+      }
+    });
+    return out;
+  };
+  in.x = centred(xd);
+  in.y = centred(yd);
   in.norm_x = squared_norms<T>(in.x);
   in.norm_y = squared_norms<T>(in.y);
   return true;
