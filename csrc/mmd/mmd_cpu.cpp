@@ -18,6 +18,10 @@
 #include "mmd_cpu_kernel.h"
 #include "mmd_ops.h"
 
+// MKL's mkl_set_num_threads_local (mkl_service.h maps the C name to this symbol; the lower-case one is the Fortran
+// interface, which takes a pointer). torch exports it on x86; weak, so that a torch with another BLAS leaves it null.
+extern "C" int MKL_Set_Num_Threads_Local(int threads) __attribute__((weak));
+
 namespace fastgan::mmd {
 namespace {
 
@@ -130,6 +134,21 @@ cpu::GemmTile<T> gemm_tile(const Tensor& p, const Tensor& a, const Tensor& norm_
           a.const_data_ptr<T>() + i0 * d, b.const_data_ptr<T>() + j0 * d, d, diagonal, skip_diagonal};
 }
 
+// Each task's GEMMs run on its own thread alone: MKL would otherwise start threads of its own inside fastgan's
+// parallel loop (measured: 9x slower at n = 1024, d = 16 on 2 threads), and a tile's bits could depend on how many.
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(MKL_Set_Num_Threads_Local != nullptr ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  ~SerialBlas() {
+    if (MKL_Set_Num_Threads_Local != nullptr) MKL_Set_Num_Threads_Local(saved_);
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 int64_t tiles_of(int64_t rows) { return (rows + kGemmTile - 1) / kGemmTile; }
 
 // sum_{i,j} k(a_i, b_j) over GEMM tiles. A same-set sum visits the tiles on and above the diagonal (those above
@@ -144,6 +163,7 @@ double gemm_pair_sum(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a,
   }
   std::vector<double> partial(tiles.size(), 0.0);
   fastgan::parallel_for(0, static_cast<int64_t>(tiles.size()), 1, [&](int64_t w0, int64_t w1) {
+    const SerialBlas serial;
     Tensor workspace = at::empty({kGemmTile * kGemmTile}, a.options());
     for (int64_t w = w0; w < w1; ++w) {
       const auto [t, u] = tiles[w];
@@ -172,6 +192,7 @@ void gemm_pair_grad(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a, 
   const int64_t na = a.size(0), nb = b.size(0), d = a.size(1);
   const bool distance = norm_a.defined();
   fastgan::parallel_for(0, tiles_of(na), 1, [&](int64_t t0, int64_t t1) {
+    const SerialBlas serial;
     const int64_t rows_max = std::min(kGemmTile, na), cols_max = std::min(kGemmTile, nb);
     Tensor products = at::empty({rows_max * cols_max}, a.options());
     Tensor slopes = at::empty({rows_max * cols_max}, a.options());
