@@ -52,8 +52,7 @@ def mmd(
 ) -> torch.Tensor:
     """MMD^2 between samples x [n, d] and y [m, d] (``squared=False``: its square root, clamped at 0).
 
-    With d2 = ||a - b||^2 (a sum of squared differences, never ||a||^2 - 2ab + ||b||^2, which cancels) and
-    k summed over ``bandwidths`` s (default ``DEFAULT_BANDWIDTHS``):
+    With d2 = ||a - b||^2 and k summed over ``bandwidths`` s (default ``DEFAULT_BANDWIDTHS``):
 
     - ``rbf``: ``k = sum_s exp(-d2 / (2 s^2))``
     - ``laplacian``: ``k = sum_s exp(-||a - b|| / s)``
@@ -66,6 +65,9 @@ def mmd(
     (needs >= 2 samples on each side; can be slightly negative); ``"biased"`` keeps the diagonals (V-statistic).
 
     One tiled pass over the pairs forward and one backward; memory O((n + m) d), never the n x m kernel matrix.
+    d2 is a sum of squared differences, except on the CPU for rbf and polynomial with d >= 16: there the products
+    come from GEMM tiles, d2 = ||a||^2 + ||b||^2 - 2ab on data centred at the mean of x and y, and close pairs are
+    recomputed as differences (error bound: docs/DESIGN.md, section 10a).
     float16/bfloat16 inputs are computed in float32 (the result is float32). Differentiable in x and y (first
     order: the backward is not differentiable again).
     """

@@ -210,11 +210,14 @@ def test_cuda_takes_any_dimension(kernel, generator, gpu):
             torch.testing.assert_close(g.cpu(), ge, rtol=1e-10, atol=1e-13)
 
 
-def test_backward_memory_is_linear_in_the_inputs():
+@pytest.mark.parametrize("path", ["tile", "gemm"])
+def test_backward_memory_is_linear_in_the_inputs(path):
     """Two samples of 2e6 dimensions (finding: the backward's per-task scratch was 16 rows x d vectors, 11.7 GB for
     2 x 1e7). Forward and backward hold the inputs, their transposes, the gradients and a double accumulator of
     the rows: about 4x the inputs (measured 3x). The bound is 8x; the old scratch alone was 64x. Peak RSS of a
-    fresh process, so nothing else this suite allocated counts."""
+    fresh process, so nothing else this suite allocated counts. Both paths: the tile kernels, and the GEMM path (d this
+    large takes it), whose centred copies, norms and per-task tiles (the products, the slopes and a tile x d
+    accumulator) are all linear too (measured 3.4x)."""
     import subprocess
     import sys
     code = (
@@ -224,6 +227,150 @@ def test_backward_memory_is_linear_in_the_inputs():
         "fastgan.mmd(x, y).backward()\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n"
     )
-    grown = int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    import os
+    env = dict(os.environ, FASTGAN_MMD_GEMM_MIN_D="1000000000" if path == "tile" else "1")
+    grown = int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                               env=env).stdout)
     inputs = 2 * 2 * 2_000_000 * 4
     assert grown < 8 * inputs, f"peak memory grew by {grown / inputs:.1f}x the inputs"
+
+
+# ---- the CPU GEMM path (rbf and polynomial where d >= the crossover; FASTGAN_MMD_GEMM_MIN_D=1 forces it) ----
+
+# The GEMM path's constants (csrc/mmd/mmd_cpu.cpp, mmd_cpu_kernel.h): its tile and the near-pair fraction.
+GEMM_TILE = 256
+NEAR_FRACTION = 1 / 16
+
+
+@pytest.fixture
+def gemm_path(monkeypatch):
+    monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1")
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 1), (37, 29, 5), (70, 90, 64), (300, 270, 40)], ids=str)
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("kernel", ["rbf", "polynomial"])
+def test_gemm_path_matches_the_reference_in_float64(kernel, estimator, shape, generator, gemm_path):
+    """The GEMM path at the float64 tile kernels' tolerances (300 x 270: several tiles and ragged ends)."""
+    n, m, d = shape
+    x, y = samples(n, m, d, torch.float64, "cpu", generator)
+    a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+    ours = fastgan.mmd(a, b, kernel=kernel, estimator=estimator)
+    c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
+    expected = reference.mmd(c, e, kernel=kernel, estimator=estimator)
+    torch.testing.assert_close(ours, expected.detach(), rtol=1e-12, atol=1e-13)
+    for g, ge in zip(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(expected, (c, e))):
+        torch.testing.assert_close(g, ge, rtol=1e-10, atol=1e-13)
+
+
+def rbf_gemm_error_bounds(x, y, bandwidths, estimator, u):
+    """The GEMM path's error bounds (docs/DESIGN.md, section 10a), from float64 full matrices of the inputs as given.
+    With a, b centred and s = |a|^2 + |b|^2, gamma = (2d + 10) u bounds the error of d2 in the product form
+    (|a|^2 + |b|^2 - 2 a.b, with the centring's rounding); a pair with d2 < (NEAR_FRACTION - gamma) s is surely
+    recomputed as differences, with error (d + 2) u d2 + 3 u sqrt(2 d2 s). Then per pair and bandwidth
+    |dk| <= |c| delta exp(c max(d2 - delta, 0)) + 3u exp(c d2) (the exponential's own rounding), the slopes likewise;
+    the value adds the rows' sums in T (GEMM_TILE values per tile row: (GEMM_TILE + 2) u sum |k|), the gradient the
+    second GEMM's and the row sums' rounding ((m + 2) u sum_j |h_ij| (|a_ik| + |b_jk|)). Returns the bound of the
+    value and the bounds of the gradients' entries."""
+    d = x.shape[1]
+    mean = torch.cat([x, y]).mean(0)
+    gamma = (2 * d + 10) * u
+    coefs = [-1 / (2 * s * s) for s in bandwidths]
+    unbiased = estimator == "unbiased"
+
+    def pair_bounds(a, b, same):
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        s = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+        near = (d + 2) * u * d2 + 3 * u * (2 * d2 * s).sqrt()
+        delta = torch.where(d2 < (NEAR_FRACTION - gamma) * s, near, gamma * s)
+        k, dk, h, dh = (torch.zeros_like(d2) for _ in range(4))
+        for c in coefs:
+            e = torch.exp(c * d2)
+            de = abs(c) * delta * torch.exp(c * (d2 - delta).clamp_min(0)) + 3 * u * e
+            k, dk, h, dh = k + e, dk + de, h + 2 * c * e, dh + 2 * abs(c) * de
+        if same:
+            eye = torch.eye(len(a), dtype=torch.bool)
+            dk, h, dh = dk.masked_fill(eye, 0), h.masked_fill(eye, 0), dh.masked_fill(eye, 0)
+            if unbiased:
+                k = k.masked_fill(eye, 0)
+        return k, dk, h, dh
+
+    a, b = x - mean, y - mean
+    n, m = len(a), len(b)
+    w_xx = 1 / (n * (n - 1)) if unbiased else 1 / (n * n)
+    w_yy = 1 / (m * (m - 1)) if unbiased else 1 / (m * m)
+    w_xy = 1 / (n * m)
+    value_bound = 0.0
+    grad_bounds = []
+    for p, q, w_same in ((a, b, w_xx), (b, a, w_yy)):
+        k_pp, dk_pp, h_pp, dh_pp = pair_bounds(p, p, True)
+        k_pq, dk_pq, h_pq, dh_pq = pair_bounds(p, q, False)
+        value_bound += w_same * float(dk_pp.sum() + (GEMM_TILE + 2) * u * k_pp.abs().sum())
+        value_bound += w_xy * float(dk_pq.sum() + (GEMM_TILE + 2) * u * k_pq.abs().sum())  # twice: 2 w_xy in all
+        bound = torch.zeros_like(p)
+        for coef, others, h, dh in ((2 * w_same, p, h_pp, dh_pp), (2 * w_xy, q, h_pq, dh_pq)):
+            diff = (p[:, None, :] - others[None, :, :]).abs()
+            spread = p.abs()[:, None, :] + others.abs()[None, :, :]
+            rows = len(others)
+            bound += coef * ((dh[:, :, None] * diff).sum(1) + (rows + 2) * u * (h.abs()[:, :, None] * spread).sum(1)
+                             + 2 * u * (h.abs()[:, :, None] * diff).sum(1))
+        grad_bounds.append(bound)
+    return value_bound, grad_bounds
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_gemm_path_error_is_within_its_bound_with_near_duplicates(dtype, estimator, generator, gemm_path):
+    """Fresh inputs far from the origin (offset 40: the centring's case), with near-duplicate pairs across and within
+    the samples and a bandwidth of 0.01 against a spread of ~1 (where the product form without the near-pair
+    recomputation is off by e^(2 gamma s / 0.01^2) in float32), against float64 on the same rounded inputs, at the
+    bound of rbf_gemm_error_bounds."""
+    n, m, d = 300, 270, 40
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64) + 40
+    y = 1.3 * torch.randn(m, d, generator=generator, dtype=torch.float64) + 40.2
+    y[:30] = x[:30] + 1e-3 * torch.randn(30, d, generator=generator, dtype=torch.float64)
+    x[30:40] = x[40:50] + 1e-4 * torch.randn(10, d, generator=generator, dtype=torch.float64)
+    y[40] = x[50]  # an exact duplicate
+    x, y = x.to(dtype).double(), y.to(dtype).double()  # the inputs as given, exactly
+    bandwidths = (0.01, 0.1, 1.0, 5.0)
+    a, b = x.to(dtype).requires_grad_(), y.to(dtype).requires_grad_()
+    ours = fastgan.mmd(a, b, bandwidths=bandwidths, estimator=estimator)
+    grads = torch.autograd.grad(ours, (a, b))
+    c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
+    expected = reference.mmd(c, e, bandwidths=bandwidths, estimator=estimator)
+    expected_grads = torch.autograd.grad(expected, (c, e))
+    u = torch.finfo(dtype).eps / 2
+    value_bound, grad_bounds = rbf_gemm_error_bounds(x, y, bandwidths, estimator, u)
+    value_bound += u * abs(float(expected.detach()))  # the result rounded to dtype
+    assert abs(float(ours) - float(expected)) <= value_bound
+    for g, ge, bound in zip(grads, expected_grads, grad_bounds):
+        error = (g.double() - ge).abs()
+        assert (error <= bound + u * ge.abs()).all(), float((error / (bound + u * ge.abs())).max())
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "polynomial"])
+def test_gemm_path_is_deterministic_for_any_thread_count(kernel, generator, gemm_path):
+    x, y = samples(700, 500, 64, torch.float32, "cpu", generator)
+    x.requires_grad_()
+
+    def value_and_gradient():
+        value = fastgan.mmd(x, y, kernel=kernel)
+        return value, *torch.autograd.grad(value, x)
+
+    results = at_thread_counts(value_and_gradient, (1, max(2, torch.get_num_threads())))
+    for one, many in zip(*results):
+        assert torch.equal(one, many)
+
+
+def test_gemm_path_keeps_the_tile_kernels_for_inf_and_nan(monkeypatch):
+    """A non-finite mean (an inf or NaN input) cannot centre the data: the tile kernels' results (inf: k = 0)."""
+    x, y = torch.randn(20, 8), torch.randn(30, 8)
+    x[3, 2] = math.inf
+    for poison in (None, math.nan):
+        if poison is not None:
+            y[0, 0] = poison
+        monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1000000000")
+        tile = fastgan.mmd(x, y)
+        monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1")
+        ours = fastgan.mmd(x, y)
+        assert torch.equal(ours, tile) if poison is None else bool(torch.isnan(ours) and torch.isnan(tile))

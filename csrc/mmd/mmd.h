@@ -4,8 +4,9 @@
 //
 // (the unbiased estimator drops the diagonals: w_xx = 1 / (n (n - 1)) and the n k(x, x) terms are subtracted).
 // Each kernel is a function of one pair statistic s(a, b). The distance kernels use the squared distance
-// d2 = sum_k (a_k - b_k)^2, computed as a sum of squared differences (never |a|^2 - 2ab + |b|^2, which cancels
-// for close points); the polynomial kernel uses the dot product p = sum_k a_k b_k:
+// d2 = sum_k (a_k - b_k)^2, computed as a sum of squared differences (|a|^2 - 2ab + |b|^2 cancels for close points;
+// only the CPU's GEMM path uses it, on centred data, recomputing close pairs: mmd_cpu.cpp); the polynomial kernel
+// uses the dot product p = sum_k a_k b_k:
 //   rbf        k = sum_s exp(-d2 / (2 s^2))
 //   laplacian  k = sum_s exp(-sqrt(d2) / s)
 //   energy     k = -sqrt(d2)                    (MMD^2 is then the energy distance)

@@ -5,6 +5,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "../common/parallel.h"
@@ -180,7 +181,120 @@ void pair_grad_typed(const KernelConstants& kp, const Pairs<T>& p, double coef, 
   });
 }
 
+// ---- the GEMM path's epilogue: the pair statistic from a tile of products ----
+
+// |a - b|^2 as a sum of squared differences in T, coordinates in order (as statistic_scalar).
+template <class T>
+T squared_distance(const T* a, const T* b, int64_t d) {
+  T acc = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const T diff = a[k] - b[k];
+    acc += diff * diff;
+  }
+  return acc;
+}
+
+// The product form of d2 is kept where it is at least kNearFraction of |a|^2 + |b|^2 and the norms are finite.
+template <class T>
+bool product_form_holds(T d2, T norms) {
+  return d2 >= T(kNearFraction) * norms && norms < std::numeric_limits<T>::infinity();
+}
+
+template <Kernel K, class T>
+T tile_statistic_scalar(const GemmTile<T>& t, int64_t r, int64_t c) {
+  const T p = t.p[r * t.cols + c];
+  if constexpr (uses_dot_product<K>) {
+    return p;
+  } else {
+    const T norms = t.norm_a[r] + t.norm_b[c];
+    const T d2 = norms - T(2) * p;
+    return product_form_holds(d2, norms) ? d2 : squared_distance(t.a + r * t.d, t.b + c * t.d, t.d);
+  }
+}
+
+// The statistic of row r against columns c .. c + lanes.
+template <Kernel K, class T>
+at::vec::Vectorized<T> tile_statistic(const GemmTile<T>& t, int64_t r, int64_t c) {
+  using Vec = at::vec::Vectorized<T>;
+  const Vec p = Vec::loadu(t.p + r * t.cols + c);
+  if constexpr (uses_dot_product<K>) {
+    return p;
+  } else {
+    const Vec norms = Vec(t.norm_a[r]) + Vec::loadu(t.norm_b + c);
+    const Vec d2 = norms - Vec(T(2)) * p;
+    const Vec holds = (d2 >= Vec(T(kNearFraction)) * norms) & (norms < Vec(std::numeric_limits<T>::infinity()));
+    const int recompute = holds.zero_mask();  // the lanes where it does not hold (false compares to all zeros)
+    if (recompute == 0) return d2;
+    alignas(64) T lanes[Vec::size()];
+    d2.store(lanes);
+    for (int l = 0; l < Vec::size(); ++l) {
+      if (recompute >> l & 1) lanes[l] = squared_distance(t.a + r * t.d, t.b + (c + l) * t.d, t.d);
+    }
+    return Vec::loadu(lanes);
+  }
+}
+
+template <Kernel K, class T>
+double tile_sum_typed(const KernelConstants& kp, const GemmTile<T>& t) {
+  using Vec = at::vec::Vectorized<T>;
+  double total = 0;
+  for (int64_t r = 0; r < t.rows; ++r) {
+    Vec acc(T(0));
+    int64_t c = 0;
+    for (; c + Vec::size() <= t.cols; c += Vec::size()) {
+      Vec v = kernel_value<K>(tile_statistic<K>(t, r, c), kp);
+      if (t.diagonal && r >= c && r < c + Vec::size()) v = zero_lane(v, r - c);
+      acc = acc + v;
+    }
+    double row = lane_sum(acc);
+    for (; c < t.cols; ++c) {
+      if (!(t.diagonal && c == r)) row += kernel_value<K>(tile_statistic_scalar<K>(t, r, c), kp);
+    }
+    // the pair (i, i): d2 = 0 exactly; the polynomial kernel's a . a from the product
+    if (t.diagonal && !t.skip_diagonal) row += kernel_value<K>(uses_dot_product<K> ? t.p[r * t.cols + r] : T(0), kp);
+    total += row;
+  }
+  return total;
+}
+
+template <Kernel K, class T>
+void tile_slopes_typed(const KernelConstants& kp, const GemmTile<T>& t, T* h, double* row_sums) {
+  using Vec = at::vec::Vectorized<T>;
+  // a distance kernel's pair (i, i) adds h (a_i - a_i) = 0: its slope is zeroed so that the product form adds 0 too
+  const bool zero_diagonal = t.diagonal && (!uses_dot_product<K> || t.skip_diagonal);
+  for (int64_t r = 0; r < t.rows; ++r) {
+    T* hr = h + r * t.cols;
+    Vec acc(T(0));
+    int64_t c = 0;
+    for (; c + Vec::size() <= t.cols; c += Vec::size()) {
+      Vec v = kernel_slope<K>(tile_statistic<K>(t, r, c), kp);
+      if (zero_diagonal && r >= c && r < c + Vec::size()) v = zero_lane(v, r - c);
+      v.store(hr + c);
+      acc = acc + v;
+    }
+    double row = lane_sum(acc);
+    for (; c < t.cols; ++c) {
+      hr[c] = zero_diagonal && c == r ? T(0) : kernel_slope<K>(tile_statistic_scalar<K>(t, r, c), kp);
+      row += hr[c];
+    }
+    row_sums[r] += row;
+  }
+}
+
 }  // namespace
+
+double tile_sum(Kernel kernel, const KernelConstants& kp, const GemmTile<float>& t) {
+  return dispatch_enum(kernel, [&](auto k) { return tile_sum_typed<decltype(k)::value>(kp, t); });
+}
+double tile_sum(Kernel kernel, const KernelConstants& kp, const GemmTile<double>& t) {
+  return dispatch_enum(kernel, [&](auto k) { return tile_sum_typed<decltype(k)::value>(kp, t); });
+}
+void tile_slopes(Kernel kernel, const KernelConstants& kp, const GemmTile<float>& t, float* h, double* row_sums) {
+  dispatch_enum(kernel, [&](auto k) { tile_slopes_typed<decltype(k)::value>(kp, t, h, row_sums); });
+}
+void tile_slopes(Kernel kernel, const KernelConstants& kp, const GemmTile<double>& t, double* h, double* row_sums) {
+  dispatch_enum(kernel, [&](auto k) { tile_slopes_typed<decltype(k)::value>(kp, t, h, row_sums); });
+}
 
 double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p) {
   return dispatch_enum(kernel, [&](auto k) { return pair_sum_typed<decltype(k)::value>(kp, p); });
