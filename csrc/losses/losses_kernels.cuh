@@ -66,40 +66,6 @@ struct Partition {
   }
 };
 
-// Pack q of x (elements q N .. q N + N, those below `end`) into v as T: one 16-byte load when `vector` and the pack
-// is whole, else element by element. Either way the same elements land in the same slots, so the sums do not
-// depend on the pointers' alignment.
-template <class S, class T>
-__device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                          T (&v)[kPack<S>]) {
-  constexpr int N = kPack<S>;
-  if (vector && (q + 1) * N <= end) {
-    const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
-#pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(pack.v[e]);
-  } else {
-#pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
-  }
-}
-
-template <class S, class T>
-__device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                           const T (&v)[kPack<S>]) {
-  constexpr int N = kPack<S>;
-  if (vector && (q + 1) * N <= end) {
-    Pack<S> pack;
-#pragma unroll
-    for (int e = 0; e < N; ++e) pack.v[e] = static_cast<S>(v[e]);
-    reinterpret_cast<Pack<S>*>(x)[q] = pack;
-  } else {
-#pragma unroll
-    for (int e = 0; e < N; ++e) {
-      if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
-    }
-  }
-}
-
 // Pack q of x, all of whose elements lie in the tensor: no bounds checks (the chunks and backward groups that are
 // whole take these; only a tensor's last chunk or group takes the checked load_pack/store_pack).
 template <class S, class T>
@@ -126,6 +92,35 @@ __device__ __forceinline__ void store_whole_pack(S* __restrict__ x, int64_t q, b
   } else {
 #pragma unroll
     for (int e = 0; e < N; ++e) x[q * N + e] = static_cast<S>(v[e]);
+  }
+}
+
+// Pack q of x (elements q N .. q N + N, those below `end`) into v as T: one 16-byte load when `vector` and the pack
+// is whole, else element by element. Either way the same elements land in the same slots, so the sums do not
+// depend on the pointers' alignment.
+template <class S, class T>
+__device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                          T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector && (q + 1) * N <= end) {
+    load_whole_pack(x, q, true, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
+  }
+}
+
+template <class S, class T>
+__device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, bool vector,
+                                           const T (&v)[kPack<S>]) {
+  constexpr int N = kPack<S>;
+  if (vector && (q + 1) * N <= end) {
+    store_whole_pack(x, q, true, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
+    }
   }
 }
 
