@@ -13,11 +13,9 @@ Saves digits_dcgan_samples.png (real, generator, DRS and MH-GAN samples of the f
 digits_dcgan.json to --output-dir (examples/out, git-ignored, by default).
 """
 
-import argparse
 import datetime
 import json
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -138,19 +136,14 @@ def train_and_sample(seed, args, feature_net, real_images):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3, help="independent GAN runs (seeds 0 .. N-1)")
+    parser = seeds.parser(__doc__, seeds=3, seeds_help="independent GAN runs (seeds 0 .. N-1)")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--mh-k", type=int, default=640, help="MH-GAN's proposals per chain (the paper's 640)")
     parser.add_argument("--feature-steps", type=int, default=600, help="training steps of the feature net")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output-dir", default="examples/out",
-                        help="where the figures, .md and .json go (default examples/out, git-ignored)")
     args = parser.parse_args()
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = seeds.output_dir(args)
 
     torch.manual_seed(0)
     real_images, labels = digits(args.device)
@@ -184,11 +177,11 @@ def main() -> None:
              f"sampler against the {n} real digits; mean ± standard error over seeds (the floor: one split); "
              f"{sum(seconds) / len(seconds):.1f} s per seed (training, evaluation, DRS and MH-GAN). DRS acceptance "
              f"{seeds.cell(rates, '{:.1f}', percent=True)}.", "",
-             *seeds.table(values, metrics, "samples (1797)"), "", f"Conclusions ({seeds.RULE}):", ""]
+             *seeds.table(values, metrics, "samples (1797)"), "", f"Conclusions ({seeds.PAIRED_RULE}):", ""]
     for name in names[2:]:
         for k in keys:
             lines.append(seeds.compare(name, values[name][k], "the generator", values["generator"][k], k,
-                                       metrics[k][1]))
+                                       metrics[k][1], paired=True))
     text = "\n".join(lines)
     print("\n" + text)
     (out / "digits_dcgan.md").write_text(f"`{seeds.command()}`, {datetime.date.today()}, {seeds.machine()}\n\n"

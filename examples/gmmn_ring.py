@@ -11,11 +11,9 @@ Writes gmmn_ring.png, gmmn_ring.md (the table and the conclusions) and gmmn_ring
 (examples/out, git-ignored, by default).
 """
 
-import argparse
 import datetime
 import json
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -54,17 +52,12 @@ def train(seed: int, args) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="independent runs (seeds 0 .. N-1)")
+    parser = seeds.parser(__doc__, seeds=5)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--latent", type=int, default=8)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output-dir", default="examples/out",
-                        help="where the figure, .md and .json go (default examples/out, git-ignored)")
     args = parser.parse_args()
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = seeds.output_dir(args)
     centres = fastgan.toy.ring(1, seed=0, device=args.device)[1]
 
     names = ("GMMN (fastgan.mmd)", "real ring samples")

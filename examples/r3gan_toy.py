@@ -10,11 +10,9 @@ Everything fastgan: the data and the noise from its streams, the losses (loss="r
 (r1_penalty, r2_penalty: one fused kernel each over D's input gradient), the coverage metric.
 """
 
-import argparse
 import datetime
 import json
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -73,19 +71,14 @@ def train(method: str, dataset: str, seed: int, args) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="independent runs per method and dataset")
+    parser = seeds.parser(__doc__, seeds=5, seeds_help="independent runs per method and dataset")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--latent", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--gamma", type=float, default=0.1, help="R1 and R2 weight (gamma / 2 each)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output-dir", default="examples/out",
-                        help="where the figure and results.json go (examples/out is git-ignored)")
     args = parser.parse_args()
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = seeds.output_dir(args)
 
     results = {}  # "dataset | method" -> list of coverage dicts, one per seed
     first = {}

@@ -10,11 +10,9 @@ Writes ring_drs_mhgan.png, ring_drs_mhgan.md (the table and the conclusions) and
 --output-dir (examples/out, git-ignored, by default).
 """
 
-import argparse
 import datetime
 import json
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -67,18 +65,13 @@ def run(seed: int, args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="independent runs (seeds 0 .. N-1)")
+    parser = seeds.parser(__doc__, seeds=5)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--latent", type=int, default=2)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output-dir", default="examples/out",
-                        help="where the figure, .md and .json go (default examples/out, git-ignored)")
     args = parser.parse_args()
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = seeds.output_dir(args)
     centres = fastgan.toy.ring(1, seed=0, device=args.device)[1]
 
     values = {name: {m: [] for m in METRICS} for name in SAMPLERS}
@@ -100,13 +93,13 @@ def main() -> None:
     lines = [f"{args.seeds} seeds, {args.steps} steps, batch {args.batch}, {args.samples} samples per sampler; mean "
              f"± standard error over seeds; {sum(seconds) / len(seconds):.1f} s per seed (training and the three "
              f"samplers). DRS acceptance {seeds.cell(rates, '{:.1f}', percent=True)}.", "",
-             *seeds.table(values, METRICS, "sampler"), "", f"Conclusions ({seeds.RULE}):", ""]
+             *seeds.table(values, METRICS, "sampler"), "", f"Conclusions ({seeds.PAIRED_RULE}):", ""]
     for name in SAMPLERS[1:]:
         for m, (header, fmt, pct) in METRICS.items():
             scale = 100 if pct else 1
             lines.append(seeds.compare(name, [v * scale for v in values[name][m]], "the generator",
                                        [v * scale for v in values["generator"][m]], header + (" (%)" if pct else ""),
-                                       fmt))
+                                       fmt, paired=True))
     text = "\n".join(lines)
     print("\n" + text)
     (out / "ring_drs_mhgan.md").write_text(f"`{seeds.command()}`, {datetime.date.today()}, {seeds.machine()}\n\n"

@@ -3,21 +3,47 @@ the conclusions, which state a difference only where it exceeds its combined err
 
 The rule: A and B differ in a metric when |mean_A - mean_B| > 2 sqrt(se_A^2 + se_B^2) (se: the standard error of
 the mean over seeds, scipy.stats.sem, n - 1 degrees of freedom), about a 95% two-sided test for independent seeds.
-With fewer than 2 seeds there is no standard error and no conclusion is drawn.
+Where A and B are two ways of sampling the same seed's trained GAN (DRS and MH-GAN against the generator), the
+seeds' GANs differ far more than the samplers do, so the comparison is paired: A and B differ when the mean of the
+per-seed differences exceeds twice its standard error (PAIRED_RULE). With fewer than 2 seeds there is no standard
+error and no conclusion is drawn.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+def parser(doc: str, seeds: int, seeds_help: str = "independent runs (seeds 0 .. N-1)") -> argparse.ArgumentParser:
+    """The flags every seeded example takes: --seeds, --device and --output-dir; the example adds its own."""
+    import torch
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=seeds, help=seeds_help)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--output-dir", default="examples/out",
+                   help="where the figures, .md and .json go (default examples/out, git-ignored)")
+    return p
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 RULE = ("a difference is stated only where |Δmean| > 2·sqrt(se_A² + se_B²) (se: standard error of the mean over "
         "seeds, scipy.stats.sem)")
+PAIRED_RULE = ("the samplers share each seed's GAN, so the comparison is paired: a difference is stated only where "
+               "the mean of the per-seed differences Δ exceeds 2·se(Δ) (scipy.stats.sem over the seeds where both "
+               "are finite)")
 
 
 def mean_se(values) -> tuple:
@@ -50,13 +76,19 @@ def table(runs: dict, metrics: dict, first: str = "") -> list:
     return lines
 
 
-def compare(name_a: str, a, name_b: str, b, metric: str, fmt: str = "{:.3f}") -> str:
-    """One conclusion line: whether A's mean differs from B's by more than the combined error."""
-    (ma, sa), (mb, sb) = mean_se(a), mean_se(b)
-    if not (math.isfinite(sa) and math.isfinite(sb)):
+def compare(name_a: str, a, name_b: str, b, metric: str, fmt: str = "{:.3f}", paired: bool = False) -> str:
+    """One conclusion line: whether A's mean differs from B's by more than the combined error, or with paired=True
+    (A and B measured on the same seeds' GANs) whether the mean per-seed difference exceeds twice its error."""
+    if paired:
+        pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+        delta, se = mean_se([x - y for x, y in pairs])
+        label, bound = "2·se(Δ)", 2 * se
+    else:
+        (ma, sa), (mb, sb) = mean_se(a), mean_se(b)
+        delta, label, bound = ma - mb, "2·combined se", 2 * math.sqrt(sa ** 2 + sb ** 2)
+    if not math.isfinite(bound):
         return f"- {metric}: {name_a} vs {name_b}: fewer than 2 seeds, no conclusion"
-    delta, bound = ma - mb, 2 * math.sqrt(sa ** 2 + sb ** 2)
-    numbers = f"Δ = {fmt.format(delta)}, 2·combined se = {fmt.format(bound)}"
+    numbers = f"Δ = {fmt.format(delta)}, {label} = {fmt.format(bound)}"
     if abs(delta) > bound:
         return f"- {metric}: {name_a} is {'higher' if delta > 0 else 'lower'} than {name_b} ({numbers})"
     return f"- {metric}: {name_a} and {name_b} do not differ beyond the error ({numbers})"

@@ -33,7 +33,8 @@ def test_example_runs_with_seeds_and_writes_into_its_output_dir(name, tmp_path):
     for file in figures + [f"{name}.md", f"{name}.json"]:
         assert (out / file).stat().st_size > 0, file
     table = (out / f"{name}.md").read_text()
-    assert "2 seeds" in table and " ± " in table and "2·sqrt(se_A² + se_B²)" in table
+    assert "2 seeds" in table and " ± " in table
+    assert "2·sqrt(se_A² + se_B²)" in table or "2·se(Δ)" in table  # the independent or the paired rule
     assert "Conclusions" in done.stdout
     json.loads((out / f"{name}.json").read_text())
     assert sorted((ROOT / "examples" / "results").iterdir()) == before
