@@ -106,6 +106,13 @@ FASTGAN_HD V relu(V x) { return select<V>(x < V(0), V(0), x); }
 template <class V>
 FASTGAN_HD V clamp_min(V x, V lo) { return select<V>(x < lo, lo, x); }
 
+// c0 + x (c1 + x (c2 + ...)) by Horner's rule, one FMA per coefficient, highest first: the polynomials below (their
+// coefficients in ascending order, as scripts/fit_softplus.py prints them).
+template <class V>
+FASTGAN_HD V horner(V, float c) { return V(c); }
+template <class V, class... Rest>
+FASTGAN_HD V horner(V x, float c, Rest... rest) { return fma(horner(x, rest...), x, V(c)); }
+
 // ---- float32's softplus from FMAs: exp(-a) and log1p(e) as fixed-range polynomials ----
 // A library exp and log cost most of the fused BCE (Sleef's on the CPU: ~60 vector instructions per 16 logits; on
 // CUDA expf, logf and the IEEE division: ~70 SASS instructions per logit). These are the same functions, as
@@ -124,13 +131,8 @@ FASTGAN_HD V exp_neg(V a) {
   const V n = round(clamped * V(1.44269504088896341f));  // a / ln2, rounded
   V r = fma(n, V(-0.693145751953125f), clamped);          // a - n ln2_hi (exact: ln2_hi has 16 bits)
   r = fma(n, V(-1.428606765330187e-06f), r);              // - n ln2_lo
-  V p = V(0.0013899194309487939f);
-  p = fma(p, r, V(-0.00836889073252678f));
-  p = fma(p, r, V(0.041666850447654724f));
-  p = fma(p, r, V(-0.166665181517601f));
-  p = fma(p, r, V(0.5f));
-  p = fma(p, r, V(-1.0f));
-  p = fma(p, r, V(1.0f));
+  const V p = horner(r, 1.0f, -1.0f, 0.5f, -0.166665181517601f, 0.041666850447654724f, -0.00836889073252678f,
+                     0.0013899194309487939f);
   return scale2(p, V(0) - n);
 }
 
@@ -142,15 +144,9 @@ template <class V>
 FASTGAN_HD V log1p_unit(V e) {
   const Mask<V> upper = e > V(0.5f);
   const V a = select<V>(upper, (e - V(1.0f)) * V(0.5f), e);
-  V q = V(-0.044455185532569885f);
-  q = fma(q, a, V(0.10403130203485489f));
-  q = fma(q, a, V(-0.1315523386001587f));
-  q = fma(q, a, V(0.14486181735992432f));
-  q = fma(q, a, V(-0.1664852648973465f));
-  q = fma(q, a, V(0.19990478456020355f));
-  q = fma(q, a, V(-0.25000056624412537f));
-  q = fma(q, a, V(0.3333345651626587f));
-  const V s = fma(q, a, V(-0.5f));
+  const V s = horner(a, -0.5f, 0.3333345651626587f, -0.25000056624412537f, 0.19990478456020355f,
+                     -0.1664852648973465f, 0.14486181735992432f, -0.1315523386001587f, 0.10403130203485489f,
+                     -0.044455185532569885f);
   const V log1p_a = fma(a, a * s, a);
   return select<V>(upper, V(0.693145751953125f) + (V(1.428606765330187e-06f) + log1p_a), log1p_a);
 }
