@@ -49,7 +49,13 @@ struct Ops<at::vec::Vectorized<T>> {
     alignas(64) T xs[V::size()], ns[V::size()];
     x.store(xs);
     n.store(ns);
-    for (int i = 0; i < V::size(); ++i) xs[i] = std::scalbn(xs[i], static_cast<int>(ns[i]));
+    for (int i = 0; i < V::size(); ++i) {
+      if constexpr (std::is_same_v<T, float>) {
+        xs[i] = Ops<float>::scale2(xs[i], ns[i]);
+      } else {
+        xs[i] = std::scalbn(xs[i], static_cast<int>(ns[i]));
+      }
+    }
     return V::loadu(xs);
   }
   static V fma(const V& x, const V& y, const V& z) {
