@@ -159,6 +159,94 @@ def test_generator_one_million(case, dtype, device, generator):
     check_close(grads, ref_grads, dtype)
 
 
+# ---- the CPU's autograd forward computes the gradients (csrc/losses/loss_autograd.cpp) ----
+
+
+def backward_op_grads(case, first, second, reduction, generator_step):
+    """The gradients of the backward op (the path a second backward and CUDA take) for a unit upstream gradient."""
+    loss, kwargs = case
+    ones = torch.ones((), dtype=first.dtype)
+    if generator_step:
+        args = (kwargs.get("saturating", False), kwargs.get("inputs", "logits"), reduction)
+        return torch.ops.fastgan.generator_loss_backward(ones, first.detach(), second, loss, *args)
+    args = (kwargs.get("label_smoothing", 0.0), kwargs.get("inputs", "logits"), reduction)
+    return torch.ops.fastgan.gan_loss_backward(ones, first.detach(), second.detach(), loss, *args)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("step", ["discriminator", "generator"])
+def test_cpu_gradients_from_the_forward_are_the_backward_ops_bits(step, dtype, reduction, generator):
+    """For a unit upstream gradient the forward's gradients are the backward op's bits; a second backward
+    (retain_graph) recomputes them by the op, and the two add up to exactly twice the first."""
+    cases = G_CASES if step == "generator" else D_CASES
+    for case in cases:
+        loss, kwargs = case
+        probs = kwargs.get("inputs") == "probs"
+        first = draw((4099,), dtype, "cpu", generator, probs).requires_grad_()
+        second = draw((4099 if paired(loss) or step == "discriminator" else 0,), dtype, "cpu", generator, probs)
+        if step == "generator":
+            second = second.requires_grad_() if paired(loss) else None
+            out = fastgan.fused_generator_loss(first, loss=loss, real_logits=second, reduction=reduction, **kwargs)
+        else:
+            second.requires_grad_()
+            out = fastgan.fused_gan_loss(first, second, loss=loss, reduction=reduction, **kwargs)
+        expected = backward_op_grads(case, first, second, reduction, step == "generator")
+        out.backward(retain_graph=True)
+        inputs = [first] + ([second] if second is not None else [])
+        once = [x.grad.clone() for x in inputs]
+        for got, want in zip(once, expected):
+            assert torch.equal(got, want.view_as(got)), (case, reduction)
+        out.backward()
+        for x, g in zip(inputs, once):
+            assert torch.equal(x.grad, 2 * g), (case, reduction)
+
+
+def test_cpu_backward_does_not_recompute_unless_asked_twice(generator):
+    fake = draw((1000,), torch.float32, "cpu", generator).requires_grad_()
+    out = fastgan.fused_generator_loss(fake)
+
+    def backward_op_calls(**kwargs):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            out.backward(**kwargs)
+        return sum(e.name == "fastgan::generator_loss_backward" for e in prof.events())
+
+    assert backward_op_calls(retain_graph=True) == 0  # the forward's gradients, scaled
+    assert backward_op_calls() == 1  # taken by the first backward: the second recomputes
+
+
+def test_cpu_gradient_only_where_required_and_scaled_by_the_upstream(generator):
+    real = draw((1000,), torch.float32, "cpu", generator)
+    fake = draw((1001,), torch.float32, "cpu", generator).requires_grad_()
+    out = fastgan.fused_gan_loss(real, fake)
+    (3.0 * out).backward()
+    assert real.grad is None
+    _, expected = backward_op_grads(("bce", {}), real, fake, "mean", False)
+    # 3 g rounded once more than the op's folded coefficient: within one rounding of float32
+    torch.testing.assert_close(fake.grad, 3.0 * expected, rtol=2 * 2.0**-24, atol=0.0)
+
+
+def test_cpu_gradients_in_the_forward_step_aside_for_dispatch_modes(generator):
+    """A TorchDispatchMode (FakeTensor under torch.compile, FlopCounterMode, ...) must see the registered ops."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    real = draw((100,), torch.float32, "cpu", generator).requires_grad_()
+    fake = draw((100,), torch.float32, "cpu", generator).requires_grad_()
+    with Record() as record:
+        fastgan.fused_gan_loss(real, fake).backward()
+    assert "fastgan.gan_loss.default" in record.names
+    assert "fastgan.gan_loss_backward.default" in record.names
+
+
 def test_bce_is_exactly_the_torch_functional_loss(generator):
     """The docstring's promise, against torch.nn.functional directly (not through fastgan.reference)."""
     real, fake = draw((64, 1), torch.float64, "cpu", generator), draw((32, 1), torch.float64, "cpu", generator)

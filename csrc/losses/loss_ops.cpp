@@ -212,6 +212,23 @@ std::tuple<Tensor, Tensor> run_backward(const LossEngine& engine, const LossSpec
   return {grad_a, grad_b};
 }
 
+// The forward with the unit-gradient gradients of a and b (each where wanted), where the engine has one.
+std::optional<LossWithGrad> run_forward_with_grad(const LossSpec& spec, const Tensor& a_in, const Tensor& b_in,
+                                                  bool want_a, bool want_b, const char* op) {
+  if (spec.reduction == Reduction::None) return std::nullopt;
+  const LossEngine& engine = EngineTable<LossEngine>::of(b_in.device().type(), op);
+  if (engine.forward_with_grad == nullptr) return std::nullopt;
+  const auto [a, b, per_element] = Operands(spec, a_in, b_in);
+  LossWithGrad out{.loss = at::empty({}, b.options()),
+                   .stats = at::empty({4}, b.options().dtype(accumulate_type(b.scalar_type())))};
+  Tensor grad_a = want_a && a.defined() ? at::empty_like(a) : Tensor();
+  Tensor grad_b = want_b ? at::empty_like(b) : Tensor();
+  engine.forward_with_grad(spec, a, b, out.loss, out.stats, grad_a, grad_b);
+  out.grad_first = std::move(grad_a);
+  out.grad_second = std::move(grad_b);
+  return out;
+}
+
 // ---- The ops (schemas in csrc/fastgan.cpp), one entry point per op and dispatch key, the engine first ----
 
 template <c10::DeviceType kDevice>
@@ -252,6 +269,28 @@ std::tuple<Tensor, Tensor> generator_loss_backward(const Tensor& grad, const Ten
                                              "fastgan::generator_loss_backward");
   return {grad_fake, grad_real.defined() ? grad_real : at::empty({0}, fake.options())};
 }
+
+}  // namespace
+
+std::optional<LossWithGrad> gan_loss_with_grad(const Tensor& real, const Tensor& fake, c10::string_view loss,
+                                               double label_smoothing, c10::string_view inputs,
+                                               c10::string_view reduction, bool want_first, bool want_second) {
+  const LossSpec spec = discriminator_spec(real, fake, loss, label_smoothing, inputs, reduction);
+  return run_forward_with_grad(spec, real, fake, want_first, want_second, kDiscriminatorOp);
+}
+
+std::optional<LossWithGrad> generator_loss_with_grad(const Tensor& fake, const std::optional<Tensor>& real,
+                                                     c10::string_view loss, bool saturating, c10::string_view inputs,
+                                                     c10::string_view reduction, bool want_first, bool want_second) {
+  const LossSpec spec = generator_spec(fake, real, loss, saturating, inputs, reduction);
+  const bool paired = spec.layout == Layout::Paired;
+  auto out = run_forward_with_grad(spec, paired ? *real : Tensor(), fake, want_second && paired, want_first,
+                                   kGeneratorOp);
+  if (out) std::swap(out->grad_first, out->grad_second);  // a = real, b = fake: the op's order is (fake, real)
+  return out;
+}
+
+namespace {
 
 // ---- Autocast: compute in float32, like aten's binary_cross_entropy_with_logits ----
 

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #include "../common/engine.h"
 #include "losses.h"
 
@@ -19,6 +21,11 @@ struct LossEngine {
   // grad: 0-d (Mean, Sum) or shaped like the forward's flat loss (None). grad_a is undefined when a is.
   void (*backward)(const LossSpec&, const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b,
                    at::Tensor& grad_a, at::Tensor& grad_b);
+  // The forward of a reduced loss that also fills grad_a and grad_b (either may be undefined: not wanted) with the
+  // gradients for a unit upstream gradient, in the same pass over the logits; null where an engine has none
+  // (loss_autograd.cpp says which and why).
+  void (*forward_with_grad)(const LossSpec&, const at::Tensor& a, const at::Tensor& b, at::Tensor& loss,
+                            at::Tensor& stats, at::Tensor& grad_a, at::Tensor& grad_b) = nullptr;
 };
 
 // How the kernels' four sums (loss of a, loss of b, score of a, score of b) become the outputs, and the
@@ -33,6 +40,20 @@ struct OutputWeights {
   double grad[2];
 };
 OutputWeights output_weights(const LossSpec& spec, const at::Tensor& a, const at::Tensor& b);
+
+// The forward with the gradients of a reduced loss for a unit upstream gradient (LossEngine::forward_with_grad),
+// for the autograd forward; the arguments are checked as by the ops. nullopt where the engine has no such forward
+// or reduction='none'. want_first / want_second: which gradients to compute, in the op's argument order (D: real,
+// fake; G: fake, real).
+struct LossWithGrad {
+  at::Tensor loss, stats, grad_first, grad_second;  // a gradient not wanted (or of an unused real) is undefined
+};
+std::optional<LossWithGrad> gan_loss_with_grad(const at::Tensor& real, const at::Tensor& fake, c10::string_view loss,
+                                               double label_smoothing, c10::string_view inputs,
+                                               c10::string_view reduction, bool want_first, bool want_second);
+std::optional<LossWithGrad> generator_loss_with_grad(const at::Tensor& fake, const std::optional<at::Tensor>& real,
+                                                     c10::string_view loss, bool saturating, c10::string_view inputs,
+                                                     c10::string_view reduction, bool want_first, bool want_second);
 
 // The three string options of a loss op (loss, inputs, reduction) packed into one integer, so that the autograd
 // context saves an int instead of copying three strings every training step. Only for names the op has accepted.

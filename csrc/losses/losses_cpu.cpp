@@ -27,17 +27,26 @@ void write_scalar(Tensor& t, int64_t index, double value) {
   });
 }
 
-void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
+void forward_with_grad(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats,
+                       Tensor& grad_a, Tensor& grad_b) {
   const OutputWeights w = output_weights(spec, a, b);
   const cpu::ForwardParams args{.spec = spec,
                               .dtype = fastgan::cpu::kernel_dtype(b.scalar_type(), "fastgan::gan_loss"),
                               .a = a.defined() ? a.const_data_ptr() : nullptr, .na = w.na,
                               .b = b.const_data_ptr(), .nb = w.nb,
-                              .per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr() : nullptr};
+                              .per_element = spec.reduction == Reduction::None ? loss.mutable_data_ptr() : nullptr,
+                              .grad_a = grad_a.defined() ? grad_a.mutable_data_ptr() : nullptr,
+                              .grad_b = grad_b.defined() ? grad_b.mutable_data_ptr() : nullptr,
+                              .coef_a = w.grad[0], .coef_b = w.grad[1]};
   const cpu::ForwardSums s = FASTGAN_CPU_DISPATCH(cpu, loss_forward, args);
   if (spec.reduction != Reduction::None) write_scalar(loss, 0, s.loss_a * w.loss[0] + s.loss_b * w.loss[1]);
   const double sums[4] = {s.loss_a, s.loss_b, s.score_a, s.score_b};
   for (int k = 0; k < 4; ++k) write_scalar(stats, k, sums[k] * w.stats[k]);
+}
+
+void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& loss, Tensor& stats) {
+  Tensor no_grad_a, no_grad_b;
+  forward_with_grad(spec, a, b, loss, stats, no_grad_a, no_grad_b);
 }
 
 void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const Tensor& b, Tensor& grad_a,
@@ -57,7 +66,7 @@ void backward(const LossSpec& spec, const Tensor& grad, const Tensor& a, const T
   FASTGAN_CPU_DISPATCH(cpu, loss_backward, args);
 }
 
-const LossEngine kCpuEngine{&forward, &backward};
+const LossEngine kCpuEngine{&forward, &backward, &forward_with_grad};
 const bool kRegistered = EngineTable<LossEngine>::add(c10::DeviceType::CPU, kCpuEngine);
 
 }  // namespace

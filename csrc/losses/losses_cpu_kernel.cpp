@@ -68,68 +68,89 @@ std::array<double, N> reduce_chunks(int64_t n, const ChunkFn& chunk_fn) {
   return total;
 }
 
-// Sum of the term's loss and score over x[0, n); writes scale * loss per element when out is not null.
+// Sum of the term's loss and score over x[0, n); writes scale * loss per element when out is not null, and
+// coef * f'(x) when grad is (the gradient computed with the loss: one pass over x, the exp and the division shared).
 template <TermKind K, class S>
-std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* out) {
+std::array<double, 2> forward_half_chunk(const S* x, int64_t n, Term term, S* out, S* grad, double coef) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
-  const Vec constant(static_cast<T>(term.constant)), scale(static_cast<T>(term.scale));
+  const Vec constant(static_cast<T>(term.constant)), scale(static_cast<T>(term.scale)), c(static_cast<T>(coef));
   Vec loss_acc(T(0)), score_acc(T(0));
   double tail_loss = 0, tail_score = 0;
-  BlockBuffer<S> xbuf, obuf;
+  BlockBuffer<S> xbuf, obuf, gbuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
     const T* xs = xbuf.read(x + start, m);
     T* os = obuf.write_to(at_offset(out, start));
+    T* gs = gbuf.write_to(at_offset(grad, start));
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
-      const auto r = TermFn<K>::value(Vec::loadu(xs + i), constant);
+      const Vec v = Vec::loadu(xs + i);
+      const auto r = TermFn<K>::value(v, constant);
       loss_acc = loss_acc + r.loss;
       score_acc = score_acc + r.score;
       if (os != nullptr) (r.loss * scale).store(os + i);
+      if (gs != nullptr) (c * TermFn<K>::deriv(v, constant)).store(gs + i);
     }
     for (; i < m; ++i) {
       const auto r = TermFn<K>::value(xs[i], static_cast<T>(term.constant));
       tail_loss += r.loss;
       tail_score += r.score;
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
+      if (gs != nullptr) gs[i] = static_cast<T>(coef) * TermFn<K>::deriv(xs[i], static_cast<T>(term.constant));
     }
     obuf.store(at_offset(out, start), m);
+    gbuf.store(at_offset(grad, start), m);
   }
   return {lane_sum(loss_acc) + tail_loss, lane_sum(score_acc) + tail_score};
 }
 
-// Paired: the term of sign * (a - b); sums of loss, score(a), score(b).
+// Paired: the term of sign * (a - b); sums of loss, score(a), score(b); the gradients as in forward_half_chunk.
 template <TermKind K, class S>
-std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term term, float sign, S* out) {
+std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term term, float sign, S* out,
+                                         S* grad_a, S* grad_b, double coef) {
   using T = Acc<S>;
   using Vec = at::vec::Vectorized<T>;
   const Vec constant(static_cast<T>(term.constant)), scale(static_cast<T>(term.scale)), sgn(static_cast<T>(sign));
+  const Vec ca(static_cast<T>(coef * sign)), cb(static_cast<T>(-coef * sign));
   Vec loss_acc(T(0)), score_a_acc(T(0)), score_b_acc(T(0));
   double tail[3] = {0, 0, 0};
-  BlockBuffer<S> abuf, bbuf, obuf;
+  BlockBuffer<S> abuf, bbuf, obuf, gabuf, gbbuf;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t m = std::min(kBlock, n - start);
     const T* as = abuf.read(a + start, m);
     const T* bs = bbuf.read(b + start, m);
     T* os = obuf.write_to(at_offset(out, start));
+    T* ga = gabuf.write_to(at_offset(grad_a, start));
+    T* gb = gbbuf.write_to(at_offset(grad_b, start));
     int64_t i = 0;
     for (; i + Vec::size() <= m; i += Vec::size()) {
-      const Vec va = Vec::loadu(as + i), vb = Vec::loadu(bs + i);
-      const auto r = TermFn<K>::value(sgn * (va - vb), constant);
+      const Vec va = Vec::loadu(as + i), vb = Vec::loadu(bs + i), z = sgn * (va - vb);
+      const auto r = TermFn<K>::value(z, constant);
       loss_acc = loss_acc + r.loss;
       score_a_acc = score_a_acc + TermFn<K>::score(va);
       score_b_acc = score_b_acc + TermFn<K>::score(vb);
       if (os != nullptr) (r.loss * scale).store(os + i);
+      if (ga != nullptr || gb != nullptr) {
+        const Vec d = TermFn<K>::deriv(z, constant);
+        if (ga != nullptr) (ca * d).store(ga + i);
+        if (gb != nullptr) (cb * d).store(gb + i);
+      }
     }
     for (; i < m; ++i) {
-      const auto r = TermFn<K>::value(static_cast<T>(sign) * (as[i] - bs[i]), static_cast<T>(term.constant));
+      const T z = static_cast<T>(sign) * (as[i] - bs[i]);
+      const auto r = TermFn<K>::value(z, static_cast<T>(term.constant));
       tail[0] += r.loss;
       tail[1] += TermFn<K>::score(as[i]);
       tail[2] += TermFn<K>::score(bs[i]);
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
+      const T d = TermFn<K>::deriv(z, static_cast<T>(term.constant));
+      if (ga != nullptr) ga[i] = static_cast<T>(coef * sign) * d;
+      if (gb != nullptr) gb[i] = static_cast<T>(-coef * sign) * d;
     }
     obuf.store(at_offset(out, start), m);
+    gabuf.store(at_offset(grad_a, start), m);
+    gbbuf.store(at_offset(grad_b, start), m);
   }
   return {lane_sum(loss_acc) + tail[0], lane_sum(score_a_acc) + tail[1], lane_sum(score_b_acc) + tail[2]};
 }
@@ -212,11 +233,14 @@ ForwardSums loss_forward(const ForwardParams& args) {
       const auto* a = static_cast<const S*>(args.a);
       const auto* b = static_cast<const S*>(args.b);
       auto* out = static_cast<S*>(args.per_element);
+      auto* grad_a = static_cast<S*>(args.grad_a);
+      auto* grad_b = static_cast<S*>(args.grad_b);
       ForwardSums sums;
       if (args.spec.layout == Layout::Paired) {
         const auto r = reduce_chunks<3>(args.nb, [&](int64_t begin, int64_t end) {
           return forward_pair_chunk<K>(a + begin, b + begin, end - begin, args.spec.real, args.spec.pair_sign,
-                                       at_offset(out, begin));
+                                       at_offset(out, begin), at_offset(grad_a, begin), at_offset(grad_b, begin),
+                                       args.coef_a);
         });
         sums.loss_a = r[0];
         sums.score_a = r[1];
@@ -224,11 +248,13 @@ ForwardSums loss_forward(const ForwardParams& args) {
         return sums;
       }
       const auto ra = reduce_chunks<2>(args.na, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(a + begin, end - begin, args.spec.real, at_offset(out, begin));
+        return forward_half_chunk<K>(a + begin, end - begin, args.spec.real, at_offset(out, begin),
+                                     at_offset(grad_a, begin), args.coef_a);
       });
       S* out_b = at_offset(out, args.na);
       const auto rb = reduce_chunks<2>(args.nb, [&](int64_t begin, int64_t end) {
-        return forward_half_chunk<K>(b + begin, end - begin, args.spec.fake, at_offset(out_b, begin));
+        return forward_half_chunk<K>(b + begin, end - begin, args.spec.fake, at_offset(out_b, begin),
+                                     at_offset(grad_b, begin), args.coef_b);
       });
       sums.loss_a = ra[0];
       sums.score_a = ra[1];

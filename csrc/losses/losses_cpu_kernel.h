@@ -20,6 +20,12 @@ struct ForwardParams {
   const void* b;
   int64_t nb;
   void* per_element;  // scaled per-element losses for Reduction::None, else null
+  // When not null, the gradients for a unit upstream gradient, from the same pass (the autograd forward on the CPU:
+  // loss_autograd.cpp): grad_a = coef_a * f'(a), grad_b = coef_b * f'(b); Paired: coef_a * f'(sign * (a - b)) times
+  // sign and -sign. Either may be null.
+  void* grad_a = nullptr;
+  void* grad_b = nullptr;
+  double coef_a = 0, coef_b = 0;
 };
 
 // Unscaled sums over each term (Paired: loss_a holds the pair sum, score_a / score_b the real / fake scores).
