@@ -173,12 +173,22 @@ def backward_op_grads(case, first, second, reduction, generator_step):
     return torch.ops.fastgan.gan_loss_backward(ones, first.detach(), second.detach(), loss, *args)
 
 
+def assert_within_a_rounding(got, want, dtype, coef):
+    """got and want computed by the same formula in two loops: the compiler may contract a derivative's products
+    into an FMA in one and not the other (the ASan build did, for label smoothing's (1 - t) s(x) - t s(-x)), which
+    moves a result by one rounding of a product no larger than coef (the loss's per-element weight) in magnitude,
+    and a float16/bfloat16 result by one of its own ulps where that rounding crosses a rounding boundary."""
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(got.double(), want.double(), rtol=2 * eps, atol=2 * eps * coef)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("step", ["discriminator", "generator"])
-def test_cpu_gradients_from_the_forward_are_the_backward_ops_bits(step, dtype, reduction, generator):
-    """For a unit upstream gradient the forward's gradients are the backward op's bits; a second backward
-    (retain_graph) recomputes them by the op, and the two add up to exactly twice the first."""
+def test_cpu_gradients_from_the_forward_are_the_backward_ops(step, dtype, reduction, generator):
+    """For a unit upstream gradient the forward's gradients are the backward op's (the same formula: equal up to
+    the FMA contraction the compiler chooses per loop); a second backward (retain_graph) recomputes them by the op,
+    and the two add up to twice the first."""
     cases = G_CASES if step == "generator" else D_CASES
     for case in cases:
         loss, kwargs = case
@@ -195,11 +205,12 @@ def test_cpu_gradients_from_the_forward_are_the_backward_ops_bits(step, dtype, r
         out.backward(retain_graph=True)
         inputs = [first] + ([second] if second is not None else [])
         once = [x.grad.clone() for x in inputs]
+        coef = 1.0 / 4099 if reduction == "mean" else 1.0
         for got, want in zip(once, expected):
-            assert torch.equal(got, want.view_as(got)), (case, reduction)
+            assert_within_a_rounding(got, want.view_as(got), dtype, coef)
         out.backward()
         for x, g in zip(inputs, once):
-            assert torch.equal(x.grad, 2 * g), (case, reduction)
+            assert_within_a_rounding(x.grad, 2 * g, dtype, 2 * coef)
 
 
 def test_cpu_backward_does_not_recompute_unless_asked_twice(generator):
