@@ -11,7 +11,7 @@
 # output), and the benchmarks' cuda.json / cuda.md / cuda.png (copy them into benchmarks/results/).
 #
 # Each step runs under its own `timeout`, so a step that hangs or a call that is cut keeps what finished; the budgets
-# (seconds) add up to GPU_CHECK_BUDGET_S (540) and a step never runs past what is left of it:
+# (seconds) of all but the last two add up to GPU_CHECK_BUDGET_S (540), and a step never runs past what is left:
 #   peers 15       the metrics tests' peers from .peer-wheels/ (`make peer-wheels` here, then carry it)
 #   build 170      pip install -e . with the CUDA kernels, sm_90 only (TORCH_CUDA_ARCH_LIST=9.0), all cores
 #   info 15        build_info, the GPU, the CUDA versions
@@ -21,6 +21,7 @@
 #   bench_* 110    benchmarks/run.py: the kernels suite (loss kernels at 256, 57,600 and 4M as a fraction of copy_,
 #                  MH-GAN's selection, accept_compact), MMD n=16384 d=512, the normal and uniform samplers (16M among
 #                  their sizes), MH-GAN selection end to end
+#   mmd_* 50       the MMD row again on the tile kernels and with TF32 allowed (3xTF32), if time is left
 # A sanitizer that refuses the device (gVisor machines: "Device not supported") is recorded as skipped, not failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -138,6 +139,21 @@ else
   bench bench_samplers 30 --suites samplers --samplers normal,uniform
   bench bench_mh 20 --suites mh --quick
 fi
+
+# (e) the MMD row's A/B, last (the budget skips them when nothing is left): the same row on the tile kernels
+# (FASTGAN_MMD_GEMM_MIN_D past d: decides the CUDA GEMM path's threshold, csrc/mmd/mmd_gemm.cuh), and with TF32
+# allowed (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1: the GEMM path's 3xTF32 on tensor cores). JSON only: the device tool
+# returns at most 8 files.
+mmd_ab() {
+  local name="$1" limit="$2" setting="$3" dir="$out/$1" sizes=(--mmd-sizes 16384 --mmd-dims 512) device=cuda
+  if [ "$DRY" = 1 ]; then sizes=(--mmd-sizes 64 --mmd-dims 8 --min-run-time 0.01); device=cpu; fi
+  mkdir -p "$dir"
+  step "$name" "$limit" env "$setting" "$PYTHON" benchmarks/run.py --output "$dir" --device "$device" --suites mmd \
+    "${sizes[@]}"
+  rm -f "$dir"/*.md "$dir"/*.png
+}
+mmd_ab mmd_tile_kernels 25 FASTGAN_MMD_GEMM_MIN_D=1000000000
+mmd_ab mmd_3xtf32 25 TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1
 
 echo "total: $((SECONDS - started)) s of ${budget} s" | tee -a "$log" >> "$summary"
 cat "$summary"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 
@@ -55,6 +56,19 @@ def launches(device: str):
     yield "mmd forward+backward rbf", lambda: fastgan.mmd(x, y).backward()
     yield "mmd forward+backward polynomial float64", lambda: fastgan.mmd(
         x.detach().double().requires_grad_(), y.detach().double().requires_grad_(), kernel="polynomial").backward()
+    # the GEMM path (d >= 64): two row tiles of 40 (FASTGAN_MMD_GEMM_TILE), rbf in float32 and polynomial float64
+    xg, yg = randn(70, 64, grad=True), randn(45, 64, grad=True)
+
+    def gemm_mmd(kernel, dtype):
+        os.environ.update(FASTGAN_MMD_GEMM_TILE="40")
+        try:
+            a, b = (t.detach().to(dtype).requires_grad_() for t in (xg, yg))
+            fastgan.mmd(a, b, kernel=kernel).backward()
+        finally:
+            os.environ.pop("FASTGAN_MMD_GEMM_TILE")
+
+    yield "mmd GEMM path rbf", lambda: gemm_mmd("rbf", torch.float32)
+    yield "mmd GEMM path polynomial float64", lambda: gemm_mmd("polynomial", torch.float64)
     for b in (3, 300):
         grads = randn(b, 5, 7, grad=True)
         yield f"gradient_penalty forward+backward B={b}", lambda g=grads: fastgan.gradient_penalty(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fastgan
-from fastgan import reference
+from fastgan import _simt, reference
 from helpers import at_thread_counts
 
 KERNELS = ["rbf", "laplacian", "energy", "polynomial"]
@@ -236,25 +236,37 @@ def test_backward_memory_is_linear_in_the_inputs(path):
     assert grown < 8 * inputs, f"peak memory grew by {grown / inputs:.1f}x the inputs"
 
 
-# ---- the CPU GEMM path (rbf and polynomial where d >= the crossover; FASTGAN_MMD_GEMM_MIN_D=1 forces it) ----
+# ---- the GEMM path (rbf and polynomial where d >= the crossover; FASTGAN_MMD_GEMM_MIN_D=1 forces it) ----
 
-# The GEMM path's constants (csrc/mmd/mmd_cpu.cpp, mmd_cpu_kernel.h): its tile and the near-pair fraction.
+# The GEMM path's constants (csrc/mmd/mmd_cpu.cpp, mmd_cpu_kernel.h, mmd_gemm.cuh): the CPU's tile (the CUDA one
+# sums each tile row in double, within the CPU's bound), the near-pair fraction, and the tile the tests give CUDA
+# (FASTGAN_MMD_GEMM_TILE; 2048 by default) so that 300 x 270 samples take several tiles with ragged ends there too.
 GEMM_TILE = 256
 NEAR_FRACTION = 1 / 16
+CUDA_TEST_TILE = 128
+
+
+@pytest.fixture
+def float32_matmul_precision():
+    """Sets torch's float32 matmul precision for the test, and restores it."""
+    before = torch.get_float32_matmul_precision()
+    yield torch.set_float32_matmul_precision
+    torch.set_float32_matmul_precision(before)
 
 
 @pytest.fixture
 def gemm_path(monkeypatch):
     monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1")
+    monkeypatch.setenv("FASTGAN_MMD_GEMM_TILE", str(CUDA_TEST_TILE))
 
 
 @pytest.mark.parametrize("shape", [(2, 2, 1), (37, 29, 5), (70, 90, 64), (300, 270, 40)], ids=str)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("kernel", ["rbf", "polynomial"])
-def test_gemm_path_matches_the_reference_in_float64(kernel, estimator, shape, generator, gemm_path):
+def test_gemm_path_matches_the_reference_in_float64(kernel, estimator, shape, device, generator, gemm_path):
     """The GEMM path at the float64 tile kernels' tolerances (300 x 270: several tiles and ragged ends)."""
     n, m, d = shape
-    x, y = samples(n, m, d, torch.float64, "cpu", generator)
+    x, y = samples(n, m, d, torch.float64, device, generator)
     a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
     ours = fastgan.mmd(a, b, kernel=kernel, estimator=estimator)
     c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
@@ -264,7 +276,7 @@ def test_gemm_path_matches_the_reference_in_float64(kernel, estimator, shape, ge
         torch.testing.assert_close(g, ge, rtol=1e-10, atol=1e-13)
 
 
-def rbf_gemm_error_bounds(x, y, bandwidths, estimator, u):
+def rbf_gemm_error_bounds(x, y, bandwidths, estimator, u, product_error=0.0):
     """The GEMM path's error bounds (docs/DESIGN.md, section 10a), from float64 full matrices of the inputs as given.
     With a, b centred and s = |a|^2 + |b|^2, gamma = (2d + 10) u bounds the error of d2 in the product form
     (|a|^2 + |b|^2 - 2 a.b, with the centring's rounding); a pair with d2 < (NEAR_FRACTION - gamma) s is surely
@@ -272,10 +284,12 @@ def rbf_gemm_error_bounds(x, y, bandwidths, estimator, u):
     |dk| <= |c| delta exp(c max(d2 - delta, 0)) + 3u exp(c d2) (the exponential's own rounding), the slopes likewise;
     the value adds the rows' sums in T (GEMM_TILE values per tile row: (GEMM_TILE + 2) u sum |k|), the gradient the
     second GEMM's and the row sums' rounding ((m + 2) u sum_j |h_ij| (|a_ik| + |b_jk|)). Returns the bound of the
-    value and the bounds of the gradients' entries."""
+    value and the bounds of the gradients' entries. product_error: a GEMM's further error per product in units of
+    |a||b| (3xTF32 on CUDA: 2^-21 for the two cross products' TF32 rounding and the dropped lo.lo), which adds
+    2 product_error to gamma (|a||b| <= s / 2)."""
     d = x.shape[1]
     mean = torch.cat([x, y]).mean(0)
-    gamma = (2 * d + 10) * u
+    gamma = (2 * d + 10) * u + 2 * product_error
     coefs = [-1 / (2 * s * s) for s in bandwidths]
     unbiased = estimator == "unbiased"
 
@@ -319,13 +333,17 @@ def rbf_gemm_error_bounds(x, y, bandwidths, estimator, u):
     return value_bound, grad_bounds
 
 
+@pytest.mark.parametrize("precision", ["highest", "high"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_gemm_path_error_is_within_its_bound_with_near_duplicates(dtype, estimator, generator, gemm_path):
+def test_gemm_path_error_is_within_its_bound_with_near_duplicates(dtype, estimator, precision, device, generator,
+                                                                  gemm_path, float32_matmul_precision):
     """Fresh inputs far from the origin (offset 40: the centring's case), with near-duplicate pairs across and within
     the samples and a bandwidth of 0.01 against a spread of ~1 (where the product form without the near-pair
     recomputation is off by e^(2 gamma s / 0.01^2) in float32), against float64 on the same rounded inputs, at the
-    bound of rbf_gemm_error_bounds."""
+    bound of rbf_gemm_error_bounds. precision="high" lets CUDA's float32 GEMMs use TF32, which the CUDA path
+    splits into 3xTF32 (on the CPU and the emulator, at::mm stays FP32 whatever the setting)."""
+    float32_matmul_precision(precision)
     n, m, d = 300, 270, 40
     x = torch.randn(n, d, generator=generator, dtype=torch.float64) + 40
     y = 1.3 * torch.randn(m, d, generator=generator, dtype=torch.float64) + 40.2
@@ -334,14 +352,16 @@ def test_gemm_path_error_is_within_its_bound_with_near_duplicates(dtype, estimat
     y[40] = x[50]  # an exact duplicate
     x, y = x.to(dtype).double(), y.to(dtype).double()  # the inputs as given, exactly
     bandwidths = (0.01, 0.1, 1.0, 5.0)
-    a, b = x.to(dtype).requires_grad_(), y.to(dtype).requires_grad_()
+    a, b = x.to(dtype).to(device).requires_grad_(), y.to(dtype).to(device).requires_grad_()
     ours = fastgan.mmd(a, b, bandwidths=bandwidths, estimator=estimator)
-    grads = torch.autograd.grad(ours, (a, b))
+    grads = [g.cpu() for g in torch.autograd.grad(ours, (a, b))]
+    ours = ours.detach().cpu()
     c, e = x.clone().requires_grad_(), y.clone().requires_grad_()
     expected = reference.mmd(c, e, bandwidths=bandwidths, estimator=estimator)
     expected_grads = torch.autograd.grad(expected, (c, e))
     u = torch.finfo(dtype).eps / 2
-    value_bound, grad_bounds = rbf_gemm_error_bounds(x, y, bandwidths, estimator, u)
+    tf32 = 2.0**-21 if precision == "high" and device == "cuda" and dtype == torch.float32 else 0.0
+    value_bound, grad_bounds = rbf_gemm_error_bounds(x, y, bandwidths, estimator, u, tf32)
     value_bound += u * abs(float(expected.detach()))  # the result rounded to dtype
     assert abs(float(ours) - float(expected)) <= value_bound
     for g, ge, bound in zip(grads, expected_grads, grad_bounds):
@@ -349,9 +369,11 @@ def test_gemm_path_error_is_within_its_bound_with_near_duplicates(dtype, estimat
         assert (error <= bound + u * ge.abs()).all(), float((error / (bound + u * ge.abs())).max())
 
 
-def test_gemm_path_keeps_the_tile_kernels_for_inf_and_nan(monkeypatch):
-    """A non-finite mean (an inf or NaN input) cannot centre the data: the tile kernels' results (inf: k = 0)."""
-    x, y = torch.randn(20, 8), torch.randn(30, 8)
+def test_gemm_path_keeps_the_tile_kernels_for_inf_and_nan(monkeypatch, device):
+    """A non-finite mean (an inf or NaN input) cannot centre the data: the tile kernels' results (inf: k = 0). The
+    CPU falls back to them (the same bits); CUDA recomputes every pair whose product form fails from the inputs as
+    given, without a host sync (the same statistics, summed in another order)."""
+    x, y = torch.randn(20, 8, device=device), torch.randn(30, 8, device=device)
     x[3, 2] = math.inf
     for poison in (None, math.nan):
         if poison is not None:
@@ -360,4 +382,31 @@ def test_gemm_path_keeps_the_tile_kernels_for_inf_and_nan(monkeypatch):
         tile = fastgan.mmd(x, y)
         monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1")
         ours = fastgan.mmd(x, y)
-        assert torch.equal(ours, tile) if poison is None else bool(torch.isnan(ours) and torch.isnan(tile))
+        if poison is not None:
+            assert bool(torch.isnan(ours) and torch.isnan(tile))
+        elif device == "cpu" and not _simt_on():
+            assert torch.equal(ours, tile)
+        else:
+            assert torch.isfinite(ours)
+            torch.testing.assert_close(ours, tile, rtol=1e-6, atol=1e-7)
+
+
+def _simt_on():
+    return _simt.available() and _simt._C._simt_get()["on"]
+
+
+@pytest.mark.parametrize("precision", ["medium"])
+def test_gemm_path_steps_aside_where_float32_matmuls_may_use_bfloat16(precision, device, generator, monkeypatch,
+                                                                      float32_matmul_precision):
+    """On CUDA, "medium" lets a float32 GEMM round to bfloat16 (8 bits), where no error bound holds: the CUDA engine
+    runs the tile kernels, the same bits as with the GEMM path off. (The CPU path's at::mm stays FP32.)"""
+    float32_matmul_precision(precision)
+    x, y = samples(50, 60, 64, torch.float32, device, generator)
+    monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1000000000")
+    tile = fastgan.mmd(x, y)
+    monkeypatch.setenv("FASTGAN_MMD_GEMM_MIN_D", "1")
+    ours = fastgan.mmd(x, y)
+    if device == "cuda" or _simt_on():
+        assert torch.equal(ours, tile)
+    else:
+        torch.testing.assert_close(ours, tile, rtol=1e-5, atol=1e-7)

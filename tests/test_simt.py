@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -147,6 +148,8 @@ def launch_every_family(generator):
     torch.ops.fastgan.accept_compact(torch.randn(100, generator=generator), 5, 0, 0)
     x = torch.randn(20, 3, generator=generator, requires_grad=True)
     fastgan.mmd(x, torch.randn(17, 3, generator=generator)).backward()
+    with mock.patch.dict(os.environ, FASTGAN_MMD_GEMM_MIN_D="1"):  # the GEMM path's epilogue kernels
+        fastgan.mmd(x, torch.randn(17, 3, generator=generator)).backward()
     g = torch.randn(4, 5000, generator=generator, requires_grad=True)  # two chunks a row
     fastgan.gradient_penalty(g, centre=1.0).backward()
     out = torch.zeros(64 * 8, dtype=torch.int32)
@@ -334,8 +337,9 @@ def test_mh_step_moves_the_rows_the_cpu_moves(d, dtype, generator):
 # ---- MMD ----
 
 
-def check_mmd_matches_cpu(generator, shape=(70, 90, 64)):
-    """Value and gradients of the emulated MMD against the CPU kernels, for d past one shared-memory slice."""
+def check_mmd_matches_cpu(generator, shape=(70, 90, 40)):
+    """Value and gradients of the emulated MMD against the CPU kernels, for d past one shared-memory slice (and
+    below the CUDA GEMM path's 64, so that the tile kernels run)."""
     n, m, d = shape
     x, y = torch.randn(n, d, generator=generator, dtype=torch.float64), torch.randn(m, d, generator=generator,
                                                                                  dtype=torch.float64) + 0.3

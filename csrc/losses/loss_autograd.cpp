@@ -110,8 +110,12 @@ class LossFunction : public torch::autograd::Function<LossFunction<Second, Optio
               Tensor(), Tensor(), Tensor(), Tensor()};
     };
     if (!grads[0].defined()) return result(Tensor(), Tensor());
-    if ((fused_first.defined() || fused_second.defined()) && !c10::GradMode::is_enabled()) {
-      const double g = grads[0].item<double>();  // 0-d on the CPU: a reduced loss
+    const bool fused = (fused_first.defined() || fused_second.defined()) && !c10::GradMode::is_enabled();
+    const double g = fused ? grads[0].item<double>() : 1.0;  // 0-d on the CPU: a reduced loss
+    // A float16/bfloat16 gradient scaled after its rounding would be rounded twice (at 1M logits the mean's
+    // gradients are float16 subnormals, where that costs a fifth of the value): the backward op folds g in first.
+    const bool narrow = fused && at::elementSize(saved[0].scalar_type()) == 2;
+    if (fused && (g == 1.0 || !narrow)) {
       for (Tensor* t : {&fused_first, &fused_second}) {
         if (t->defined() && g != 1.0) t->mul_(g);
       }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "../common/enum.h"
@@ -98,5 +99,44 @@ FASTGAN_HD V kernel_slope(V stat, const KernelConstants& kp) {
   }
 }
 
+
+// ---- the GEMM path's pair statistic (CPU: mmd_cpu_kernel.cpp; CUDA: mmd_gemm.cuh; docs/DESIGN.md, section 10a) ----
+
+// Pairs with d2 below this fraction of |a|^2 + |b|^2 are recomputed as differences: the product form's relative
+// error of d2 on the others is at most (2d + 10) u / kNearFraction.
+constexpr double kNearFraction = 1.0 / 16;
+
+// Whether the product form d2 = |a|^2 + |b|^2 - 2 a.b is kept: d2 at least kNearFraction of the norms, and the norms
+// finite.
+template <class T>
+FASTGAN_HD bool product_form_holds(T d2, T norms) {
+  return d2 >= T(kNearFraction) * norms && norms < std::numeric_limits<T>::infinity();
+}
+
+// |a - b|^2 as a sum of squared differences, coordinates in order, one FMA each (as the tile kernels).
+template <class T>
+FASTGAN_HD T squared_distance(const T* a, const T* b, int64_t d) {
+  T acc = T(0);
+  for (int64_t k = 0; k < d; ++k) {
+    const T diff = a[k] - b[k];
+    acc = math::fma(diff, diff, acc);
+  }
+  return acc;
+}
+
+// The statistic of a pair of the GEMM path from its product p = a . b: p itself for the polynomial kernel; for the
+// distance kernels d2 in product form from the squared norms norm_a[r], norm_b[c] (null for the polynomial kernel,
+// so indexed here only) where it holds, else recomputed from the rows a and b (d coordinates each).
+template <Kernel K, class T>
+FASTGAN_HD T gemm_pair_statistic(T p, const T* norm_a, int64_t r, const T* norm_b, int64_t c, const T* a,
+                                 const T* b, int64_t d) {
+  if constexpr (uses_dot_product<K>) {
+    return p;
+  } else {
+    const T norms = norm_a[r] + norm_b[c];
+    const T d2 = norms - T(2) * p;
+    return product_form_holds(d2, norms) ? d2 : squared_distance(a, b, d);
+  }
+}
 
 }  // namespace fastgan::mmd

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -41,15 +40,6 @@ constexpr int64_t kGemmTile = 256;
 // n = 4096 (docs/DESIGN.md, section 10a).
 constexpr int64_t kGemmMinD = 16;
 
-// FASTGAN_MMD_GEMM_MIN_D overrides kGemmMinD (tests and the A/B benchmark; 1: always, a large value: never).
-int64_t gemm_min_d() {
-  const char* value = std::getenv("FASTGAN_MMD_GEMM_MIN_D");
-  return value != nullptr && *value != '\0' ? std::atoll(value) : kGemmMinD;
-}
-
-bool takes_gemm_path(const MmdSpec& spec, int64_t d) {
-  return (spec.kernel == Kernel::Rbf || spec.kernel == Kernel::Polynomial) && d >= gemm_min_d();
-}
 
 // The GEMM path's inputs: for the distance kernels x and y less the mean of x and y in T (a shift, which leaves
 // every distance unchanged and makes |a|^2 + |b|^2 - 2 a.b cancel as little as it can), and their squared norms
@@ -229,7 +219,7 @@ void gemm_pair_grad(const MmdSpec& spec, const Tensor& a, const Tensor& norm_a, 
 }
 
 void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out) {
-  if (takes_gemm_path(spec, x.size(1))) {
+  if (takes_gemm_path(spec, x, y, kGemmMinD)) {
     bool done = false;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd", [&] {
       GemmInputs in;
@@ -258,7 +248,7 @@ void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out)
 
 void backward(const MmdSpec& spec, const Tensor& grad, const Tensor& x, const Tensor& y, Tensor& grad_x,
               Tensor& grad_y) {
-  if (takes_gemm_path(spec, x.size(1))) {
+  if (takes_gemm_path(spec, x, y, kGemmMinD)) {
     bool done = false;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_backward", [&] {
       GemmInputs in;

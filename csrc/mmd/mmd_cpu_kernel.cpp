@@ -183,33 +183,9 @@ void pair_grad_typed(const KernelConstants& kp, const Pairs<T>& p, double coef, 
 
 // ---- the GEMM path's epilogue: the pair statistic from a tile of products ----
 
-// |a - b|^2 as a sum of squared differences in T, coordinates in order (as statistic_scalar).
-template <class T>
-T squared_distance(const T* a, const T* b, int64_t d) {
-  T acc = 0;
-  for (int64_t k = 0; k < d; ++k) {
-    const T diff = a[k] - b[k];
-    acc += diff * diff;
-  }
-  return acc;
-}
-
-// The product form of d2 is kept where it is at least kNearFraction of |a|^2 + |b|^2 and the norms are finite.
-template <class T>
-bool product_form_holds(T d2, T norms) {
-  return d2 >= T(kNearFraction) * norms && norms < std::numeric_limits<T>::infinity();
-}
-
 template <Kernel K, class T>
 T tile_statistic_scalar(const GemmTile<T>& t, int64_t r, int64_t c) {
-  const T p = t.p[r * t.cols + c];
-  if constexpr (uses_dot_product<K>) {
-    return p;
-  } else {
-    const T norms = t.norm_a[r] + t.norm_b[c];
-    const T d2 = norms - T(2) * p;
-    return product_form_holds(d2, norms) ? d2 : squared_distance(t.a + r * t.d, t.b + c * t.d, t.d);
-  }
+  return gemm_pair_statistic<K>(t.p[r * t.cols + c], t.norm_a, r, t.norm_b, c, t.a + r * t.d, t.b + c * t.d, t.d);
 }
 
 // The statistic of row r against columns c .. c + lanes.

@@ -37,10 +37,6 @@ struct GemmTile {
   bool skip_diagonal;  // with diagonal: the pairs (i, i) are left out (the unbiased estimator)
 };
 
-// Pairs with d2 below this fraction of |a|^2 + |b|^2 are recomputed as differences: the product form's relative
-// error of d2 on the others is at most (2d + 10) u / kNearFraction (docs/DESIGN.md, section 10a).
-constexpr double kNearFraction = 1.0 / 16;
-
 #define FASTGAN_MMD_CPU_KERNELS                                                                               \
   /* sum_{i,j} k(a_i, b_j), deterministic for any thread count */                                             \
   double pair_sum(Kernel kernel, const KernelConstants& kp, const Pairs<float>& p);                              \

@@ -23,6 +23,7 @@
 #include "../common/device.cuh"
 #include "../common/engine.h"
 #include "../common/reduce.cuh"
+#include "mmd_gemm.cuh"
 #include "mmd_ops.h"
 
 namespace fastgan::mmd {
@@ -285,6 +286,13 @@ template <class R>
 void forward(const MmdSpec& spec, const Tensor& x, const Tensor& y, Tensor& out) {
   const typename R::Guard guard(x.device());
   const auto stream = R::current_stream();
+  if (takes_gemm_path(spec, x, y, kCudaGemmMinD)) {
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_cuda", [&] {
+      done = gemm_forward<R, scalar_t>(spec, x, y, out, stream);
+    });
+    if (done) return;
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_cuda", [&] {
     const int64_t tile = kSide * kForwardPairs<scalar_t>;
     const int64_t tiles_x = (x.size(0) + tile - 1) / tile, tiles_y = (y.size(0) + tile - 1) / tile;
@@ -306,6 +314,13 @@ template <class R>
 void backward(const MmdSpec& spec, const Tensor& grad, const Tensor& x, const Tensor& y, Tensor& grad_x,
               Tensor& grad_y) {
   const typename R::Guard guard(x.device());
+  if (takes_gemm_path(spec, x, y, kCudaGemmMinD)) {
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mmd_backward_cuda", [&] {
+      done = gemm_backward<R, scalar_t>(spec, grad, x, y, grad_x, grad_y, R::current_stream());
+    });
+    if (done) return;
+  }
   constexpr int64_t kRows = kSide * kBackwardRowPairs;
   const int64_t tiles_x = (x.size(0) + kRows - 1) / kRows, tiles_y = (y.size(0) + kRows - 1) / kRows;
   const int blocks = grid_size(tiles_x + tiles_y);

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "../common/checks.h"
@@ -94,6 +95,16 @@ inline MmdSpec make_spec(const at::Tensor& x, const at::Tensor& y, at::ArrayRef<
 
 // What a device implements (registered with EngineTable<MmdEngine>). x [n, d] and y [m, d] are contiguous, on the
 // engine's device, of one dtype (float32 or float64).
+// Whether the pair sums run on GEMM tiles (docs/DESIGN.md, section 10a): the rbf and polynomial kernels where d is
+// at least the device's crossover (min_d: mmd_cpu.cpp's kGemmMinD, mmd_gemm.cuh's kCudaGemmMinD).
+// FASTGAN_MMD_GEMM_MIN_D overrides it on every device (tests and A/B benchmarks; 1: always, a large value: never).
+inline bool takes_gemm_path(const MmdSpec& spec, const at::Tensor& x, const at::Tensor& y, int64_t min_d) {
+  const char* value = std::getenv("FASTGAN_MMD_GEMM_MIN_D");
+  if (value != nullptr && *value != '\0') min_d = std::atoll(value);
+  return (spec.kernel == Kernel::Rbf || spec.kernel == Kernel::Polynomial) && x.size(1) >= min_d &&
+         x.size(0) > 0 && y.size(0) > 0;
+}
+
 struct MmdEngine {
   // out: 0-d, x's dtype
   void (*forward)(const MmdSpec& spec, const at::Tensor& x, const at::Tensor& y, at::Tensor& out);
