@@ -88,17 +88,17 @@ struct GemmOperand {
 void gemm_products(at::Tensor& out, const GemmOperand& a, const GemmOperand& b) {
   at::mm_out(out, a.hi, b.hi.t());
   if (a.lo.defined()) {
-    at::addmm_out(out, out, a.hi, b.lo.t(), 1.0, 1.0);
-    at::addmm_out(out, out, a.lo, b.hi.t(), 1.0, 1.0);
+    out.addmm_(a.hi, b.lo.t());
+    out.addmm_(a.lo, b.hi.t());
   }
 }
 
-// out (+)= H B for the backward, B given as [cols, d] (not transposed).
+// out += H B for the backward, B given as [cols, d] (not transposed).
 void gemm_apply(at::Tensor& out, const GemmOperand& h, const GemmOperand& b) {
-  at::addmm_out(out, out, h.hi, b.hi, 1.0, 1.0);
+  out.addmm_(h.hi, b.hi);
   if (h.lo.defined()) {
-    at::addmm_out(out, out, h.hi, b.lo, 1.0, 1.0);
-    at::addmm_out(out, out, h.lo, b.hi, 1.0, 1.0);
+    out.addmm_(h.hi, b.lo);
+    out.addmm_(h.lo, b.hi);
   }
 }
 
