@@ -3,7 +3,7 @@
 // Each tile's products a_i . b_j come from at::mm into a bounded workspace (kTile^2 values), then an epilogue kernel
 // turns them into kernel values (forward) or slopes (backward), recomputing near pairs as differences exactly as the
 // CPU's GEMM path does; the backward's H B is a second GEMM. Memory: O(kTile^2 + kTile d) on top of the inputs'
-// centred copies, linear in n.
+// centred copies (and, briefly, a float64 copy of each for its squared norms): linear in n.
 //
 // Precision follows torch's float32 matmul setting, which decides what cuBLAS does with a float32 at::mm:
 //   "highest": one FP32 GEMM per tile (CUDA cores; the CPU path's error bound);
@@ -237,9 +237,11 @@ GemmInputs gemm_inputs(const MmdSpec& spec, const at::Tensor& x_in, const at::Te
   const at::Tensor shift =
       ((x.sum(0, false, at::kDouble) + y.sum(0, false, at::kDouble)) / total).to(x.scalar_type());
   at::Tensor a = x - shift, b = y - shift;
-  at::Tensor norm_a = a.square().sum(1, false, at::kDouble).to(x.scalar_type());
-  at::Tensor norm_b = b.square().sum(1, false, at::kDouble).to(x.scalar_type());
-  return {a, b, norm_a, norm_b, x, y};
+  // squared and summed in double, then rounded once (the CPU path's norms: one rounding in the bound)
+  auto squared_norms = [](const at::Tensor& t) {
+    return t.to(at::kDouble).square().sum(1).to(t.scalar_type());
+  };
+  return {a, b, squared_norms(a), squared_norms(b), x, y};
 }
 
 template <class T>
