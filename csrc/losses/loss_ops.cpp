@@ -182,13 +182,19 @@ struct Operands {
 };
 
 // Returns (loss, stats).
+// The forward's outputs: the loss (0-d, or the per-element losses) and the stats in the accumulate dtype.
+std::tuple<Tensor, Tensor> forward_outputs(const LossSpec& spec, const Operands& operands) {
+  const auto options = operands.b.options();
+  Tensor loss = spec.reduction == Reduction::None ? at::empty({operands.per_element}, options)
+                                                  : at::empty({}, options);
+  return {loss, at::empty({4}, options.dtype(accumulate_type(operands.b.scalar_type())))};
+}
+
 std::tuple<Tensor, Tensor> run_forward(const LossEngine& engine, const LossSpec& spec, const Tensor& a_in,
                                        const Tensor& b_in) {
-  const auto [a, b, per_element] = Operands(spec, a_in, b_in);
-  const auto options = b.options();
-  Tensor loss = spec.reduction == Reduction::None ? at::empty({per_element}, options) : at::empty({}, options);
-  Tensor stats = at::empty({4}, options.dtype(accumulate_type(b.scalar_type())));
-  engine.forward(spec, a, b, loss, stats);
+  const Operands operands(spec, a_in, b_in);
+  auto [loss, stats] = forward_outputs(spec, operands);
+  engine.forward(spec, operands.a, operands.b, loss, stats);
   return {loss, stats};
 }
 
@@ -218,15 +224,12 @@ std::optional<LossWithGrad> run_forward_with_grad(const LossSpec& spec, const Te
   if (spec.reduction == Reduction::None) return std::nullopt;
   const LossEngine& engine = EngineTable<LossEngine>::of(b_in.device().type(), op);
   if (engine.forward_with_grad == nullptr) return std::nullopt;
-  const auto [a, b, per_element] = Operands(spec, a_in, b_in);
-  LossWithGrad out{.loss = at::empty({}, b.options()),
-                   .stats = at::empty({4}, b.options().dtype(accumulate_type(b.scalar_type())))};
-  Tensor grad_a = want_a && a.defined() ? at::empty_like(a) : Tensor();
-  Tensor grad_b = want_b ? at::empty_like(b) : Tensor();
-  engine.forward_with_grad(spec, a, b, out.loss, out.stats, grad_a, grad_b);
-  out.grad_first = std::move(grad_a);
-  out.grad_second = std::move(grad_b);
-  return out;
+  const Operands operands(spec, a_in, b_in);
+  auto [loss, stats] = forward_outputs(spec, operands);
+  Tensor grad_a = want_a && operands.a.defined() ? at::empty_like(operands.a) : Tensor();
+  Tensor grad_b = want_b ? at::empty_like(operands.b) : Tensor();
+  engine.forward_with_grad(spec, operands.a, operands.b, loss, stats, grad_a, grad_b);
+  return LossWithGrad{.loss = loss, .stats = stats, .grad_first = grad_a, .grad_second = grad_b};
 }
 
 // ---- The ops (schemas in csrc/fastgan.cpp), one entry point per op and dispatch key, the engine first ----

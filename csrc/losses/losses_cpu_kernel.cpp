@@ -144,9 +144,11 @@ std::array<double, 3> forward_pair_chunk(const S* a, const S* b, int64_t n, Term
       tail[1] += TermFn<K>::score(as[i]);
       tail[2] += TermFn<K>::score(bs[i]);
       if (os != nullptr) os[i] = r.loss * static_cast<T>(term.scale);
-      const T d = TermFn<K>::deriv(z, static_cast<T>(term.constant));
-      if (ga != nullptr) ga[i] = static_cast<T>(coef * sign) * d;
-      if (gb != nullptr) gb[i] = static_cast<T>(-coef * sign) * d;
+      if (ga != nullptr || gb != nullptr) {
+        const T d = TermFn<K>::deriv(z, static_cast<T>(term.constant));
+        if (ga != nullptr) ga[i] = static_cast<T>(coef * sign) * d;
+        if (gb != nullptr) gb[i] = static_cast<T>(-coef * sign) * d;
+      }
     }
     obuf.store(at_offset(out, start), m);
     gabuf.store(at_offset(grad_a, start), m);

@@ -33,12 +33,16 @@ namespace fastgan::mmd {
 namespace {
 
 // Rows (and columns) of a GEMM tile: the products' workspace is kGemmTile^2 values (16 MiB in float32), and the
-// epilogue gets kGemmTile / kRowsPerBlock blocks per tile (256: two waves of an H200's 132 SMs).
-// FASTGAN_MMD_GEMM_TILE overrides it (tests: several tiles and ragged ends at sizes the emulator runs quickly).
+// epilogue gets kGemmTile / kRowsPerBlock blocks per tile (256: two waves of an H200's 132 SMs). For large d fewer
+// rows, so that the backward's tile x d accumulator stays within kMaxAccumulator values (64 MiB in float32; at
+// least 32 rows: 256 MiB at d = 2e6). FASTGAN_MMD_GEMM_TILE overrides it (tests: several tiles and ragged ends at
+// sizes the emulator runs quickly).
 constexpr int64_t kGemmTile = 2048;
-int64_t gemm_tile() {
+constexpr int64_t kMaxAccumulator = int64_t(1) << 24;
+int64_t gemm_tile(int64_t d) {
   const char* value = std::getenv("FASTGAN_MMD_GEMM_TILE");
-  return value != nullptr && *value != '\0' ? std::max<int64_t>(1, std::atoll(value)) : kGemmTile;
+  if (value != nullptr && *value != '\0') return std::max<int64_t>(1, std::atoll(value));
+  return std::clamp<int64_t>(kMaxAccumulator / d, 32, kGemmTile);
 }
 constexpr int kGemmThreads = 256;
 constexpr int kRowsPerBlock = kGemmThreads / cuda::kWarp;  // a warp per row
@@ -79,6 +83,10 @@ struct GemmOperand {
     if (precision != GemmPrecision::Split3xTf32) return {x, at::Tensor()};
     at::Tensor hi = round_to_tf32(x);
     return {hi, x - hi};
+  }
+  // rows [i0, i0 + n) of both parts
+  GemmOperand rows(int64_t i0, int64_t n) const {
+    return {hi.narrow(0, i0, n), lo.defined() ? lo.narrow(0, i0, n) : at::Tensor()};
   }
 };
 
@@ -268,39 +276,33 @@ bool gemm_forward(const MmdSpec& spec, const at::Tensor& x, const at::Tensor& y,
   const GemmPrecision precision = gemm_precision<T>();
   if (precision == GemmPrecision::None) return false;
   const GemmInputs in = gemm_inputs(spec, x, y);
-  const int64_t tile = gemm_tile();
+  const GemmOperand ox = GemmOperand::of(in.x, precision), oy = GemmOperand::of(in.y, precision);
+  const int64_t tile = gemm_tile(x.size(1));
+  const int64_t tiles_x = gemm_tiles_of(x.size(0), tile), tiles_y = gemm_tiles_of(y.size(0), tile);
+  const int64_t largest = std::min(tile, std::max(x.size(0), y.size(0)));
+  // one partial per epilogue block, in the order the combine kernel adds them: at most this many
+  const int64_t max_partials = (tiles_x * (tiles_x + 1) / 2 + tiles_y * (tiles_y + 1) / 2 + tiles_x * tiles_y) *
+                               gemm_blocks_of(largest);
+  at::Tensor partials = at::empty({max_partials}, x.options().dtype(at::kDouble));
+  at::Tensor workspace = at::empty({largest * largest}, x.options());
   struct Sum {
     bool a_is_x, b_is_x;
   };
   const Sum sums[3] = {{true, true}, {false, false}, {true, false}};  // S_xx, S_yy, S_xy
-  // the partials of every tile's blocks, in the order the combine kernel adds them
-  int64_t counts[3] = {0, 0, 0};
+  int64_t counts[3] = {0, 0, 0}, offset = 0;
   for (int s = 0; s < 3; ++s) {
     const at::Tensor& a = sums[s].a_is_x ? in.x : in.y;
     const at::Tensor& b = sums[s].b_is_x ? in.x : in.y;
-    const bool same = s < 2;
-    for (int64_t t = 0; t < gemm_tiles_of(a.size(0), tile); ++t) {
-      const int64_t rows = std::min(tile, a.size(0) - t * tile);
-      const int64_t column_tiles = gemm_tiles_of(b.size(0), tile) - (same ? t : 0);
-      counts[s] += column_tiles * gemm_blocks_of(rows);
-    }
-  }
-  at::Tensor partials = at::empty({std::max<int64_t>(1, counts[0] + counts[1] + counts[2])},
-                                  x.options().dtype(at::kDouble));
-  const int64_t largest = std::min(tile, std::max(x.size(0), y.size(0)));
-  at::Tensor workspace = at::empty({largest * largest}, x.options());
-  int64_t offset = 0;
-  for (int s = 0; s < 3; ++s) {
-    const at::Tensor& a = sums[s].a_is_x ? in.x : in.y;
-    const at::Tensor& b = sums[s].b_is_x ? in.x : in.y;
+    const GemmOperand& oa = sums[s].a_is_x ? ox : oy;
+    const GemmOperand& ob = sums[s].b_is_x ? ox : oy;
     const bool same = s < 2;
     for (int64_t t = 0; t < gemm_tiles_of(a.size(0), tile); ++t) {
       const int64_t i0 = t * tile, rows = std::min(tile, a.size(0) - i0);
-      const GemmOperand a_rows = GemmOperand::of(a.narrow(0, i0, rows), precision);
+      const GemmOperand a_rows = oa.rows(i0, rows);
       for (int64_t u = same ? t : 0; u < gemm_tiles_of(b.size(0), tile); ++u) {
         const int64_t j0 = u * tile, cols = std::min(tile, b.size(0) - j0);
         at::Tensor p = workspace.narrow(0, 0, rows * cols).view({rows, cols});
-        gemm_products(p, a_rows, GemmOperand::of(b.narrow(0, j0, cols), precision));
+        gemm_products(p, a_rows, ob.rows(j0, cols));
         GemmTileParams<T> params = gemm_tile_params<T>(spec, p, in, sums[s].a_is_x, sums[s].b_is_x, i0, j0,
                                                        same && t == u);
         params.weight = same && u != t ? 2.0 : 1.0;
@@ -312,6 +314,7 @@ bool gemm_forward(const MmdSpec& spec, const at::Tensor& x, const at::Tensor& y,
           }
         });
         offset += gemm_blocks_of(rows);
+        counts[s] += gemm_blocks_of(rows);
       }
     }
   }
@@ -331,8 +334,9 @@ bool gemm_backward(const MmdSpec& spec, const at::Tensor& grad_out, const at::Te
   const GemmPrecision precision = gemm_precision<T>();
   if (precision == GemmPrecision::None) return false;
   const GemmInputs in = gemm_inputs(spec, x, y);
+  const GemmOperand ox = GemmOperand::of(in.x, precision), oy = GemmOperand::of(in.y, precision);
   const bool distance = in.norm_x.defined();
-  const int64_t tile = gemm_tile();
+  const int64_t tile = gemm_tile(x.size(1));
   const int64_t d = x.size(1), largest = std::min(tile, std::max(x.size(0), y.size(0)));
   at::Tensor products = at::empty({largest * largest}, x.options());
   at::Tensor slopes = at::empty({largest * largest}, x.options());
@@ -347,18 +351,20 @@ bool gemm_backward(const MmdSpec& spec, const at::Tensor& grad_out, const at::Te
   for (const Pass& pass : passes) {
     const at::Tensor& a = pass.a_is_x ? in.x : in.y;
     const at::Tensor& b = pass.b_is_x ? in.x : in.y;
+    const GemmOperand& oa = pass.a_is_x ? ox : oy;
+    const GemmOperand& ob = pass.b_is_x ? ox : oy;
     const bool same = pass.a_is_x == pass.b_is_x;
     at::Tensor& grad = pass.a_is_x ? grad_x : grad_y;
     for (int64_t t = 0; t < gemm_tiles_of(a.size(0), tile); ++t) {
       const int64_t i0 = t * tile, rows = std::min(tile, a.size(0) - i0);
-      const GemmOperand a_rows = GemmOperand::of(a.narrow(0, i0, rows), precision);
+      const GemmOperand a_rows = oa.rows(i0, rows);
       at::Tensor hb = accumulator.narrow(0, 0, rows * d).view({rows, d});
       hb.zero_();
       at::Tensor sums = row_sums.narrow(0, 0, rows);
       sums.zero_();
       for (int64_t u = 0; u < gemm_tiles_of(b.size(0), tile); ++u) {
         const int64_t j0 = u * tile, cols = std::min(tile, b.size(0) - j0);
-        const GemmOperand b_rows = GemmOperand::of(b.narrow(0, j0, cols), precision);
+        const GemmOperand b_rows = ob.rows(j0, cols);
         at::Tensor p = products.narrow(0, 0, rows * cols).view({rows, cols});
         gemm_products(p, a_rows, b_rows);
         at::Tensor h = slopes.narrow(0, 0, rows * cols).view({rows, cols});
