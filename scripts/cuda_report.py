@@ -8,13 +8,17 @@ From the objects of `make cuda-check` (build/cuda-check), with cuobjdump:
     and the fraction of the H200's HBM bandwidth that issue rate allows (the model below).
 
 The hot loop is the loop (a backward branch and the code between its target and it) with the widest global
-accesses, the largest of those. Its hot path is the longest path from the loop's head to that branch through the blocks that are not cold:
-a block is cold when it calls a subroutine (CALL: the division's and the math library's slow paths), is the
-divergent fallback of a warp collective (BRA.DIV), or reads or writes global memory narrower than the loop's widest
-access of the same kind (the unaligned and ragged-tail paths next to the 16-byte ones), lies in an inner loop that
-was not unrolled (the math library's argument reduction of huge angles), or is reached from cold blocks only; a
-block that every trip passes is never cold. Taking the longest remaining path counts the optional work too (per-element losses for
-reduction='none', a per-element upstream gradient), so the counts are upper bounds for the common reduced case.
+accesses, the largest of those. Its hot path runs from the loop's head to that branch through the blocks that are
+not cold: a block is cold when it calls a subroutine (CALL: the division's and the math library's slow paths), is
+the divergent fallback of a warp collective (BRA.DIV), reads or writes global memory only narrower than the loop's
+widest access of the same kind (the unaligned and ragged-tail paths next to the 16-byte ones; a block holding both
+widths is a vector/scalar choice made by predication, which issues both), lies in an inner loop that was not
+unrolled (the math library's argument reduction of huge angles), or is reached from cold blocks only; a block that
+every trip passes is never cold. Of those paths, the hot one moves the most bytes through the loop's widest
+accesses of the kind that carries its elements (a full trip: a path that skips the loads of a chunk with fewer
+packs is shorter but never runs), and of those it is the longest, so it counts the optional work too (per-element
+losses for reduction='none', a per-element upstream gradient): the counts are upper bounds for the common reduced
+case.
 
 The elements one iteration of a hot loop handles are read from the source (PER_ITERATION below, with where each
 number comes from); the bytes the hot path loads or stores give the number of iterations one trip of the machine
@@ -65,16 +69,22 @@ def loss_pack(dtype_bytes: int) -> int:
     return 2 if dtype_bytes == 2 else 16 // dtype_bytes
 
 
+def loss_packs(dtype_bytes: int, paired: bool) -> int:
+    # kMaxPacks<S, kPaired> in csrc/losses/losses_kernels.cuh
+    return 8 if dtype_bytes >= 4 and not paired else 4
+
+
 # Elements (logits, samples, words) one iteration of each hot loop's source handles per thread, and the global
 # accesses that carry them (every iteration loads, or stores, each of its elements once). A paired loss reads two
 # logits (a and b) per pair: both count.
-#   loss_forward_kernel: one chunk, kMaxPacksPerThread (4) packs of kPack<S> loaded per tensor
+#   loss_forward_kernel: one chunk, kMaxPacks<S, paired> packs of kPack<S> loaded per tensor (8 for one tensor of
+#   32- or 64-bit values, else 4)
 #   loss_backward_kernel: one pack of kPack<S> per tensor, its gradient stored
 #   fill_kernel, words_kernel: one Philox block (4 words -> 4 elements) stored
 # nvcc may unroll a grid-stride loop, so a trip of the machine code can hold several iterations: the unroll factor
 # is the hot path's bytes of that kind over one iteration's, which also checks the table against the kernel.
 PER_ITERATION = {
-    "loss_forward_kernel": ("LDG", lambda b, paired: 4 * loss_pack(b) * (2 if paired else 1)),
+    "loss_forward_kernel": ("LDG", lambda b, paired: loss_packs(b, paired) * loss_pack(b) * (2 if paired else 1)),
     "loss_backward_kernel": ("STG", lambda b, paired: loss_pack(b) * (2 if paired else 1)),
     "fill_kernel": ("STG", lambda b, paired: 4),
     "words_kernel": ("STG", lambda b, paired: 4),
@@ -254,7 +264,10 @@ class LoopPath:
     cold_calls: int                    # CALLs in the loop (slow paths)
 
 
-def hot_path(instrs: list[Instr], head: int, latch: int) -> LoopPath:
+def hot_path(instrs: list[Instr], head: int, latch: int, element_kind: str = "LDG") -> LoopPath:
+    """The loop's hot path: of the paths through blocks that are not cold, those that move the most bytes through
+    the widest accesses of element_kind (LDG where a trip reads its elements, STG where it writes them), the
+    longest."""
     body = [i for i in instrs if head <= i.addr <= latch]
     addrs = {i.addr for i in body}
     leaders = {head}
@@ -293,7 +306,10 @@ def hot_path(instrs: list[Instr], head: int, latch: int) -> LoopPath:
     inner = [(t, a) for t, a in loops(body) if a != latch]
     cold = []
     for block in blocks:
-        narrow = any((gw := global_width(i)) and gw[1] < widest[gw[0]] for i in block)
+        # Narrow accesses with no wide one beside them: a block holding both is the vector/scalar choice
+        # if-converted into predicated instructions, which the hot path issues either way.
+        widths = [gw for i in block if (gw := global_width(i))]
+        narrow = any(w < widest[k] for k, w in widths) and not any(w == widest[k] for k, w in widths)
         in_inner = any(t <= block[0].addr <= a for t, a in inner)
         cold.append(narrow or in_inner or block[0].addr in div_targets or any(i.op == "CALL" for i in block))
     cold[0] = False
@@ -323,27 +339,35 @@ def hot_path(instrs: list[Instr], head: int, latch: int) -> LoopPath:
             if not cold[n] and preds[n] and all(cold[p] for p in preds[n]):
                 cold[n] = changed = True
 
-    def longest(allow_cold: bool) -> list[int] | None:
-        best: list[tuple[int, list[int]] | None] = [None] * len(blocks)
-        best[0] = (len(blocks[0]), [0])
+    # Bytes first: a path can avoid every cold block by skipping the loads (a chunk of fewer packs than the
+    # unrolled maximum), and the longest such path would run the ragged tail's compute on loads it never made.
+    def wide_bytes(block: list[Instr]) -> int:
+        return sum(gw[1] for i in block if (gw := global_width(i)) and gw[0] == element_kind
+                   and gw[1] == widest[gw[0]])
+
+    weights = [(wide_bytes(b), len(b)) for b in blocks]
+
+    def heaviest(allow_cold: bool) -> list[int] | None:
+        best: list[tuple[tuple, list[int]] | None] = [None] * len(blocks)
+        best[0] = (weights[0], [0])
         for n in range(len(blocks)):  # forward edges only: address order is a topological order
             if best[n] is None:
                 continue
             for t in succ[n]:
                 if cold[t] and not allow_cold:
                     continue
-                cand = (best[n][0] + len(blocks[t]), best[n][1] + [t])
-                if best[t] is None or cand[0] > best[t][0]:
-                    best[t] = cand
+                weight = tuple(x + y for x, y in zip(best[n][0], weights[t]))
+                if best[t] is None or weight > best[t][0]:
+                    best[t] = (weight, best[n][1] + [t])
         end = best[len(blocks) - 1]
         return end[1] if end else None
 
-    path = longest(False) or longest(True) or list(range(len(blocks)))
+    path = heaviest(False) or heaviest(True) or list(range(len(blocks)))
     on_path = [i for n in path for i in blocks[n]]
-    hot_bytes: dict[str, int] = {"LDG": 0, "STG": 0}
+    hot_bytes: dict[str, int] = {"LDG": 0, "STG": 0}  # at the widest width: one per pack, not its scalar twin
     for ins in on_path:
         gw = global_width(ins)
-        if gw:
+        if gw and gw[1] == widest[gw[0]]:
             hot_bytes[gw[0]] += gw[1]
     return LoopPath(
         head=head, latch=latch, static_instructions=len(body), hot_instructions=len(on_path),
@@ -353,7 +377,7 @@ def hot_path(instrs: list[Instr], head: int, latch: int) -> LoopPath:
         cold_calls=sum(i.op == "CALL" for i in body))
 
 
-def hot_loop(instrs: list[Instr]) -> LoopPath | None:
+def hot_loop(instrs: list[Instr], element_kind: str = "LDG") -> LoopPath | None:
     """The loop with the widest global accesses, the largest of those: the element loop's 16-byte loads and stores
     rather than the last block's loop over the grid's partial sums (STRONG loads: they must see other blocks'
     stores, so they are not the element traffic), or a ragged-tail loop."""
@@ -366,7 +390,7 @@ def hot_loop(instrs: list[Instr]) -> LoopPath | None:
         score = (max(widths), len(body))
         if best is None or score > best[2]:
             best = (head, latch, score)
-    return hot_path(instrs, best[0], best[1]) if best else None
+    return hot_path(instrs, best[0], best[1], element_kind) if best else None
 
 
 # ---- occupancy and the bandwidth model ----
@@ -382,6 +406,26 @@ def blocks_per_sm(registers: int, shared: int, threads: int) -> dict:
     blocks = min(limits.values())
     return {"blocks": blocks, "limited_by": min(limits, key=limits.get), "limits": limits,
             "occupancy": blocks * threads / h["threads_per_sm"]}
+
+
+# The issue's bandwidth target for a whole training step's loss: forward and backward of the float32 BCE on logits
+# (real and fake halves, reduced), each kernel taking the longer of its issue time and its memory time.
+STEP_TARGET = {"kernels": ("loss_forward_kernel", "loss_backward_kernel"), "termkind": "BceLogits",
+               "dtype": "float", "paired": False, "fraction": 0.8}
+
+
+def step_fraction(kernels: list[dict]) -> dict | None:
+    """Memory time of the step's bytes over the time its kernels take in the model (both per element)."""
+    rows = [next((k for k in kernels if k.get("hot_loop") and k["family"] == family
+                  and k.get("termkind") == STEP_TARGET["termkind"] and k.get("dtype") == STEP_TARGET["dtype"]
+                  and k.get("paired") == STEP_TARGET["paired"]), None) for family in STEP_TARGET["kernels"]]
+    if None in rows:
+        return None
+    memory = sum(k["hot_loop"]["bytes_per_element"] for k in rows) / H200["hbm_bytes_per_s"]
+    taken = sum(max(k["hot_loop"]["bytes_per_element"] / H200["hbm_bytes_per_s"],
+                    k["hot_loop"]["instr_per_element"] / LANE_INSTRUCTIONS_PER_S) for k in rows)
+    return {"instr_per_element": [k["hot_loop"]["instr_per_element"] for k in rows],
+            "fraction": memory / taken, "target": STEP_TARGET["fraction"]}
 
 
 def implied_fraction(instr_per_element: float, bytes_per_elem: int) -> dict:
@@ -444,11 +488,11 @@ def analyse(objects: list[Path], arch: str, cuobjdump: str, env: dict) -> dict:
                 entry["hot_loop"] = hot_loop_entry(entry, instrs)
             kernels.append(entry)
     return {"arch": arch, "model": {**H200, "lane_instructions_per_s": LANE_INSTRUCTIONS_PER_S},
-            "targets_instr_per_element": TARGETS, "kernels": kernels}
+            "targets_instr_per_element": TARGETS, "step": step_fraction(kernels), "kernels": kernels}
 
 
 def hot_loop_entry(entry: dict, instrs: list[Instr]) -> dict | None:
-    loop = hot_loop(instrs)
+    loop = hot_loop(instrs, PER_ITERATION[entry["family"]][0])
     if loop is None:
         return None
     dtype_bytes = DTYPE_BYTES[entry.get("dtype", "float")]
@@ -492,10 +536,11 @@ def markdown(report: dict) -> str:
     lines = [f"# CUDA report: {report['arch']} machine code (`make cuda-report`)", "",
              "Generated by `scripts/cuda_report.py` from the objects of `make cuda-check` (no GPU needed). "
              "Counts are static: SASS instructions on the hot loop's hot path (see the script's docstring), "
-             "per element that one trip handles. The hot path is the longest one that avoids slow paths (CALL), "
-             "unaligned or ragged-tail fallbacks (narrower accesses) and divergent fallbacks, so it includes the "
-             "optional work (per-element losses for reduction='none', a per-element upstream gradient): an upper "
-             "bound for the common reduced case. Elements are logits (both of a pair), samples or words.", "",
+             "per element that one trip handles. The hot path is the longest full trip (every element of it through "
+             "the widest accesses) that avoids slow paths (CALL), unaligned or ragged-tail fallbacks (narrower "
+             "accesses only) and divergent fallbacks, so it includes the optional work (per-element losses for "
+             "reduction='none', a per-element upstream gradient): an upper bound for the common reduced case. "
+             "Elements are logits (both of a pair), samples or words.", "",
              "**Model** (assumptions, not measurements): H200 = sm_90, "
              f"{H200['sms']} SMs x {H200['issue_per_sm_per_clk']} warp instructions/clock x 32 lanes x "
              f"{H200['clock_hz'] / 1e9:.2f} GHz = {LANE_INSTRUCTIONS_PER_S:.3g} lane-instructions/s; HBM3e "
@@ -523,6 +568,12 @@ def markdown(report: dict) -> str:
             lines.append(f"| {family} ≤ {target:g}, float32 only | {len(f32)} | "
                          f"{worst32['hot_loop']['instr_per_element']:.1f} ({kernel_label(worst32)}) | "
                          f"{'yes' if met32 else 'no'} |")
+    step = report.get("step")
+    if step:
+        fwd, bwd = step["instr_per_element"]
+        lines.append(f"| loss forward + backward (BceLogits float32 halves, the D step) ≥ {step['target']:.0%} of "
+                     f"HBM bandwidth | 2 | {step['fraction']:.2f} ({fwd:.1f} + {bwd:.1f} instr/element) | "
+                     f"{'yes' if step['fraction'] >= step['target'] else 'no'} |")
     local_hot = [k for k in hot if k["hot_loop"]["hot_local"]]
     local_loop = [k for k in hot if k["hot_loop"]["loop_local"]]
     lines.append(f"| no local memory on a hot path | {len(hot)} | {len(local_hot)} with LDL/STL | "

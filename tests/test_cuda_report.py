@@ -77,8 +77,23 @@ def test_hot_path_skips_the_fallback_and_the_slow_path_but_keeps_what_every_trip
     # 0x40-0x50, the 16-byte load at 0x90, 0xa0-0xc0, 0xf0-0x130 (thread 0's narrow store included)
     assert loop.hot_blocks == [(0x40, 0x50), (0x90, 0x90), (0xa0, 0xc0), (0xf0, 0x130)]
     assert loop.hot_instructions == 2 + 1 + 3 + 5
-    assert loop.hot_bytes == {"LDG": 16, "STG": 20}
+    assert loop.hot_bytes == {"LDG": 16, "STG": 16}  # the widest accesses only: thread 0's narrow store is no element
     assert loop.cold_calls == 1 and loop.hot_local == 0 and loop.loop_local == 0
+
+
+def test_hot_path_is_a_full_trip_and_keeps_predicated_scalar_twins():
+    # The loss kernels' shapes: the 16-byte load beside its scalar twin in one block (nvcc if-converted the choice:
+    # both issue, so the block is hot), and a branch around it (a chunk of fewer packs) through a longer block
+    # without loads. The longest path would take that detour; the hot path is a full trip, through the load.
+    text = (SASS.replace("@!P2 BRA 0x90 ;", "@!P4 BRA 0x90 ;")
+            .replace("LDG.E R4, desc[UR6][R2.64] ;", "FADD R4, R4, R4 ;")
+            .replace("LDG.E R5, desc[UR6][R2.64+0x4] ;", "FADD R5, R5, R5 ;")
+            .replace("LDG.E.128 R4, desc[UR6][R2.64] ;", "@P5 LDG.E.128 R4, desc[UR6][R2.64] ;\n"
+                     "        /*0098*/              @!P5 LDG.E R4, desc[UR6][R2.64] ;"))
+    loop = cr.hot_loop(cr.parse_sass(text)["_Z4testPK6float4PS_l"])
+    assert loop.hot_blocks == [(0x40, 0x50), (0x90, 0x98), (0xa0, 0xc0), (0xf0, 0x130)]
+    assert loop.hot_instructions == 2 + 2 + 3 + 5
+    assert loop.hot_bytes == {"LDG": 16, "STG": 16}
 
 
 def test_local_memory_in_the_loop_is_counted():
@@ -137,8 +152,10 @@ def test_elements_per_trip_follows_unrolling_and_flags_a_mismatch():
     assert cr.elements_per_trip("loss_backward_kernel", 4, False, {"LDG": 64, "STG": 32}) == (8, "ok")
     # paired float64 forward: 4 packs of 2 doubles from each of a and b
     assert cr.elements_per_trip("loss_forward_kernel", 8, True, {"LDG": 128, "STG": 0}) == (16, "ok")
+    # float32 forward, halves: 8 packs of 4 logits per chunk
+    assert cr.elements_per_trip("loss_forward_kernel", 4, False, {"LDG": 128, "STG": 16}) == (32, "ok")
     elements, check = cr.elements_per_trip("loss_forward_kernel", 4, False, {"LDG": 48, "STG": 0})
-    assert elements == 16 and "PER_ITERATION" in check
+    assert elements == 32 and "PER_ITERATION" in check
 
 
 def test_describe_names_the_template_arguments():

@@ -6,7 +6,7 @@ launches. The `device` and `gpu` fixtures run the other test files' CUDA bodies 
 bugs are in test_simt_mutants.py.
 
 Emulated sizes: 1, 7, 4097, 57,600 and 300,001 elements (one chunk, a ragged tail, many chunks walked by the
-persistent grid), plus 300k to 1.6M 16- and 64-bit elements for the 2-, 3- and 4-pack partitions."""
+persistent grid), plus 300k to 4M elements for the partitions of 2 to 8 packs per thread."""
 
 import os
 import re
@@ -210,9 +210,10 @@ def test_loss_kernels_match_the_cpu_on_padded_unaligned_views(dtype, n, loss, ge
     check_loss_on_padded_views(dtype, n, generator, loss)
 
 
-# per dtype, logits per half for 1, 2, 3 and 4 packs per thread (Partition: 1024 chunks of 256 threads x packs)
-PACK_SIZES = {torch.float32: [300_001, 700_001], torch.float16: [57_600, 300_001, 600_001, 800_001],
-              torch.float64: [300_001, 600_001, 800_001], torch.bfloat16: [800_001]}
+# per dtype, logits per half for several packs per thread (Partition: up to 512 chunks of 256 threads x packs):
+# float32 2, 3 and 8 (the most, kMaxPacks), 16-bit types 1 to 4 (their most), float64 3, 5 and 8
+PACK_SIZES = {torch.float32: [300_001, 700_001, 2_000_001], torch.float16: [57_600, 150_001, 300_001, 400_001],
+              torch.float64: [300_001, 600_001, 1_000_001], torch.bfloat16: [400_001]}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

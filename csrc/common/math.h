@@ -53,16 +53,15 @@ struct Ops<float> : ScalarOps<float> {
   static FASTGAN_HD float tan(float x) { return ::tanf(x); }
   static FASTGAN_HD float fma(float x, float y, float z) { return ::fmaf(x, y, z); }
   static FASTGAN_HD float round(float x) { return ::rintf(x); }  // to the nearest integer, ties to even
-  // x 2^n as (x 2^(n - n/2)) 2^(n/2), both powers built from exponent bits: exact, rounded once, for integer n in
-  // [-252, 252] while x 2^(n - n/2) stays normal (exp_neg: x in [0.7, 1.5], n in [-150, 0]). scalbnf's general
-  // range handling cost CUDA 15 instructions per call, this 7. n becomes an integer through the bits of
-  // n + 1.5 2^23 (exact for |n| < 2^22), defined for a NaN n too, where a float-to-int cast would not be; a NaN
-  // n comes only with a NaN x, which the products keep.
-  static FASTGAN_HD float scale2(float x, float n) {
-    const int32_t k = static_cast<int32_t>(bits_of(n + 12582912.0f) - 0x4B400000u);
-    const int32_t half = k >> 1, rest = k - half;
-    auto pow2 = [](int32_t e) { return float_of_bits(static_cast<uint32_t>(e + 127) << 23); };
-    return x * pow2(rest) * pow2(half);
+  // x 2^(n + 64), rounded once, for integer-valued n with 2^(n + 64) normal (n in [-190, 63]). exp_neg's 2^n for n
+  // in [-150, 0] reaches into the subnormals, where no power of two is a float; its polynomial carries the 2^-64 in
+  // its coefficients instead, so that this one product rounds into them. 2^(n + 64) comes from the bits of
+  // t = n + 1.5 2^23 (exact for |n| < 2^22; defined for a NaN n too, where a float-to-int cast would not be, and a
+  // NaN n comes only with a NaN x, which the product keeps): t's low bits hold n in two's complement, and
+  // 1.5 2^23's own bits vanish when shifted into the exponent field (0x4B400000 << 23 is 0 mod 2^32), so the power is
+  // one shift-and-add (a LEA on CUDA). scalbnf's general range handling cost CUDA 15 instructions per call, this 3.
+  static FASTGAN_HD float scale2_biased(float x, float n) {
+    return x * float_of_bits((bits_of(n + 12582912.0f) << 23) + ((127u + 64u) << 23));
   }
 };
 
@@ -106,12 +105,13 @@ FASTGAN_HD V tan(V x) { return Ops<V>::tan(x); }
 // build, which has no FMA instruction.
 template <class V>
 FASTGAN_HD V fma(V x, V y, V z) { return Ops<V>::fma(x, y, z); }
-// round(x): the nearest integer, ties to even. scale2(x, n): x 2^n for an integer-valued n, rounded once (so into
-// the subnormals correctly), within the range its one caller needs (exp_neg; the scalar and AVX2 versions say it).
+// round(x): the nearest integer, ties to even. scale2_biased(x, n): x 2^(n + 64) for an integer-valued n, rounded
+// once (so into the subnormals correctly), float32 only, within the range its one caller needs (exp_neg; the scalar
+// version says it).
 template <class V>
 FASTGAN_HD V round(V x) { return Ops<V>::round(x); }
 template <class V>
-FASTGAN_HD V scale2(V x, V n) { return Ops<V>::scale2(x, n); }
+FASTGAN_HD V scale2_biased(V x, V n) { return Ops<V>::scale2_biased(x, n); }
 // select(mask, a, b): a where the mask holds, else b.
 template <class V>
 FASTGAN_HD V select(Mask<V> mask, V if_true, V if_false) { return Ops<V>::select(mask, if_true, if_false); }
@@ -148,20 +148,24 @@ FASTGAN_HD V horner(V x, float c, Rest... rest) { return fma(horner(x, rest...),
 // part after the exact leading terms, rounded to float32, checked as the kernels evaluate them); accuracy:
 // tests/test_softplus.py sweeps every float in ranges that cover each branch against float64.
 
-// exp(-a) for a >= 0 (NaN stays NaN), float32 only, within 0.75 ulp: Cody-Waite reduction a = n ln2 + r,
+// exp(-a) for a >= 0 (NaN stays NaN), float32 only, within 0.75 ulp: Cody-Waite reduction a = -m ln2 + r,
 // |r| <= ln2 / 2, with ln2 in two parts so that r is exact to float's precision; exp(-r) = 1 - r + r^2 (1/2 + r Q(r))
-// with the leading terms exact and Q of degree 3; then 2^-n by scale2 (exact, into the subnormals). a is clamped at
-// 104 (exp(-104) = 6.8e-46, below half float's smallest subnormal): an infinite a would otherwise give inf - inf =
-// NaN in the reduction.
+// with the leading terms exact and Q of degree 3; then times 2^m, rounded once into the subnormals: the coefficients
+// carry 2^-64 (every step of Horner's rule is then exactly 2^-64 times the unscaled one: no value comes near the
+// subnormals) and scale2_biased multiplies by 2^(m + 64), a normal float. m = round(-a / ln2) <= 0 carries the sign,
+// so no negation is spent on it (round and fma are symmetric: the bits of round(a / ln2) with the signs flipped).
+// a is clamped at 104 (exp(-104) = 6.8e-46, below half float's smallest subnormal): an infinite a would otherwise
+// give inf - inf = NaN in the reduction.
 template <class V>
 FASTGAN_HD V exp_neg(V a) {
   const V clamped = select<V>(a > V(104.0f), V(104.0f), a);
-  const V n = round(clamped * V(1.44269504088896341f));  // a / ln2, rounded
-  V r = fma(n, V(-0.693145751953125f), clamped);          // a - n ln2_hi (exact: ln2_hi has 16 bits)
-  r = fma(n, V(-1.428606765330187e-06f), r);              // - n ln2_lo
-  const V p = horner(r, 1.0f, -1.0f, 0.5f, -0.166665181517601f, 0.041666850447654724f, -0.00836889073252678f,
-                     0.0013899194309487939f);
-  return scale2(p, V(0) - n);
+  const V m = round(clamped * V(-1.44269504088896341f));  // -a / ln2, rounded
+  V r = fma(m, V(0.693145751953125f), clamped);            // a + m ln2_hi (exact: ln2_hi has 16 bits)
+  r = fma(m, V(1.428606765330187e-06f), r);                // + m ln2_lo
+  constexpr float s = 0x1p-64f;
+  const V p_scaled = horner(r, s, -s, 0.5f * s, -0.166665181517601f * s, 0.041666850447654724f * s,
+                            -0.00836889073252678f * s, 0.0013899194309487939f * s);
+  return scale2_biased(p_scaled, m);
 }
 
 // log1p(e) for e in [0, 1], float32 only, within 0.9 ulp. Above e = 1/2 it is ln 2 + log1p(d), d = (e - 1) / 2 in
@@ -171,7 +175,8 @@ FASTGAN_HD V exp_neg(V a) {
 template <class V>
 FASTGAN_HD V log1p_unit(V e) {
   const Mask<V> upper = e > V(0.5f);
-  const V a = select<V>(upper, (e - V(1.0f)) * V(0.5f), e);
+  // e / 2 - 1/2 = (e - 1) / 2, exact for e in [1/2, 1], so the FMA that CUDA contracts it into gives the same bits
+  const V a = select<V>(upper, e * V(0.5f) - V(0.5f), e);
   const V s = horner(a, -0.5f, 0.3333345651626587f, -0.25000056624412537f, 0.19990478456020355f,
                      -0.1664852648973465f, 0.14486181735992432f, -0.1315523386001587f, 0.10403130203485489f,
                      -0.044455185532569885f);

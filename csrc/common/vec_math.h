@@ -29,34 +29,22 @@ struct Ops<at::vec::Vectorized<T>> {
   static V tan(const V& x) { return x.tan(); }
   static V select(const V& mask, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, mask); }
   static V round(const V& x) { return x.round(); }  // to the nearest integer, ties to even
-  // x 2^n for integer-valued n, rounded once: AVX-512's vscalefps does exactly that, subnormals and all. AVX2 builds
-  // 2^(n / 2) twice from exponent bits, exact for |n| <= 252 when x 2^ceil(n / 2) stays normal (math.h's exp_neg:
-  // x in [0.7, 1.5], n in [-150, 0]).
-  static V scale2(const V& x, const V& n) {
+  // x 2^(n + 64) for integer-valued n, rounded once, float32 (math.h's Ops<float>::scale2_biased says the range):
+  // AVX-512's vscalefps does exactly that; AVX2 builds the normal power 2^(n + 64) from exponent bits.
+  static V scale2_biased(const V& x, const V& n) {
+    static_assert(std::is_same_v<T, float>, "scale2_biased: float32 only (exp_neg)");
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (std::is_same_v<T, float>) return _mm512_scalef_ps(x, n);
-    if constexpr (std::is_same_v<T, double>) return _mm512_scalef_pd(x, n);
+    return _mm512_scalef_ps(x, n + V(64.0f));
 #elif defined(CPU_CAPABILITY_AVX2)
-    if constexpr (std::is_same_v<T, float>) {
-      const __m256i k = _mm256_cvtps_epi32(n);
-      const __m256i half = _mm256_srai_epi32(k, 1), rest = _mm256_sub_epi32(k, half);
-      auto pow2 = [](__m256i e) {
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
-      };
-      return _mm256_mul_ps(_mm256_mul_ps(x, pow2(rest)), pow2(half));
-    }
-#endif
+    const __m256i field = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127 + 64));
+    return _mm256_mul_ps(x, _mm256_castsi256_ps(_mm256_slli_epi32(field, 23)));
+#else
     alignas(64) T xs[V::size()], ns[V::size()];
     x.store(xs);
     n.store(ns);
-    for (int i = 0; i < V::size(); ++i) {
-      if constexpr (std::is_same_v<T, float>) {
-        xs[i] = Ops<float>::scale2(xs[i], ns[i]);
-      } else {
-        xs[i] = std::scalbn(xs[i], static_cast<int>(ns[i]));
-      }
-    }
+    for (int i = 0; i < V::size(); ++i) xs[i] = Ops<float>::scale2_biased(xs[i], ns[i]);
     return V::loadu(xs);
+#endif
   }
   static V fma(const V& x, const V& y, const V& z) {
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)

@@ -26,7 +26,6 @@ namespace {
 using at::Tensor;
 
 constexpr int kThreads = 256;
-constexpr int kMaxPacksPerThread = 4;  // 16-byte loads in flight per thread and tensor
 
 // Elements per vector access: 16 bytes of float32 or float64; 4 bytes (2 elements) of float16/bfloat16, whose
 // 8- and 4-element packs made ptxas spill the backward (-Xptxas -v: 4-16 bytes; make cuda-check fails on it).
@@ -38,13 +37,21 @@ struct alignas(sizeof(S) * kPack<S>) Pack {
   S v[kPack<S>];
 };
 
+// The forward's packs per thread at most, all loaded before any arithmetic: 16-byte loads in flight per thread and
+// tensor. 8 for one tensor of 32- or 64-bit values (a chunk's block reduction, ~80 instructions, then spreads over
+// 32 float32 logits per thread, not 16); 4 for pairs (both tensors' packs are held: 8 spilled at the bound of
+// loss_forward_kernel) and for 16-bit types (their bound is 40 registers).
+template <class S, bool kPaired>
+constexpr int kMaxPacks = sizeof(S) >= 4 && !kPaired ? 8 : 4;
+
 // Every pointer is checked against 16 bytes, the widest pack, whatever the dtype.
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // The forward's partition: chunks of kThreads x kPack x packs_per_thread elements of each tensor, as a function of
 // the element count only (never of the GPU), so the bits of every sum are the same on any device. Large inputs get
-// 4 packs per thread (16 B x 4 in flight); mid sizes get 1 so that, e.g., a 64 x 30 x 30 PatchGAN map (57,600
-// logits) is 57 chunks rather than 15 blocks. The chunks are processed by a persistent grid sized from the device.
+// up to kMaxPacks packs per thread (at 4M float32 logits 8: 512 chunks, one round of an H200's 528 resident
+// blocks); mid sizes get 1 so that, e.g., a 64 x 30 x 30 PatchGAN map (57,600 logits) is 57 chunks rather than 15
+// blocks. The chunks are processed by a persistent grid sized from the device.
 struct Partition {
   int packs_per_thread;
   int64_t chunk_elems;
@@ -52,12 +59,13 @@ struct Partition {
 
   template <class S>
   static Partition of(int64_t na, int64_t nb, bool paired) {
-    constexpr int64_t kTargetChunks = 1024;
+    constexpr int64_t kTargetChunks = 512;
     const int64_t total = paired ? nb : na + nb;
     const int64_t per_pack_round = int64_t(kThreads) * kPack<S>;
     const int64_t wanted = (total + kTargetChunks * per_pack_round - 1) / (kTargetChunks * per_pack_round);
     Partition p{};
-    p.packs_per_thread = static_cast<int>(std::clamp<int64_t>(wanted, 1, kMaxPacksPerThread));
+    const int64_t max_packs = paired ? kMaxPacks<S, true> : kMaxPacks<S, false>;
+    p.packs_per_thread = static_cast<int>(std::clamp<int64_t>(wanted, 1, max_packs));
     p.chunk_elems = per_pack_round * p.packs_per_thread;
     auto chunks_of = [&](int64_t n) { return (n + p.chunk_elems - 1) / p.chunk_elems; };
     p.chunks_a = paired ? 0 : chunks_of(na);
@@ -66,82 +74,62 @@ struct Partition {
   }
 };
 
-// Pack q of x, all of whose elements lie in the tensor: no bounds checks (the chunks and backward groups that are
-// whole take these; only a tensor's last chunk or group takes the checked load_pack/store_pack).
+// Pack q of x, all of whose elements lie in the tensor, in one access of kPack<S> elements: the hot path, taken by
+// the chunks and backward groups that are whole and whose pointers are all 16-byte aligned. Everything else (a
+// tensor's last chunk or group, an unaligned view) takes the checked load_pack/store_pack: deciding that once per
+// chunk keeps both the 16-byte/scalar choice and the bounds tests out of the hot path's instructions.
 template <class S, class T>
-__device__ __forceinline__ void load_whole_pack(const S* __restrict__ x, int64_t q, bool vector, T (&v)[kPack<S>]) {
-  constexpr int N = kPack<S>;
-  if (vector) {
-    const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
+__device__ __forceinline__ void load_whole_pack(const S* __restrict__ x, int64_t q, T (&v)[kPack<S>]) {
+  const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
 #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(pack.v[e]);
-  } else {
-#pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(x[q * N + e]);
-  }
+  for (int e = 0; e < kPack<S>; ++e) v[e] = static_cast<T>(pack.v[e]);
 }
 
 template <class S, class T>
-__device__ __forceinline__ void store_whole_pack(S* __restrict__ x, int64_t q, bool vector, const T (&v)[kPack<S>]) {
-  constexpr int N = kPack<S>;
-  if (vector) {
-    Pack<S> pack;
+__device__ __forceinline__ void store_whole_pack(S* __restrict__ x, int64_t q, const T (&v)[kPack<S>]) {
+  Pack<S> pack;
 #pragma unroll
-    for (int e = 0; e < N; ++e) pack.v[e] = static_cast<S>(v[e]);
-    reinterpret_cast<Pack<S>*>(x)[q] = pack;
-  } else {
-#pragma unroll
-    for (int e = 0; e < N; ++e) x[q * N + e] = static_cast<S>(v[e]);
-  }
+  for (int e = 0; e < kPack<S>; ++e) pack.v[e] = static_cast<S>(v[e]);
+  reinterpret_cast<Pack<S>*>(x)[q] = pack;
 }
 
-// Pack q of x (elements q N .. q N + N, those below `end`) into v as T: one 16-byte load when `vector` and the pack
-// is whole, else element by element. Either way the same elements land in the same slots, so the sums do not
-// depend on the pointers' alignment.
+// Pack q of x (elements q N .. q N + N, those below `end`) into v as T, element by element, zeros past `end`: the
+// path of a tensor's last chunk or group only, so its cost does not matter, and its narrow accesses keep it apart
+// from the 16-byte hot path in the machine code (scripts/cuda_report.py counts the path with the widest accesses).
+// The same elements land in the same slots as on the whole path, so the sums do not depend on which path ran.
 template <class S, class T>
-__device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                          T (&v)[kPack<S>]) {
+__device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, T (&v)[kPack<S>]) {
   constexpr int N = kPack<S>;
-  if (vector && (q + 1) * N <= end) {
-    load_whole_pack(x, q, true, v);
-  } else {
 #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
-  }
+  for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
 }
 
 template <class S, class T>
-__device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                           const T (&v)[kPack<S>]) {
+__device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, const T (&v)[kPack<S>]) {
   constexpr int N = kPack<S>;
-  if (vector && (q + 1) * N <= end) {
-    store_whole_pack(x, q, true, v);
-  } else {
 #pragma unroll
-    for (int e = 0; e < N; ++e) {
-      if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
-    }
+  for (int e = 0; e < N; ++e) {
+    if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
   }
 }
 
-// kWhole: every element of the packs in hand lies below `end`, so the loads, stores and element tests go.
+// kWhole: every element of the packs in hand lies below `end` and every pointer is 16-byte aligned, so the
+// accesses are whole packs and the element tests go.
 template <bool kWhole, class S, class T>
-__device__ __forceinline__ void load_packs(const S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                           T (&v)[kPack<S>]) {
+__device__ __forceinline__ void load_packs(const S* __restrict__ x, int64_t q, int64_t end, T (&v)[kPack<S>]) {
   if constexpr (kWhole) {
-    load_whole_pack(x, q, vector, v);
+    load_whole_pack(x, q, v);
   } else {
-    load_pack(x, q, end, vector, v);
+    load_pack(x, q, end, v);
   }
 }
 
 template <bool kWhole, class S, class T>
-__device__ __forceinline__ void store_packs(S* __restrict__ x, int64_t q, int64_t end, bool vector,
-                                            const T (&v)[kPack<S>]) {
+__device__ __forceinline__ void store_packs(S* __restrict__ x, int64_t q, int64_t end, const T (&v)[kPack<S>]) {
   if constexpr (kWhole) {
-    store_whole_pack(x, q, vector, v);
+    store_whole_pack(x, q, v);
   } else {
-    store_pack(x, q, end, vector, v);
+    store_pack(x, q, end, v);
   }
 }
 
@@ -169,17 +157,17 @@ struct ForwardParams {
 // not depend on which path it took.
 template <TermKind K, bool kWhole, class S, class T>
 __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
-                                                 S* __restrict__ out, bool vector, int packs, T& loss_sum,
-                                                 T& score_sum) {
+                                                 S* __restrict__ out, int packs, T& loss_sum, T& score_sum) {
   constexpr int N = kPack<S>;
   const T constant = static_cast<T>(term.constant), scale = static_cast<T>(term.scale);
-  T v[kMaxPacksPerThread][N];
+  constexpr int kMax = kMaxPacks<S, false>;
+  T v[kMax][N];
 #pragma unroll
-  for (int u = 0; u < kMaxPacksPerThread; ++u) {
-    if (u < packs) load_packs<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, vector, v[u]);
+  for (int u = 0; u < kMax; ++u) {
+    if (u < packs) load_packs<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, v[u]);
   }
 #pragma unroll
-  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+  for (int u = 0; u < kMax; ++u) {
     if (u >= packs) break;
     const int64_t q = begin / N + threadIdx.x + u * kThreads;
     T losses[N];
@@ -193,7 +181,7 @@ __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_
         losses[e] = r.loss * scale;
       }
     }
-    if (out != nullptr) store_packs<kWhole>(out, q, end, vector, losses);
+    if (out != nullptr) store_packs<kWhole>(out, q, end, losses);
   }
 }
 
@@ -202,10 +190,10 @@ template <TermKind K, class S, class T>
 __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
                                                  S* __restrict__ out, bool vector, int packs, T& loss_sum,
                                                  T& score_sum) {
-  if (end - begin == int64_t(kThreads) * kPack<S> * packs) {
-    accumulate_packs<K, true>(x, begin, end, term, out, vector, packs, loss_sum, score_sum);
+  if (vector && end - begin == int64_t(kThreads) * kPack<S> * packs) {
+    accumulate_packs<K, true>(x, begin, end, term, out, packs, loss_sum, score_sum);
   } else {
-    accumulate_packs<K, false>(x, begin, end, term, out, vector, packs, loss_sum, score_sum);
+    accumulate_packs<K, false>(x, begin, end, term, out, packs, loss_sum, score_sum);
   }
 }
 
@@ -218,17 +206,18 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
   const S* __restrict__ a = p.a;
   const S* __restrict__ b = p.b;
   const int packs = p.part.packs_per_thread;
-  T va[kMaxPacksPerThread][N], vb[kMaxPacksPerThread][N];
+  constexpr int kMax = kMaxPacks<S, true>;
+  T va[kMax][N], vb[kMax][N];
 #pragma unroll
-  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+  for (int u = 0; u < kMax; ++u) {
     if (u < packs) {
       const int64_t q = begin / N + threadIdx.x + u * kThreads;
-      load_packs<kWhole>(a, q, end, p.vector_a, va[u]);
-      load_packs<kWhole>(b, q, end, p.vector_a, vb[u]);
+      load_packs<kWhole>(a, q, end, va[u]);
+      load_packs<kWhole>(b, q, end, vb[u]);
     }
   }
 #pragma unroll
-  for (int u = 0; u < kMaxPacksPerThread; ++u) {
+  for (int u = 0; u < kMax; ++u) {
     if (u >= packs) break;
     const int64_t q = begin / N + threadIdx.x + u * kThreads;
     T losses[N];
@@ -243,14 +232,14 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
         losses[e] = r.loss * scale;
       }
     }
-    if (p.per_element != nullptr) store_packs<kWhole>(p.per_element, q, end, p.vector_a, losses);
+    if (p.per_element != nullptr) store_packs<kWhole>(p.per_element, q, end, losses);
   }
 }
 
 template <TermKind K, class S, class T>
 __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
                                                       T (&sums)[4]) {
-  if (end - begin == p.part.chunk_elems) {
+  if (p.vector_a && end - begin == p.part.chunk_elems) {
     accumulate_pair_packs<K, true>(p, begin, end, sums);
   } else {
     accumulate_pair_packs<K, false>(p, begin, end, sums);
@@ -270,11 +259,11 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
 // __launch_bounds__'s minimum resident blocks per SM, read off ptxas's report (-Xptxas -v, sm_90; make cuda-check
 // prints it) as the most blocks that every instantiation fits without a spill, and no fewer than keep enough bytes
 // in flight: 16-bit types 6 blocks (at most 40 registers; they took 32-40 unbounded; 16 B of loads in flight per
-// thread and tensor, ~24 KB per SM), float32 4 (at most 64; 40-60 unbounded; 64 B per thread, ~64 KB per SM),
-// float64 2 (at most 128; 40-94 unbounded, the paired BCE the most: 3 blocks, at most 80, spilled 56 bytes). A
+// thread and tensor, ~24 KB per SM), float32 3 (at most 80; with 8 packs of one tensor the BCE on probabilities
+// spilled 4 bytes at 4 blocks' 64; 128 B per thread, ~96 KB per SM), float64 2 (at most 128; 40-94 unbounded, the paired BCE the most: 3 blocks, at most 80, spilled 56 bytes). A
 // register regression then shows as a spill, which make cuda-check fails, not as a silent loss of occupancy.
 template <class S>
-constexpr int kForwardMinBlocks = sizeof(S) == 2 ? 6 : sizeof(S) == 4 ? 4 : 2;
+constexpr int kForwardMinBlocks = sizeof(S) == 2 ? 6 : sizeof(S) == 4 ? 3 : 2;
 
 template <TermKind K, class S, bool kPaired>
 __global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_kernel(ForwardParams<S> p) {
@@ -285,17 +274,25 @@ __global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_k
     if constexpr (kPaired) {
       const int64_t begin = c * part.chunk_elems;
       accumulate_pair_chunk<K>(p, begin, std::min(p.nb, begin + part.chunk_elems), sums);
-    } else if (c < part.chunks_a) {
-      const int64_t begin = c * part.chunk_elems;
-      accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.real_term, p.per_element, p.vector_a,
-                          part.packs_per_thread, sums[0], sums[2]);
+      cuda::block_sum<kThreads>(sums);
     } else {
-      const int64_t begin = (c - part.chunks_a) * part.chunk_elems;
-      accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.fake_term,
-                          p.per_element != nullptr ? p.per_element + p.na : nullptr, p.vector_b,
-                          part.packs_per_thread, sums[1], sums[3]);
+      // A chunk holds one tensor's logits: two sums to reduce (the same tree, so the same bits), then its slots.
+      const bool in_a = c < part.chunks_a;
+      T mine[2] = {T(0), T(0)};  // loss, score
+      if (in_a) {
+        const int64_t begin = c * part.chunk_elems;
+        accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.real_term, p.per_element,
+                            p.vector_a, part.packs_per_thread, mine[0], mine[1]);
+      } else {
+        const int64_t begin = (c - part.chunks_a) * part.chunk_elems;
+        accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.fake_term,
+                            p.per_element != nullptr ? p.per_element + p.na : nullptr, p.vector_b,
+                            part.packs_per_thread, mine[0], mine[1]);
+      }
+      cuda::block_sum<kThreads>(mine);
+      (in_a ? sums[0] : sums[1]) = mine[0];  // selects, not an index: a computed index puts sums in local memory
+      (in_a ? sums[2] : sums[3]) = mine[1];
     }
-    cuda::block_sum<kThreads>(sums);
     if (part.chunks == 1) {
       if (threadIdx.x == 0) write_results(p, sums);
       return;
@@ -342,21 +339,21 @@ constexpr int64_t kGroupElems = int64_t(kThreads) * kBackwardPacks<kPaired> * kP
 // aligned like x) or the scalar g0.
 template <TermKind K, bool kWhole, class S, class T>
 __device__ __forceinline__ void backward_group(const S* __restrict__ x, const S* __restrict__ g, bool g_per_element,
-                                               T g0, T coef, T constant, S* __restrict__ out, int64_t q0, int64_t n,
-                                               bool vector) {
+                                               T g0, T coef, T constant, S* __restrict__ out, int64_t q0,
+                                               int64_t n) {
   constexpr int N = kPack<S>;
   T v[kBackwardPacks<false>][N], gv[kBackwardPacks<false>][N];
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, vector, v[u]);
+  for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, v[u]);
   if (g_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, vector, gv[u]);
+    for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, gv[u]);
   }
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<false>; ++u) {
 #pragma unroll
     for (int e = 0; e < N; ++e) v[u][e] = (g_per_element ? gv[u][e] : g0) * coef * TermFn<K>::deriv(v[u][e], constant);
-    store_packs<kWhole>(out, q0 + u * kThreads, n, vector, v[u]);
+    store_packs<kWhole>(out, q0 + u * kThreads, n, v[u]);
   }
 }
 
@@ -372,12 +369,12 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
   T va[kBackwardPacks<true>][N], vb[kBackwardPacks<true>][N], gv[kBackwardPacks<true>][N];
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<true>; ++u) {
-    load_packs<kWhole>(a, q0 + u * kThreads, p.nb, p.vector_a, va[u]);
-    load_packs<kWhole>(b, q0 + u * kThreads, p.nb, p.vector_a, vb[u]);
+    load_packs<kWhole>(a, q0 + u * kThreads, p.nb, va[u]);
+    load_packs<kWhole>(b, q0 + u * kThreads, p.nb, vb[u]);
   }
   if (p.grad_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks<true>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, p.vector_a, gv[u]);
+    for (int u = 0; u < kBackwardPacks<true>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, gv[u]);
   }
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<true>; ++u) {
@@ -388,8 +385,8 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
       va[u][e] = sign * d;
       vb[u][e] = -sign * d;
     }
-    store_packs<kWhole>(grad_a, q0 + u * kThreads, p.nb, p.vector_a, va[u]);
-    store_packs<kWhole>(grad_b, q0 + u * kThreads, p.nb, p.vector_a, vb[u]);
+    store_packs<kWhole>(grad_a, q0 + u * kThreads, p.nb, va[u]);
+    store_packs<kWhole>(grad_b, q0 + u * kThreads, p.nb, vb[u]);
   }
 }
 
@@ -412,7 +409,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<S>) loss_backward
     const int64_t groups = (p.nb + G - 1) / G;
     for (int64_t i = blockIdx.x; i < groups; i += gridDim.x) {
       const int64_t q0 = i * kThreads * U + threadIdx.x;
-      if ((i + 1) * G <= p.nb) {
+      if (p.vector_a && (i + 1) * G <= p.nb) {
         backward_pair_group<K, true>(p, g0, q0);
       } else {
         backward_pair_group<K, false>(p, g0, q0);
@@ -430,10 +427,10 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<S>) loss_backward
       const T constant = static_cast<T>(in_a ? p.real_term.constant : p.fake_term.constant);
       const bool vector = in_a ? p.vector_a : p.vector_b;
       const int64_t q0 = j * kThreads * U + threadIdx.x;
-      if ((j + 1) * G <= n) {
-        backward_group<K, true>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n, vector);
+      if (vector && (j + 1) * G <= n) {
+        backward_group<K, true>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n);
       } else {
-        backward_group<K, false>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n, vector);
+        backward_group<K, false>(x, g, p.grad_per_element, g0, coef, constant, out, q0, n);
       }
     }
   }
