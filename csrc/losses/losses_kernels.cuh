@@ -74,62 +74,38 @@ struct Partition {
   }
 };
 
-// Pack q of x, all of whose elements lie in the tensor, in one access of kPack<S> elements: the hot path, taken by
-// the chunks and backward groups that are whole and whose pointers are all 16-byte aligned. Everything else (a
-// tensor's last chunk or group, an unaligned view) takes the checked load_pack/store_pack: deciding that once per
-// chunk keeps both the 16-byte/scalar choice and the bounds tests out of the hot path's instructions.
-template <class S, class T>
-__device__ __forceinline__ void load_whole_pack(const S* __restrict__ x, int64_t q, T (&v)[kPack<S>]) {
-  const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
-#pragma unroll
-  for (int e = 0; e < kPack<S>; ++e) v[e] = static_cast<T>(pack.v[e]);
-}
-
-template <class S, class T>
-__device__ __forceinline__ void store_whole_pack(S* __restrict__ x, int64_t q, const T (&v)[kPack<S>]) {
-  Pack<S> pack;
-#pragma unroll
-  for (int e = 0; e < kPack<S>; ++e) pack.v[e] = static_cast<S>(v[e]);
-  reinterpret_cast<Pack<S>*>(x)[q] = pack;
-}
-
-// Pack q of x (elements q N .. q N + N, those below `end`) into v as T, element by element, zeros past `end`: the
-// path of a tensor's last chunk or group only, so its cost does not matter, and its narrow accesses keep it apart
-// from the 16-byte hot path in the machine code (scripts/cuda_report.py counts the path with the widest accesses).
-// The same elements land in the same slots as on the whole path, so the sums do not depend on which path ran.
-template <class S, class T>
+// Pack q of x (elements q N .. q N + N) into v as T. kWhole: the pack lies below `end` and every pointer of its
+// chunk or backward group is 16-byte aligned, so one 16-byte access and no test: the hot path. Otherwise (a tensor's
+// last chunk or group, an unaligned view) element by element, zeros past `end`. Deciding that once per chunk keeps
+// the 16-byte/scalar choice and the bounds tests out of the hot path, and the narrow accesses keep the other path
+// apart in the machine code (scripts/cuda_report.py). The same elements land in the same slots either way, so the
+// sums do not depend on which path ran.
+template <bool kWhole, class S, class T>
 __device__ __forceinline__ void load_pack(const S* __restrict__ x, int64_t q, int64_t end, T (&v)[kPack<S>]) {
   constexpr int N = kPack<S>;
+  if constexpr (kWhole) {
+    const Pack<S> pack = reinterpret_cast<const Pack<S>*>(x)[q];
 #pragma unroll
-  for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
+    for (int e = 0; e < N; ++e) v[e] = static_cast<T>(pack.v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = q * N + e < end ? static_cast<T>(x[q * N + e]) : T(0);
+  }
 }
 
-template <class S, class T>
+template <bool kWhole, class S, class T>
 __device__ __forceinline__ void store_pack(S* __restrict__ x, int64_t q, int64_t end, const T (&v)[kPack<S>]) {
   constexpr int N = kPack<S>;
+  if constexpr (kWhole) {
+    Pack<S> pack;
 #pragma unroll
-  for (int e = 0; e < N; ++e) {
-    if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
-  }
-}
-
-// kWhole: every element of the packs in hand lies below `end` and every pointer is 16-byte aligned, so the
-// accesses are whole packs and the element tests go.
-template <bool kWhole, class S, class T>
-__device__ __forceinline__ void load_packs(const S* __restrict__ x, int64_t q, int64_t end, T (&v)[kPack<S>]) {
-  if constexpr (kWhole) {
-    load_whole_pack(x, q, v);
+    for (int e = 0; e < N; ++e) pack.v[e] = static_cast<S>(v[e]);
+    reinterpret_cast<Pack<S>*>(x)[q] = pack;
   } else {
-    load_pack(x, q, end, v);
-  }
-}
-
-template <bool kWhole, class S, class T>
-__device__ __forceinline__ void store_packs(S* __restrict__ x, int64_t q, int64_t end, const T (&v)[kPack<S>]) {
-  if constexpr (kWhole) {
-    store_whole_pack(x, q, v);
-  } else {
-    store_pack(x, q, end, v);
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      if (q * N + e < end) x[q * N + e] = static_cast<S>(v[e]);
+    }
   }
 }
 
@@ -164,7 +140,7 @@ __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_
   T v[kMax][N];
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
-    if (u < packs) load_packs<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, v[u]);
+    if (u < packs) load_pack<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, v[u]);
   }
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
@@ -181,7 +157,7 @@ __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_
         losses[e] = r.loss * scale;
       }
     }
-    if (out != nullptr) store_packs<kWhole>(out, q, end, losses);
+    if (out != nullptr) store_pack<kWhole>(out, q, end, losses);
   }
 }
 
@@ -212,8 +188,8 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
   for (int u = 0; u < kMax; ++u) {
     if (u < packs) {
       const int64_t q = begin / N + threadIdx.x + u * kThreads;
-      load_packs<kWhole>(a, q, end, va[u]);
-      load_packs<kWhole>(b, q, end, vb[u]);
+      load_pack<kWhole>(a, q, end, va[u]);
+      load_pack<kWhole>(b, q, end, vb[u]);
     }
   }
 #pragma unroll
@@ -232,7 +208,7 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
         losses[e] = r.loss * scale;
       }
     }
-    if (p.per_element != nullptr) store_packs<kWhole>(p.per_element, q, end, losses);
+    if (p.per_element != nullptr) store_pack<kWhole>(p.per_element, q, end, losses);
   }
 }
 
@@ -344,16 +320,16 @@ __device__ __forceinline__ void backward_group(const S* __restrict__ x, const S*
   constexpr int N = kPack<S>;
   T v[kBackwardPacks<false>][N], gv[kBackwardPacks<false>][N];
 #pragma unroll
-  for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(x, q0 + u * kThreads, n, v[u]);
+  for (int u = 0; u < kBackwardPacks<false>; ++u) load_pack<kWhole>(x, q0 + u * kThreads, n, v[u]);
   if (g_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks<false>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, n, gv[u]);
+    for (int u = 0; u < kBackwardPacks<false>; ++u) load_pack<kWhole>(g, q0 + u * kThreads, n, gv[u]);
   }
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<false>; ++u) {
 #pragma unroll
     for (int e = 0; e < N; ++e) v[u][e] = (g_per_element ? gv[u][e] : g0) * coef * TermFn<K>::deriv(v[u][e], constant);
-    store_packs<kWhole>(out, q0 + u * kThreads, n, v[u]);
+    store_pack<kWhole>(out, q0 + u * kThreads, n, v[u]);
   }
 }
 
@@ -369,12 +345,12 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
   T va[kBackwardPacks<true>][N], vb[kBackwardPacks<true>][N], gv[kBackwardPacks<true>][N];
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<true>; ++u) {
-    load_packs<kWhole>(a, q0 + u * kThreads, p.nb, va[u]);
-    load_packs<kWhole>(b, q0 + u * kThreads, p.nb, vb[u]);
+    load_pack<kWhole>(a, q0 + u * kThreads, p.nb, va[u]);
+    load_pack<kWhole>(b, q0 + u * kThreads, p.nb, vb[u]);
   }
   if (p.grad_per_element) {
 #pragma unroll
-    for (int u = 0; u < kBackwardPacks<true>; ++u) load_packs<kWhole>(g, q0 + u * kThreads, p.nb, gv[u]);
+    for (int u = 0; u < kBackwardPacks<true>; ++u) load_pack<kWhole>(g, q0 + u * kThreads, p.nb, gv[u]);
   }
 #pragma unroll
   for (int u = 0; u < kBackwardPacks<true>; ++u) {
@@ -385,8 +361,8 @@ __device__ __forceinline__ void backward_pair_group(const BackwardParams<S>& p, 
       va[u][e] = sign * d;
       vb[u][e] = -sign * d;
     }
-    store_packs<kWhole>(grad_a, q0 + u * kThreads, p.nb, va[u]);
-    store_packs<kWhole>(grad_b, q0 + u * kThreads, p.nb, vb[u]);
+    store_pack<kWhole>(grad_a, q0 + u * kThreads, p.nb, va[u]);
+    store_pack<kWhole>(grad_b, q0 + u * kThreads, p.nb, vb[u]);
   }
 }
 
