@@ -409,16 +409,23 @@ def blocks_per_sm(registers: int, shared: int, threads: int) -> dict:
 
 
 # The issue's bandwidth target for a whole training step's loss: forward and backward of the float32 BCE on logits
-# (real and fake halves, reduced), each kernel taking the longer of its issue time and its memory time.
+# (real and fake halves, reduced: the forward is its log-sum kernel), each kernel taking the longer of its issue
+# time and its memory time.
 STEP_TARGET = {"kernels": ("loss_forward_kernel", "loss_backward_kernel"), "termkind": "BceLogits",
                "dtype": "float", "paired": False, "fraction": 0.8}
 
 
+def step_kernel(k: dict, family: str, paired: bool = STEP_TARGET["paired"]) -> bool:
+    """k is the kernel that a reduced float32 BCE-with-logits loss launches for family."""
+    return (k["family"] == family and k.get("termkind") == STEP_TARGET["termkind"]
+            and k.get("dtype") == STEP_TARGET["dtype"] and k.get("paired") == paired
+            and k.get("log_sum", False) == (family == "loss_forward_kernel"))
+
+
 def step_fraction(kernels: list[dict]) -> dict | None:
     """Memory time of the step's bytes over the time its kernels take in the model (both per element)."""
-    rows = [next((k for k in kernels if k.get("hot_loop") and k["family"] == family
-                  and k.get("termkind") == STEP_TARGET["termkind"] and k.get("dtype") == STEP_TARGET["dtype"]
-                  and k.get("paired") == STEP_TARGET["paired"]), None) for family in STEP_TARGET["kernels"]]
+    rows = [next((k for k in kernels if k.get("hot_loop") and step_kernel(k, family)), None)
+            for family in STEP_TARGET["kernels"]]
     if None in rows:
         return None
     memory = sum(k["hot_loop"]["bytes_per_element"] for k in rows) / H200["hbm_bytes_per_s"]
@@ -460,7 +467,8 @@ def describe(demangled: str, enums: dict[str, list[str]]) -> dict:
         elif a in DTYPE_BYTES:
             info["dtype"] = a
         elif a in ("true", "false"):
-            info["paired"] = a == "true"
+            # the loss kernels' bools in order: kPaired, then (the forward's) kLogSum
+            info["log_sum" if "paired" in info else "paired"] = a == "true"
     if family == "words_kernel":
         info["dtype"] = "long"
     return info
@@ -527,6 +535,8 @@ def kernel_label(k: dict) -> str:
     parts = [k.get("termkind") or k.get("dist") or k.get("kernel") or "", k.get("dtype", "")]
     if (k.get("family") or "").startswith("loss"):
         parts.append("paired" if k.get("paired") else "halves")
+        if k.get("log_sum"):
+            parts.append("log-sum")
     return " ".join(p for p in parts if p)
 
 
@@ -589,21 +599,19 @@ def markdown(report: dict) -> str:
               ". A stack frame is a spill there, or a local array elsewhere (the float64 sincos slow path). "
               "Kernels with a stack frame: " + ("; ".join(framed) or "none") + ".", ""]
     # the rows the targets are usually quoted by
-    key = [("loss_forward_kernel", "BceLogits", "float", False), ("loss_backward_kernel", "BceLogits", "float", False),
-           ("loss_forward_kernel", "BceLogits", "float", True), ("loss_backward_kernel", "BceLogits", "float", True),
-           ("fill_kernel", "Normal", "float", None), ("fill_kernel", "Uniform", "float", None),
-           ("words_kernel", None, "long", None)]
-    lines += ["## Key rows (float32; d_loss is BceLogits on two halves)", ""]
-    for family, kind, dtype, paired in key:
-        for k in hot:
-            if (k["family"] == family and k.get("dtype") == dtype
-                    and (kind is None or kind in (k.get("termkind"), k.get("dist")))
-                    and (paired is None or k.get("paired") == paired)):
-                h = k["hot_loop"]
-                lines.append(f"- {family} {kernel_label(k)}: {h['instr_per_element']:.1f} instr/element "
-                             f"({h['hot_instructions']} per trip of {h['elements_per_trip']}), {k['registers']} "
-                             f"registers, {k['occupancy']['blocks']} blocks/SM, LDL/STL on the hot path "
-                             f"{h['hot_local']}, implied H200 bandwidth fraction {h['fraction']:.2f}")
+    key = [("fill_kernel", "Normal", "float"), ("fill_kernel", "Uniform", "float"), ("words_kernel", None, "long")]
+    lines += ["## Key rows (float32; d_loss is BceLogits on two halves, reduced: the forward's log-sum kernel)", ""]
+    loss_rows = [k for paired in (False, True) for family in STEP_TARGET["kernels"] for k in hot
+                 if step_kernel(k, family, paired)]
+    other_rows = [k for family, kind, dtype in key for k in hot
+                  if k["family"] == family and k.get("dtype") == dtype
+                  and (kind is None or kind in (k.get("termkind"), k.get("dist")))]
+    for k in loss_rows + other_rows:
+        h = k["hot_loop"]
+        lines.append(f"- {k['family']} {kernel_label(k)}: {h['instr_per_element']:.1f} instr/element "
+                     f"({h['hot_instructions']} per trip of {h['elements_per_trip']}), {k['registers']} "
+                     f"registers, {k['occupancy']['blocks']} blocks/SM, LDL/STL on the hot path "
+                     f"{h['hot_local']}, implied H200 bandwidth fraction {h['fraction']:.2f}")
     lines.append("")
     # hot loops
     lines += ["## Hot loops", "",

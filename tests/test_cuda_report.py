@@ -161,10 +161,17 @@ def test_elements_per_trip_follows_unrolling_and_flags_a_mismatch():
 def test_describe_names_the_template_arguments():
     enums = {"TermKind": ["BceLogits", "BceProbs"], "Dist": ["Normal", "Uniform"]}
     name = ("void fastgan::losses::(anonymous namespace)::loss_forward_kernel<(fastgan::losses::TermKind)1, "
-            "c10::Half, true>(fastgan::losses::(anonymous namespace)::ForwardParams<c10::Half>)")
+            "c10::Half, true, false>(fastgan::losses::(anonymous namespace)::ForwardParams<c10::Half>)")
     d = cr.describe(name, enums)
-    assert (d["family"], d["termkind"], d["dtype"], d["paired"]) == ("loss_forward_kernel", "BceProbs", "c10::Half",
-                                                                     True)
+    assert (d["family"], d["termkind"], d["dtype"], d["paired"], d["log_sum"]) == (
+        "loss_forward_kernel", "BceProbs", "c10::Half", True, False)
+    assert cr.kernel_label(d) == "BceProbs c10::Half paired"
+    # the forward's second bool is kLogSum (the reduced BCE with logits), labelled and chosen for the D step
+    d = cr.describe(name.replace("TermKind)1, c10::Half, true, false", "TermKind)0, float, false, true"), enums)
+    assert (d["termkind"], d["dtype"], d["paired"], d["log_sum"]) == ("BceLogits", "float", False, True)
+    assert cr.kernel_label(d) == "BceLogits float halves log-sum"
+    assert cr.step_kernel(d, "loss_forward_kernel") and not cr.step_kernel({**d, "log_sum": False},
+                                                                           "loss_forward_kernel")
     d = cr.describe("void fastgan::sampling::(anonymous namespace)::words_kernel(long*, StreamArgs)", enums)
     assert (d["family"], d["dtype"]) == ("words_kernel", "long")
     # the enumerators come from the source's list macros

@@ -320,6 +320,27 @@ def test_extreme_logits_are_finite_and_correct(magnitude, dtype, device):
     assert torch.isfinite(x_g.grad).all()
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_reduced_bce_keeps_the_digits_of_tiny_losses(reduction, device, generator):
+    """A confident discriminator: every BCE term is exp(-|x|) ~ 1e-9 .. 3e-4, so the loss is a sum of tiny values.
+    The CUDA kernels sum a thread's run of softplus terms as log1p(prod (1 + e_i) - 1) (math::SoftplusSum), which
+    must keep their relative precision (1 + e_i in float32 would keep 2-4 of their digits), also beside terms of
+    order 1 and huge logits whose linear part has a zero weight."""
+    n = 100_003
+    real = (8 + 12 * torch.rand(n, generator=generator, dtype=torch.float64))
+    fake = -(8 + 12 * torch.rand(n, generator=generator, dtype=torch.float64))
+    real[::1000] = torch.linspace(-3, 3, len(real[::1000]), dtype=torch.float64)  # a few misclassified ones
+    real[1::997], fake[1::997] = 1e4, -1e4  # linear parts weighted 0: exactly no contribution
+    for loss in ("bce", "rpgan"):  # the BCE-with-logits families: halves and paired
+        r32, f32 = real.float().to(device), fake.float().to(device)
+        got = fastgan.fused_gan_loss(r32, f32, loss=loss, reduction=reduction)
+        want = reference.gan_loss(r32.double(), f32.double(), loss=loss, reduction=reduction)
+        per_element = reference.gan_loss(r32.double(), f32.double(), loss=loss, reduction="none")
+        check_close(got, want, torch.float32, reduced_magnitude(per_element, reduction))
+        # no absolute slack: the float32 tolerance's atol (2e-6) alone would pass a zero loss here
+        assert abs(got.double().item() - want.item()) <= 2e-5 * abs(want.item()), loss
+
+
 def test_nan_in_nan_out_and_infinite_limits(device):
     nan, inf = float("nan"), float("inf")
     for loss in fastgan.LOSSES:

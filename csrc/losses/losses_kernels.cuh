@@ -130,18 +130,21 @@ struct ForwardParams {
 // Accumulates term(x[i]) over this thread's packs of the chunk [begin, end) of x (all loads first, then the
 // arithmetic), writing the scaled per-element losses if asked. kWhole: the chunk is whole (end - begin is the
 // chunk size), so nothing is checked; the same elements are added in the same order either way, so a chunk's bits do
-// not depend on which path it took.
-template <TermKind K, bool kWhole, class S, class T>
+// not depend on which path it took. kLogSum (BCE with logits, reduced): the thread's losses are one SoftplusSum,
+// one log per thread and chunk (at most 32 logits) instead of one per logit.
+template <TermKind K, bool kLogSum, bool kWhole, class S, class T>
 __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
                                                  S* __restrict__ out, int packs, T& loss_sum, T& score_sum) {
   constexpr int N = kPack<S>;
   const T constant = static_cast<T>(term.constant), scale = static_cast<T>(term.scale);
   constexpr int kMax = kMaxPacks<S, false>;
+  static_assert(kMax * N <= math::SoftplusSum<T>::kMaxTerms);
   T v[kMax][N];
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
     if (u < packs) load_pack<kWhole>(x, begin / N + threadIdx.x + u * kThreads, end, v[u]);
   }
+  math::SoftplusSum<T> softplus_sum;
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
     if (u >= packs) break;
@@ -151,29 +154,36 @@ __device__ __forceinline__ void accumulate_packs(const S* __restrict__ x, int64_
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
       if (kWhole || q * N + e < end) {
-        const auto r = TermFn<K>::value(v[u][e], constant);
-        loss_sum += r.loss;
-        score_sum += r.score;
-        losses[e] = r.loss * scale;
+        if constexpr (kLogSum) {
+          const math::Logistic<T> l(v[u][e]);
+          softplus_sum.add(v[u][e], l.e);
+          score_sum += l.sigmoid();
+        } else {
+          const auto r = TermFn<K>::value(v[u][e], constant);
+          loss_sum += r.loss;
+          score_sum += r.score;
+          losses[e] = r.loss * scale;
+        }
       }
     }
-    if (out != nullptr) store_pack<kWhole>(out, q, end, losses);
+    if (!kLogSum && out != nullptr) store_pack<kWhole>(out, q, end, losses);
   }
+  if constexpr (kLogSum) loss_sum += softplus_sum.value(constant);
 }
 
 // The chunks of a tensor are whole but its last: one test per chunk instead of one per element and pack.
-template <TermKind K, class S, class T>
+template <TermKind K, bool kLogSum, class S, class T>
 __device__ __forceinline__ void accumulate_chunk(const S* __restrict__ x, int64_t begin, int64_t end, Term term,
                                                  S* __restrict__ out, bool vector, int packs, T& loss_sum,
                                                  T& score_sum) {
   if (vector && end - begin == int64_t(kThreads) * kPack<S> * packs) {
-    accumulate_packs<K, true>(x, begin, end, term, out, packs, loss_sum, score_sum);
+    accumulate_packs<K, kLogSum, true>(x, begin, end, term, out, packs, loss_sum, score_sum);
   } else {
-    accumulate_packs<K, false>(x, begin, end, term, out, packs, loss_sum, score_sum);
+    accumulate_packs<K, kLogSum, false>(x, begin, end, term, out, packs, loss_sum, score_sum);
   }
 }
 
-template <TermKind K, bool kWhole, class S, class T>
+template <TermKind K, bool kLogSum, bool kWhole, class S, class T>
 __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p, int64_t begin, int64_t end,
                                                       T (&sums)[4]) {
   constexpr int N = kPack<S>;
@@ -183,6 +193,7 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
   const S* __restrict__ b = p.b;
   const int packs = p.part.packs_per_thread;
   constexpr int kMax = kMaxPacks<S, true>;
+  static_assert(kMax * N <= math::SoftplusSum<T>::kMaxTerms);
   T va[kMax][N], vb[kMax][N];
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
@@ -192,6 +203,7 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
       load_pack<kWhole>(b, q, end, vb[u]);
     }
   }
+  math::SoftplusSum<T> softplus_sum;
 #pragma unroll
   for (int u = 0; u < kMax; ++u) {
     if (u >= packs) break;
@@ -201,24 +213,30 @@ __device__ __forceinline__ void accumulate_pair_packs(const ForwardParams<S>& p,
     for (int e = 0; e < N; ++e) {
       losses[e] = T(0);
       if (kWhole || q * N + e < end) {
-        const auto r = TermFn<K>::value(sign * (va[u][e] - vb[u][e]), constant);
-        sums[0] += r.loss;
+        const T z = sign * (va[u][e] - vb[u][e]);
+        if constexpr (kLogSum) {
+          softplus_sum.add(z, math::Logistic<T>::exp_of_minus(math::abs(z)));
+        } else {
+          const T loss = TermFn<K>::value(z, constant).loss;
+          sums[0] += loss;
+          losses[e] = loss * scale;
+        }
         sums[2] += TermFn<K>::score(va[u][e]);
         sums[3] += TermFn<K>::score(vb[u][e]);
-        losses[e] = r.loss * scale;
       }
     }
-    if (p.per_element != nullptr) store_pack<kWhole>(p.per_element, q, end, losses);
+    if (!kLogSum && p.per_element != nullptr) store_pack<kWhole>(p.per_element, q, end, losses);
   }
+  if constexpr (kLogSum) sums[0] += softplus_sum.value(constant);
 }
 
-template <TermKind K, class S, class T>
+template <TermKind K, bool kLogSum, class S, class T>
 __device__ __forceinline__ void accumulate_pair_chunk(const ForwardParams<S>& p, int64_t begin, int64_t end,
                                                       T (&sums)[4]) {
   if (p.vector_a && end - begin == p.part.chunk_elems) {
-    accumulate_pair_packs<K, true>(p, begin, end, sums);
+    accumulate_pair_packs<K, kLogSum, true>(p, begin, end, sums);
   } else {
-    accumulate_pair_packs<K, false>(p, begin, end, sums);
+    accumulate_pair_packs<K, kLogSum, false>(p, begin, end, sums);
   }
 }
 
@@ -241,15 +259,17 @@ __device__ __forceinline__ void write_results(const ForwardParams<S>& p, const T
 template <class S>
 constexpr int kForwardMinBlocks = sizeof(S) == 2 ? 6 : sizeof(S) == 4 ? 3 : 2;
 
-template <TermKind K, class S, bool kPaired>
+// kLogSum: BCE with logits reduced (mean or sum), its losses summed through math::SoftplusSum (accumulate_packs).
+template <TermKind K, class S, bool kPaired, bool kLogSum>
 __global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_kernel(ForwardParams<S> p) {
+  static_assert(!kLogSum || K == TermKind::BceLogits);
   using T = Acc<S>;
   const Partition& part = p.part;
   for (int64_t c = blockIdx.x; c < part.chunks; c += gridDim.x) {
     T sums[4] = {T(0), T(0), T(0), T(0)};  // loss a, loss b, score a, score b
     if constexpr (kPaired) {
       const int64_t begin = c * part.chunk_elems;
-      accumulate_pair_chunk<K>(p, begin, std::min(p.nb, begin + part.chunk_elems), sums);
+      accumulate_pair_chunk<K, kLogSum>(p, begin, std::min(p.nb, begin + part.chunk_elems), sums);
       cuda::block_sum<kThreads>(sums);
     } else {
       // A chunk holds one tensor's logits: two sums to reduce (the same tree, so the same bits), then its slots.
@@ -257,11 +277,11 @@ __global__ void __launch_bounds__(kThreads, kForwardMinBlocks<S>) loss_forward_k
       T mine[2] = {T(0), T(0)};  // loss, score
       if (in_a) {
         const int64_t begin = c * part.chunk_elems;
-        accumulate_chunk<K>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.real_term, p.per_element,
+        accumulate_chunk<K, kLogSum>(p.a, begin, std::min(p.na, begin + part.chunk_elems), p.real_term, p.per_element,
                             p.vector_a, part.packs_per_thread, mine[0], mine[1]);
       } else {
         const int64_t begin = (c - part.chunks_a) * part.chunk_elems;
-        accumulate_chunk<K>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.fake_term,
+        accumulate_chunk<K, kLogSum>(p.b, begin, std::min(p.nb, begin + part.chunk_elems), p.fake_term,
                             p.per_element != nullptr ? p.per_element + p.na : nullptr, p.vector_b,
                             part.packs_per_thread, mine[0], mine[1]);
       }
@@ -466,10 +486,21 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     }
     dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
+      // Only the reduced BCE with logits has a log-sum kernel; per-element losses need each softplus anyway.
+      if constexpr (K == TermKind::BceLogits) {
+        if (per_element == nullptr) {
+          if (paired) {
+            launch_forward<R, loss_forward_kernel<K, S, true, true>>(p, stream);
+          } else {
+            launch_forward<R, loss_forward_kernel<K, S, false, true>>(p, stream);
+          }
+          return;
+        }
+      }
       if (paired) {
-        launch_forward<R, loss_forward_kernel<K, S, true>>(p, stream);
+        launch_forward<R, loss_forward_kernel<K, S, true, false>>(p, stream);
       } else {
-        launch_forward<R, loss_forward_kernel<K, S, false>>(p, stream);
+        launch_forward<R, loss_forward_kernel<K, S, false, false>>(p, stream);
       }
     });
   });
