@@ -128,6 +128,10 @@ FASTGAN_HD V exp_flush_subnormal(V x) {
 template <class V>
 FASTGAN_HD V relu(V x) { return select<V>(x < V(0), V(0), x); }
 
+// w x, but 0 where the weight w is 0, even for an infinite x (a zero-weighted term's limit; 0 * inf is NaN).
+template <class V>
+FASTGAN_HD V weighted(V w, V x) { return select<V>(w == V(0), V(0), w * x); }
+
 // max(x, lo) that keeps NaN.
 template <class V>
 FASTGAN_HD V clamp_min(V x, V lo) { return select<V>(x < lo, lo, x); }
@@ -245,7 +249,7 @@ struct Logistic {
   // gives 0 even for an infinite x (the limit; 0 * inf would be NaN, which is what aten's BCE returns there).
   FASTGAN_HD V softplus_minus(V x, V t) const {
     const V coef = select<V>(positive, V(1) - t, V(0) - t);
-    return select<V>(coef == V(0), V(0), coef * x) + log1p_e();
+    return weighted(coef, x) + log1p_e();
   }
 };
 
@@ -272,9 +276,7 @@ struct SoftplusSum {
   }
 
   FASTGAN_HD V value(V t) const {
-    const V w_above = V(1) - t, w_below = V(0) - t;
-    return select<V>(w_above == V(0), V(0), w_above * above) + select<V>(w_below == V(0), V(0), w_below * below) +
-           log1p(excess);
+    return weighted(V(1) - t, above) + weighted(V(0) - t, below) + log1p(excess);
   }
 };
 

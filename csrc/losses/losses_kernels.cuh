@@ -486,22 +486,19 @@ void forward(const LossSpec& spec, const Tensor& a, const Tensor& b, Tensor& los
     }
     dispatch_enum(spec.kind, [&](auto kind) {
       constexpr TermKind K = decltype(kind)::value;
+      auto launch = [&](auto log_sum) {
+        constexpr bool kLogSum = decltype(log_sum)::value;
+        if (paired) {
+          launch_forward<R, loss_forward_kernel<K, S, true, kLogSum>>(p, stream);
+        } else {
+          launch_forward<R, loss_forward_kernel<K, S, false, kLogSum>>(p, stream);
+        }
+      };
       // Only the reduced BCE with logits has a log-sum kernel; per-element losses need each softplus anyway.
       if constexpr (K == TermKind::BceLogits) {
-        if (per_element == nullptr) {
-          if (paired) {
-            launch_forward<R, loss_forward_kernel<K, S, true, true>>(p, stream);
-          } else {
-            launch_forward<R, loss_forward_kernel<K, S, false, true>>(p, stream);
-          }
-          return;
-        }
+        if (per_element == nullptr) return launch(std::true_type{});
       }
-      if (paired) {
-        launch_forward<R, loss_forward_kernel<K, S, true, false>>(p, stream);
-      } else {
-        launch_forward<R, loss_forward_kernel<K, S, false, false>>(p, stream);
-      }
+      launch(std::false_type{});
     });
   });
 }
